@@ -1,0 +1,2 @@
+//! certgate command line (being built).
+fn main() {}
