@@ -1,2 +1,64 @@
-//! certgate command line (being built).
-fn main() {}
+//! The `certgate` command line.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use certgate::config::{Config, ServeFlags};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "certgate",
+    version,
+    about = "An ACME server (RFC 8555) in front of Vault PKI, with an embedded CA"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the ACME server. With no options: embedded CA and SQLite in
+    /// ./certgate-data, HTTPS on 127.0.0.1:8443.
+    Serve(ServeFlags),
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn serve(flags: ServeFlags) -> anyhow::Result<()> {
+    let config = Config::load(flags).context("configuration")?;
+    let server = certgate::server::start(config)
+        .await
+        .context("starting certgate")?;
+    let stop = server.shutdown_handle();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("stopping: finishing open requests");
+        stop.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    server.wait().await.context("serving")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(flags) => serve(flags).await,
+    }
+}

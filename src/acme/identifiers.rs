@@ -1,0 +1,198 @@
+//! Which identifiers an order may name, written the one way we store them.
+
+use super::problem::{Problem, ProblemType, Subproblem};
+use super::types::Identifier;
+
+/// Most identifiers in one order; more is a mistake or an attack.
+pub const MAX_IDENTIFIERS: usize = 100;
+
+/// A DNS identifier after checking: lower-case, without a wildcard label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsName {
+    /// The name as ordered, e.g. `*.lab.example` or `nas.lab.example`.
+    pub ordered: String,
+    /// The name to validate: `lab.example` for `*.lab.example`.
+    pub base: String,
+    pub wildcard: bool,
+}
+
+/// Why a DNS name is not acceptable, or `None` when it is a valid host name.
+fn hostname_error(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        return Some("is empty");
+    }
+    if name.len() > 253 {
+        return Some("is longer than 253 characters");
+    }
+    if name.ends_with('.') {
+        return Some("ends with a dot");
+    }
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return Some("is an IP address; use an identifier of type ip");
+    }
+    for label in name.split('.') {
+        if label.is_empty() {
+            return Some("has an empty label");
+        }
+        if label.len() > 63 {
+            return Some("has a label longer than 63 characters");
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Some("has characters other than letters, digits, '-' and '.'");
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Some("has a label that starts or ends with '-'");
+        }
+    }
+    if name
+        .rsplit('.')
+        .next()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Some("ends in an all-numeric label");
+    }
+    None
+}
+
+/// Checks one DNS identifier value.
+pub fn parse_dns(value: &str) -> Result<DnsName, String> {
+    let ordered = value.to_ascii_lowercase();
+    let (base, wildcard) = match ordered.strip_prefix("*.") {
+        Some(rest) => (rest.to_owned(), true),
+        None => (ordered.clone(), false),
+    };
+    if base.contains('*') {
+        return Err(format!(
+            "{value:?}: a wildcard must be the whole leftmost label, as in *.example.test"
+        ));
+    }
+    if let Some(why) = hostname_error(&base) {
+        return Err(format!("{value:?} {why}"));
+    }
+    Ok(DnsName {
+        ordered,
+        base,
+        wildcard,
+    })
+}
+
+/// Checks and normalises the identifiers of a newOrder: at least one, at
+/// most [`MAX_IDENTIFIERS`], duplicates (ignoring case) merged. All problems
+/// are reported at once, one subproblem per identifier (RFC 8555 §6.7.1).
+pub fn check_order_identifiers(identifiers: &[Identifier]) -> Result<Vec<DnsName>, Problem> {
+    if identifiers.is_empty() {
+        return Err(Problem::malformed("an order needs at least one identifier"));
+    }
+    if identifiers.len() > MAX_IDENTIFIERS {
+        return Err(Problem::new(
+            ProblemType::RejectedIdentifier,
+            format!("an order may have at most {MAX_IDENTIFIERS} identifiers"),
+        ));
+    }
+    let mut names: Vec<DnsName> = Vec::new();
+    let mut subproblems = Vec::new();
+    for identifier in identifiers {
+        let outcome = match identifier.kind.as_str() {
+            "dns" => parse_dns(&identifier.value).map_err(|e| (ProblemType::RejectedIdentifier, e)),
+            other => Err((
+                ProblemType::UnsupportedIdentifier,
+                format!("identifier type {other:?} is not supported; use dns"),
+            )),
+        };
+        match outcome {
+            Ok(name) if names.iter().any(|n| n.ordered == name.ordered) => {}
+            Ok(name) => names.push(name),
+            Err((kind, detail)) => subproblems.push(Subproblem {
+                kind,
+                detail,
+                identifier: identifier.clone(),
+            }),
+        }
+    }
+    match subproblems.len() {
+        0 => Ok(names),
+        1 => {
+            let only = subproblems.remove(0);
+            Err(Problem::new(only.kind, only.detail.clone()).with_subproblems(vec![only]))
+        }
+        n => Err(Problem::new(
+            ProblemType::RejectedIdentifier,
+            format!("{n} identifiers cannot be issued for"),
+        )
+        .with_subproblems(subproblems)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_host_names_and_leftmost_wildcards() {
+        for (value, base, wildcard) in [
+            ("nas.lab.example", "nas.lab.example", false),
+            ("NAS.Lab.Example", "nas.lab.example", false),
+            ("*.home.test", "home.test", true),
+            ("localhost", "localhost", false),
+            ("xn--bcher-kva.example", "xn--bcher-kva.example", false),
+        ] {
+            let name = parse_dns(value).unwrap();
+            assert_eq!(
+                (name.base.as_str(), name.wildcard),
+                (base, wildcard),
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_malformed_names() {
+        for value in [
+            "",
+            "a..b",
+            "-a.test",
+            "a-.test",
+            "a_b.test",
+            "*.*.test",
+            "a.*.test",
+            "*",
+            "*.",
+            "x.test.",
+            "127.0.0.1",
+            "a.123",
+            "ünicode.test",
+        ] {
+            assert!(parse_dns(value).is_err(), "{value:?} accepted");
+        }
+        assert!(parse_dns(&format!("{}.test", "a".repeat(64))).is_err());
+    }
+
+    #[test]
+    fn merges_duplicates_and_reports_every_bad_identifier() {
+        let ids = [
+            Identifier::dns("a.test"),
+            Identifier::dns("A.TEST"),
+            Identifier::dns("b.test"),
+        ];
+        assert_eq!(check_order_identifiers(&ids).unwrap().len(), 2);
+
+        let bad = [
+            Identifier::dns("ok.test"),
+            Identifier::dns("bad_name.test"),
+            Identifier {
+                kind: "email".into(),
+                value: "a@b.test".into(),
+            },
+        ];
+        let problem = check_order_identifiers(&bad).unwrap_err();
+        assert_eq!(problem.kind, ProblemType::RejectedIdentifier);
+        assert_eq!(problem.subproblems.len(), 2);
+        assert_eq!(
+            problem.subproblems[1].kind,
+            ProblemType::UnsupportedIdentifier
+        );
+    }
+}

@@ -1,0 +1,64 @@
+//! The ACME wire protocol (RFC 8555): JWS requests, nonces, problem
+//! documents, resource views and the HTTP routes that serve them.
+
+pub mod csr;
+pub mod identifiers;
+pub mod jwk;
+pub mod jws;
+pub mod nonce;
+pub mod problem;
+pub mod request;
+pub mod response;
+pub mod routes;
+pub mod status;
+pub mod types;
+pub mod urls;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::issuer::Issuer;
+use crate::store::Store;
+use crate::validate::Validator;
+
+/// How long resources live and how long requests wait for background work.
+#[derive(Debug, Clone)]
+pub struct Lifetimes {
+    /// Certificates issued through the default profile.
+    pub certificate: Duration,
+    /// Pending orders and authorizations.
+    pub pending: Duration,
+    /// An authorization after it became valid.
+    pub valid_authorization: Duration,
+    /// How long a challenge POST waits for validation to finish before
+    /// answering `processing`; finalize waits as long for issuance.
+    pub answer_wait: Duration,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        Self {
+            certificate: Duration::from_secs(90 * 86_400),
+            pending: Duration::from_secs(7 * 86_400),
+            valid_authorization: Duration::from_secs(30 * 86_400),
+            answer_wait: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Everything the handlers share; cheap to clone.
+#[derive(Clone)]
+pub struct AcmeState {
+    pub store: Store,
+    pub nonces: Arc<nonce::NonceStore>,
+    pub issuer: Arc<dyn Issuer>,
+    pub validator: Arc<Validator>,
+    pub clock: Arc<dyn Clock>,
+    pub lifetimes: Lifetimes,
+    /// Fixed public base URL (`https://acme.example:8443`); when `None` it is
+    /// taken from each request's Host header.
+    pub external_url: Option<String>,
+    /// The embedded root, served at `/ca/root.pem`.
+    pub root_pem: Arc<str>,
+}

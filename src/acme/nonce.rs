@@ -1,0 +1,148 @@
+//! Anti-replay nonces (RFC 8555 §6.5).
+//!
+//! A nonce is 128 random bits, valid once, for [`NonceStore::lifetime`].
+//! Real clients give up after one or two `badNonce` answers, so a nonce we
+//! handed out is never dropped early except when the store is full — and the
+//! capacity is far above what a fleet of clients holds at once.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+
+type NonceBytes = [u8; 16];
+
+#[derive(Debug)]
+pub struct NonceStore {
+    lifetime: Duration,
+    capacity: usize,
+    inner: Mutex<Issued>,
+}
+
+#[derive(Debug, Default)]
+struct Issued {
+    /// Outstanding nonces and when each was issued.
+    live: HashMap<NonceBytes, Instant>,
+    /// Issue order, for expiring the oldest first. May hold nonces already
+    /// consumed; they are skipped when reached.
+    order: VecDeque<(NonceBytes, Instant)>,
+}
+
+impl NonceStore {
+    /// Default lifetime: comfortably above the hour RFC-following clients
+    /// (and slow operators) may hold one.
+    pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(2 * 3600);
+    /// About 100 MB at most; enough for a million clients mid-request.
+    pub const DEFAULT_CAPACITY: usize = 1_000_000;
+
+    pub fn new(lifetime: Duration, capacity: usize) -> Self {
+        Self {
+            lifetime,
+            capacity,
+            inner: Mutex::new(Issued::default()),
+        }
+    }
+
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
+    /// Issues a fresh nonce.
+    pub fn issue(&self) -> String {
+        let mut bytes = NonceBytes::default();
+        rand::thread_rng().fill_bytes(&mut bytes);
+        let now = Instant::now();
+        let mut issued = self.inner.lock().expect("nonce store lock");
+        issued.prune(now, self.lifetime, self.capacity.saturating_sub(1));
+        issued.live.insert(bytes, now);
+        issued.order.push_back((bytes, now));
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// Consumes `nonce`: true exactly once for a nonce we issued that has not
+    /// expired.
+    pub fn consume(&self, nonce: &str) -> bool {
+        let Some(bytes) = URL_SAFE_NO_PAD
+            .decode(nonce)
+            .ok()
+            .and_then(|v| NonceBytes::try_from(v).ok())
+        else {
+            return false;
+        };
+        let now = Instant::now();
+        let mut issued = self.inner.lock().expect("nonce store lock");
+        match issued.live.remove(&bytes) {
+            Some(at) => now.duration_since(at) < self.lifetime,
+            None => false,
+        }
+    }
+}
+
+impl Issued {
+    /// Drops expired nonces, then the oldest ones until at most `keep` remain.
+    fn prune(&mut self, now: Instant, lifetime: Duration, keep: usize) {
+        while let Some(&(bytes, at)) = self.order.front() {
+            let expired = now.duration_since(at) >= lifetime;
+            if !expired && self.order.len() <= keep {
+                break;
+            }
+            self.order.pop_front();
+            if self.live.get(&bytes) == Some(&at) {
+                self.live.remove(&bytes);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nonce_is_accepted_exactly_once() {
+        let store = NonceStore::new(NonceStore::DEFAULT_LIFETIME, 10);
+        let n = store.issue();
+        assert!(store.consume(&n));
+        assert!(!store.consume(&n));
+    }
+
+    #[test]
+    fn unknown_and_garbage_nonces_are_refused() {
+        let store = NonceStore::new(NonceStore::DEFAULT_LIFETIME, 10);
+        assert!(!store.consume("AAAAAAAAAAAAAAAAAAAAAA"));
+        assert!(!store.consume("not base64 !"));
+        assert!(!store.consume(""));
+    }
+
+    #[test]
+    fn an_expired_nonce_is_refused() {
+        let store = NonceStore::new(Duration::ZERO, 10);
+        let n = store.issue();
+        assert!(!store.consume(&n));
+    }
+
+    #[test]
+    fn capacity_drops_the_oldest_first_and_keeps_the_newest() {
+        let store = NonceStore::new(NonceStore::DEFAULT_LIFETIME, 3);
+        let nonces: Vec<String> = (0..5).map(|_| store.issue()).collect();
+        assert!(!store.consume(&nonces[0]));
+        assert!(!store.consume(&nonces[1]));
+        for n in &nonces[2..] {
+            assert!(store.consume(n), "recent nonce refused");
+        }
+    }
+
+    #[test]
+    fn consumed_nonces_do_not_count_against_capacity_forever() {
+        let store = NonceStore::new(NonceStore::DEFAULT_LIFETIME, 4);
+        for _ in 0..100 {
+            let n = store.issue();
+            assert!(store.consume(&n));
+        }
+        let inner = store.inner.lock().unwrap();
+        assert!(inner.order.len() <= 4 && inner.live.is_empty());
+    }
+}

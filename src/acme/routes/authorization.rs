@@ -1,0 +1,65 @@
+//! The authorization resource: POST-as-GET and deactivation (RFC 8555 §7.5).
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+
+use super::views;
+use crate::acme::problem::Problem;
+use crate::acme::request::SignedRequest;
+use crate::acme::response::Json;
+use crate::acme::status::AuthorizationStatus;
+use crate::acme::types::AuthorizationUpdateRequest;
+use crate::acme::AcmeState;
+use crate::store::Authorization;
+
+/// Loads an authorization that belongs to the signing account.
+pub async fn owned_authorization(
+    state: &AcmeState,
+    request: &SignedRequest,
+    id: &str,
+) -> Result<Authorization, Problem> {
+    let account = request.account()?;
+    let authz = state
+        .store
+        .authorization(id)
+        .await?
+        .ok_or_else(|| Problem::not_found("authorization"))?;
+    if authz.account_id != account.id {
+        return Err(Problem::unauthorized(
+            "this authorization belongs to another account",
+        ));
+    }
+    Ok(authz)
+}
+
+pub async fn authorization(
+    State(state): State<AcmeState>,
+    Path(id): Path<String>,
+    request: SignedRequest,
+) -> Result<Response, Problem> {
+    let mut authz = owned_authorization(&state, &request, &id).await?;
+    if !request.payload.is_empty() {
+        let update: AuthorizationUpdateRequest = request.json()?;
+        if update.status != "deactivated" {
+            return Err(Problem::malformed(format!(
+                "an authorization's status can only be set to \"deactivated\", not {:?}",
+                update.status
+            )));
+        }
+        let now = state.clock.now();
+        if !state.store.deactivate_authorization(&id, now).await? {
+            return Err(Problem::malformed(format!(
+                "only pending or valid authorizations can be deactivated; this one is {}",
+                authz.effective_status(now)
+            )));
+        }
+        authz = state
+            .store
+            .authorization(&id)
+            .await?
+            .ok_or_else(|| Problem::not_found("authorization"))?;
+    }
+    let view = views::authorization(&request.urls, &authz, state.clock.now());
+    let pending = view.status == AuthorizationStatus::Pending;
+    Ok(Json::ok(view).retry_after_if(pending).into_response())
+}

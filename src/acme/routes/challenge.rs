@@ -1,0 +1,71 @@
+//! The challenge resource: a POST of `{}` asks the server to validate
+//! (RFC 8555 §7.5.1); POST-as-GET reads it.
+
+use axum::extract::{Path, State};
+use axum::http::header::LINK;
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+
+use super::authorization::owned_authorization;
+use super::views;
+use crate::acme::problem::Problem;
+use crate::acme::request::SignedRequest;
+use crate::acme::response::Json;
+use crate::acme::status::ChallengeStatus;
+use crate::acme::AcmeState;
+use crate::validate;
+
+pub async fn challenge(
+    State(state): State<AcmeState>,
+    Path(id): Path<String>,
+    request: SignedRequest,
+) -> Result<Response, Problem> {
+    let challenge = state
+        .store
+        .challenge(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found("challenge"))?;
+    let authz = owned_authorization(&state, &request, &challenge.authorization_id).await?;
+
+    let challenge = if request.payload.is_empty() {
+        challenge
+    } else {
+        // RFC 8555 §7.5.1: the payload is an empty JSON object; anything else
+        // a client sends is ignored rather than refused, as clients differ.
+        let _: serde_json::Value = request.json()?;
+        if state.store.start_challenge(&id, state.clock.now()).await? {
+            let task = tokio::spawn(validate::run(
+                state.store.clone(),
+                state.validator.clone(),
+                state.clock.clone(),
+                state.lifetimes.valid_authorization,
+                id.clone(),
+            ));
+            // Answer with the result when validation is quick (saving the
+            // client a poll); otherwise answer `processing` and let it poll.
+            let _ = tokio::time::timeout(state.lifetimes.answer_wait, task).await;
+        } else if challenge.status == ChallengeStatus::Pending {
+            return Err(Problem::malformed(format!(
+                "this challenge cannot be started: its authorization is {}",
+                authz.effective_status(state.clock.now())
+            )));
+        }
+        state
+            .store
+            .challenge(&id)
+            .await?
+            .ok_or_else(|| Problem::not_found("challenge"))?
+    };
+
+    let view = views::challenge(&request.urls, &challenge);
+    let working = matches!(
+        view.status,
+        ChallengeStatus::Pending | ChallengeStatus::Processing
+    );
+    let mut response = Json::ok(view).retry_after_if(working).into_response();
+    let up = format!("<{}>;rel=\"up\"", request.urls.authorization(&authz.id));
+    if let Ok(value) = HeaderValue::from_str(&up) {
+        response.headers_mut().append(LINK, value);
+    }
+    Ok(response)
+}

@@ -1,0 +1,61 @@
+//! Finalize (RFC 8555 §7.4): check the CSR, then issue exactly once.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+
+use super::order::{order_response, owned_order};
+use crate::acme::csr;
+use crate::acme::jwk::PublicJwk;
+use crate::acme::problem::{Problem, ProblemType};
+use crate::acme::request::SignedRequest;
+use crate::acme::status::OrderStatus;
+use crate::acme::types::FinalizeRequest;
+use crate::acme::AcmeState;
+use crate::issuance;
+
+fn not_ready(status: OrderStatus) -> Problem {
+    Problem::new(
+        ProblemType::OrderNotReady,
+        format!("order is {status}; only a ready order can be finalized"),
+    )
+}
+
+pub async fn finalize(
+    State(state): State<AcmeState>,
+    Path(id): Path<String>,
+    request: SignedRequest,
+) -> Result<Response, Problem> {
+    let order = owned_order(&state, &request, &id).await?;
+    let now = state.clock.now();
+    let status = order.effective_status(now);
+    if status != OrderStatus::Ready {
+        return Err(not_ready(status));
+    }
+    let body: FinalizeRequest = request.json()?;
+    let account_key = PublicJwk::parse(&request.account()?.jwk)
+        .map_err(|e| Problem::internal("stored account key does not parse", &e))?;
+    let order_names: Vec<String> = order.identifiers.iter().map(|i| i.value.clone()).collect();
+    let accepted = csr::check(&body.csr, &order_names, &account_key)?;
+
+    // Only one finalize can move the order from ready to processing; a
+    // concurrent one sees the order already processing and is refused.
+    if !state.store.begin_finalize(&id, &accepted.der, now).await? {
+        let current = state
+            .store
+            .order(&id)
+            .await?
+            .map_or(OrderStatus::Invalid, |o| o.effective_status(now));
+        return Err(not_ready(current));
+    }
+    let task = tokio::spawn(issuance::run(
+        state.store.clone(),
+        state.issuer.clone(),
+        state.clock.clone(),
+        state.lifetimes.certificate,
+        id.clone(),
+    ));
+    let _ = tokio::time::timeout(state.lifetimes.answer_wait, task).await;
+
+    let order = owned_order(&state, &request, &id).await?;
+    Ok(order_response(&state, &request, &order))
+}

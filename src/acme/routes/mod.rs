@@ -1,0 +1,90 @@
+//! The HTTP routes of the ACME server, one file per RFC 8555 resource.
+
+mod account;
+mod authorization;
+mod certificate;
+mod challenge;
+mod directory;
+mod finalize;
+mod order;
+mod views;
+
+use axum::extract::{Request, State};
+use axum::http::header::{HeaderName, LINK};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use super::problem::Problem;
+use super::urls::Urls;
+use super::AcmeState;
+use crate::store::StoreError;
+
+pub const REPLAY_NONCE: HeaderName = HeaderName::from_static("replay-nonce");
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Self {
+        Problem::internal("database error", &e)
+    }
+}
+
+/// The `/acme` routes, with the headers every ACME response carries.
+pub fn router(state: AcmeState) -> Router {
+    let acme = Router::new()
+        .route("/directory", get(directory::directory))
+        .route(
+            "/new-nonce",
+            get(directory::new_nonce_get).head(directory::new_nonce_head),
+        )
+        .route("/new-account", post(account::new_account))
+        .route("/acct/{id}", post(account::account))
+        .route("/acct/{id}/orders", post(account::orders))
+        .route("/new-order", post(order::new_order))
+        .route("/order/{id}", post(order::order))
+        .route("/order/{id}/finalize", post(finalize::finalize))
+        .route("/authz/{id}", post(authorization::authorization))
+        .route("/chall/{id}", post(challenge::challenge))
+        .route("/cert/{id}", post(certificate::certificate))
+        .route("/revoke-cert", post(not_implemented))
+        .route("/key-change", post(not_implemented))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), acme_headers))
+        .with_state(state);
+    Router::new().nest("/acme", acme)
+}
+
+/// RFC 8555 §6.5 and §7.1: a fresh nonce and a link to the directory on
+/// every response, errors included (a `badNonce` must carry a nonce).
+async fn acme_headers(State(state): State<AcmeState>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let urls = Urls::for_request(&state, &parts).ok();
+    let mut response = next.run(Request::from_parts(parts, body)).await;
+    let headers = response.headers_mut();
+    if let Ok(nonce) = HeaderValue::from_str(&state.nonces.issue()) {
+        headers.insert(REPLAY_NONCE, nonce);
+    }
+    if let Some(link) =
+        urls.and_then(|u| HeaderValue::from_str(&format!("<{}>;rel=\"index\"", u.directory())).ok())
+    {
+        headers.append(LINK, link);
+    }
+    response
+}
+
+async fn not_found() -> Problem {
+    Problem::not_found("resource")
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::malformed("method not allowed; ACME resources are read with POST-as-GET")
+        .with_status(StatusCode::METHOD_NOT_ALLOWED)
+}
+
+async fn not_implemented() -> Response {
+    Problem::malformed("this server does not implement this resource yet")
+        .with_status(StatusCode::NOT_IMPLEMENTED)
+        .into_response()
+}

@@ -1,0 +1,111 @@
+//! newOrder and the order resource (RFC 8555 §7.4).
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+
+use super::views;
+use crate::acme::identifiers::check_order_identifiers;
+use crate::acme::problem::Problem;
+use crate::acme::request::SignedRequest;
+use crate::acme::response::Json;
+use crate::acme::status::OrderStatus;
+use crate::acme::types::{Identifier, NewOrderRequest};
+use crate::acme::AcmeState;
+use crate::ids;
+use crate::store::{NewAuthorization, NewChallenge, NewOrder, Order};
+use crate::validate::ChallengeKind;
+
+/// The profile orders use until profiles are configurable.
+pub const DEFAULT_PROFILE: &str = "default";
+
+pub async fn new_order(
+    State(state): State<AcmeState>,
+    request: SignedRequest,
+) -> Result<Response, Problem> {
+    let account = request.account()?;
+    let body: NewOrderRequest = request.json()?;
+    if body.not_before.is_some() || body.not_after.is_some() {
+        return Err(Problem::malformed(
+            "notBefore and notAfter are not supported; the profile decides the validity period",
+        ));
+    }
+    let names = check_order_identifiers(&body.identifiers)?;
+    let now = state.clock.now();
+    let pending_until = now + state.lifetimes.pending.as_secs() as i64;
+    let authorizations = names
+        .iter()
+        .map(|name| NewAuthorization {
+            id: ids::resource_id(),
+            identifier: Identifier::dns(&name.base),
+            wildcard: name.wildcard,
+            expires_at: pending_until,
+            challenges: ChallengeKind::offered_for(name.wildcard)
+                .iter()
+                .map(|kind| NewChallenge {
+                    id: ids::resource_id(),
+                    kind: kind.as_str().to_owned(),
+                    token: ids::challenge_token(),
+                })
+                .collect(),
+        })
+        .collect();
+    let order = NewOrder {
+        id: ids::resource_id(),
+        account_id: account.id.clone(),
+        profile: DEFAULT_PROFILE.to_owned(),
+        identifiers: names.iter().map(|n| Identifier::dns(&n.ordered)).collect(),
+        expires_at: pending_until,
+        authorizations,
+    };
+    state.store.create_order(&order, now).await?;
+    tracing::Span::current().record("order", order.id.as_str());
+    tracing::info!(order = %order.id, names = ?order.identifiers.iter().map(|i| &i.value).collect::<Vec<_>>(), "order created");
+    let stored = state
+        .store
+        .order(&order.id)
+        .await?
+        .ok_or_else(|| Problem::internal("reading a new order", &"order vanished"))?;
+    let location = request.urls.order(&order.id);
+    Ok(Json::created(views::order(&request.urls, &stored, now), location).into_response())
+}
+
+/// Loads an order that belongs to the signing account.
+pub async fn owned_order(
+    state: &AcmeState,
+    request: &SignedRequest,
+    id: &str,
+) -> Result<Order, Problem> {
+    let account = request.account()?;
+    tracing::Span::current().record("order", id);
+    let order = state
+        .store
+        .order(id)
+        .await?
+        .ok_or_else(|| Problem::not_found("order"))?;
+    if order.account_id != account.id {
+        return Err(Problem::unauthorized(
+            "this order belongs to another account",
+        ));
+    }
+    Ok(order)
+}
+
+/// An order response, with `Retry-After` while the client must keep polling.
+pub fn order_response(state: &AcmeState, request: &SignedRequest, order: &Order) -> Response {
+    let view = views::order(&request.urls, order, state.clock.now());
+    let working = matches!(view.status, OrderStatus::Pending | OrderStatus::Processing);
+    Json::ok(view)
+        .location(request.urls.order(&order.id))
+        .retry_after_if(working)
+        .into_response()
+}
+
+pub async fn order(
+    State(state): State<AcmeState>,
+    Path(id): Path<String>,
+    request: SignedRequest,
+) -> Result<Response, Problem> {
+    request.require_post_as_get()?;
+    let order = owned_order(&state, &request, &id).await?;
+    Ok(order_response(&state, &request, &order))
+}

@@ -1,0 +1,312 @@
+//! certgate's configuration: one [`Config`], filled from command-line flags,
+//! then `CERTGATE_*` environment variables, then the TOML file named by
+//! `--config`, then defaults — the first that says something wins.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The settings `certgate serve` runs with, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub http01_port: u16,
+    /// DNS servers for every validation lookup; empty means the system's.
+    pub resolvers: Vec<SocketAddr>,
+    pub cert_lifetime: Duration,
+    /// Extra names for certgate's own HTTPS certificate.
+    pub tls_names: Vec<String>,
+    /// Public base URL when certgate sits behind a proxy or a fixed name.
+    pub external_url: Option<String>,
+}
+
+/// Flags of `certgate serve`; each also reads `CERTGATE_<NAME>`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeFlags {
+    /// TOML file with any of the settings below (keys as the flags, with `_`).
+    #[arg(long, env = "CERTGATE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address and port of the HTTPS listener [default: 127.0.0.1:8443].
+    #[arg(long, env = "CERTGATE_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+
+    /// Folder for the database and the embedded CA [default: ./certgate-data].
+    #[arg(long, env = "CERTGATE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Database URL [default: sqlite://<data-dir>/certgate.db].
+    #[arg(long, env = "CERTGATE_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Port on which HTTP-01 challenges are fetched from clients [default: 80].
+    #[arg(
+        long = "http01-port",
+        env = "CERTGATE_HTTP01_PORT",
+        value_name = "PORT"
+    )]
+    pub http01_port: Option<u16>,
+
+    /// DNS server for validation lookups; repeat for several (env: comma-separated)
+    /// [default: the system's resolvers].
+    #[arg(
+        long = "resolver",
+        env = "CERTGATE_RESOLVER",
+        value_name = "ADDR:PORT",
+        value_delimiter = ','
+    )]
+    pub resolvers: Vec<String>,
+
+    /// Lifetime of issued certificates, e.g. 90d, 24h, 1h [default: 90d].
+    #[arg(long, env = "CERTGATE_CERT_LIFETIME", value_name = "DURATION")]
+    pub cert_lifetime: Option<String>,
+
+    /// Extra name for certgate's own HTTPS certificate, besides localhost and
+    /// 127.0.0.1; repeat for several (env: comma-separated).
+    #[arg(
+        long = "tls-name",
+        env = "CERTGATE_TLS_NAME",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub tls_names: Vec<String>,
+
+    /// Public base URL of this server (e.g. https://acme.lab.example), when
+    /// the Host header clients send should not be trusted to build URLs.
+    #[arg(long, env = "CERTGATE_EXTERNAL_URL", value_name = "URL")]
+    pub external_url: Option<String>,
+}
+
+/// The config file: the same settings, all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    http01_port: Option<u16>,
+    #[serde(default, alias = "resolvers")]
+    resolver: Vec<String>,
+    cert_lifetime: Option<String>,
+    #[serde(default, alias = "tls_names")]
+    tls_name: Vec<String>,
+    external_url: Option<String>,
+}
+
+/// `ADDR:PORT`, or a bare address meaning port 53.
+pub fn parse_resolver(text: &str) -> Result<SocketAddr, ConfigError> {
+    let text = text.trim();
+    text.parse::<SocketAddr>()
+        .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| ConfigError::Invalid(format!("resolver {text:?} is not ADDR or ADDR:PORT")))
+}
+
+/// A duration such as `90d`, `24h`, `1h30m` or `3600s`.
+pub fn parse_duration(text: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| ConfigError::Invalid(format!("duration {text:?}: {e}")))
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The first non-empty list: flags (and env, which clap merged) before the file.
+fn first_list(flags: Vec<String>, file: Vec<String>) -> Vec<String> {
+    if flags.is_empty() {
+        file
+    } else {
+        flags
+    }
+}
+
+impl Config {
+    /// Merges flags (clap has already applied the environment) over the
+    /// config file over defaults, and validates the result.
+    pub fn load(flags: ServeFlags) -> Result<Self, ConfigError> {
+        let file = match &flags.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = flags
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("certgate-data"));
+        let database_url = flags
+            .database_url
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("certgate.db").display()));
+        let resolvers = first_list(flags.resolvers, file.resolver)
+            .iter()
+            .map(|r| parse_resolver(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let cert_lifetime = parse_duration(
+            flags
+                .cert_lifetime
+                .or(file.cert_lifetime)
+                .as_deref()
+                .unwrap_or("90d"),
+        )?;
+        let config = Self {
+            listen: flags
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443))),
+            data_dir,
+            database_url,
+            http01_port: flags.http01_port.or(file.http01_port).unwrap_or(80),
+            resolvers,
+            cert_lifetime,
+            tls_names: first_list(flags.tls_names, file.tls_name),
+            external_url: flags
+                .external_url
+                .or(file.external_url)
+                .map(|u| u.trim_end_matches('/').to_owned()),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.http01_port == 0 {
+            return Err(ConfigError::Invalid("http01-port must not be 0".into()));
+        }
+        if self.cert_lifetime < Duration::from_secs(60) {
+            return Err(ConfigError::Invalid(
+                "cert-lifetime must be at least 1m".into(),
+            ));
+        }
+        if self.cert_lifetime > Duration::from_secs(3 * 365 * 86_400) {
+            return Err(ConfigError::Invalid(
+                "cert-lifetime must be at most 3 years".into(),
+            ));
+        }
+        if !self.database_url.starts_with("sqlite:") {
+            return Err(ConfigError::Invalid(format!(
+                "database-url {:?}: only sqlite: URLs are supported",
+                self.database_url
+            )));
+        }
+        for name in &self.tls_names {
+            if name.parse::<IpAddr>().is_err() && crate::acme::identifiers::parse_dns(name).is_err()
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "tls-name {name:?} is not a host name or IP address"
+                )));
+            }
+        }
+        if let Some(url) = &self.external_url {
+            let parsed = url::Url::parse(url)
+                .map_err(|e| ConfigError::Invalid(format!("external-url {url:?}: {e}")))?;
+            if parsed.scheme() != "https" || parsed.path() != "/" || parsed.query().is_some() {
+                return Err(ConfigError::Invalid(format!(
+                    "external-url {url:?} must be https://host[:port] with no path"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_input() {
+        let config = Config::load(ServeFlags::default()).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8443");
+        assert_eq!(config.data_dir, PathBuf::from("certgate-data"));
+        assert_eq!(config.database_url, "sqlite://certgate-data/certgate.db");
+        assert_eq!(config.http01_port, 80);
+        assert!(config.resolvers.is_empty());
+        assert_eq!(config.cert_lifetime, Duration::from_secs(90 * 86_400));
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("certgate.toml");
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:9443\"\nhttp01_port = 5002\nresolver = [\"10.0.0.53\"]\ncert_lifetime = \"24h\"\n",
+        )
+        .unwrap();
+        let flags = ServeFlags {
+            config: Some(path),
+            http01_port: Some(8080),
+            ..Default::default()
+        };
+        let config = Config::load(flags).unwrap();
+        assert_eq!(config.listen.to_string(), "0.0.0.0:9443");
+        assert_eq!(config.http01_port, 8080);
+        assert_eq!(config.resolvers, vec!["10.0.0.53:53".parse().unwrap()]);
+        assert_eq!(config.cert_lifetime, Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn refuses_unknown_keys_and_bad_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "listn = \"0.0.0.0:1\"\n").unwrap();
+        let err = Config::load(ServeFlags {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("listn"), "{err}");
+
+        for flags in [
+            ServeFlags {
+                cert_lifetime: Some("soon".into()),
+                ..Default::default()
+            },
+            ServeFlags {
+                resolvers: vec!["dns.example".into()],
+                ..Default::default()
+            },
+            ServeFlags {
+                http01_port: Some(0),
+                ..Default::default()
+            },
+            ServeFlags {
+                external_url: Some("http://acme.test".into()),
+                ..Default::default()
+            },
+            ServeFlags {
+                tls_names: vec!["bad name".into()],
+                ..Default::default()
+            },
+        ] {
+            assert!(Config::load(flags).is_err());
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! The embedded CA: an EC P-256 root and intermediate kept in the data
+//! directory, so `certgate serve` issues certificates with no other setup.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rand::RngCore;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer as RcgenIssuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
+    SignatureAlgorithm,
+};
+use time::OffsetDateTime;
+use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::public_key::PublicKey;
+use x509_parser::x509::SubjectPublicKeyInfo;
+
+use super::{IssueError, IssuedCertificate, Issuer, SignRequest};
+
+const ROOT_LIFETIME: Duration = Duration::from_secs(20 * 365 * 86_400);
+const INTERMEDIATE_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
+/// Allowance for clients whose clocks run a little behind ours.
+const BACKDATE: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("embedded CA in {dir}: {detail}")]
+    Invalid { dir: PathBuf, detail: String },
+    #[error("certificate generation: {0}")]
+    Generate(#[from] rcgen::Error),
+}
+
+/// The CA's certificates and the intermediate's signing key.
+pub struct EmbeddedCa {
+    root_pem: String,
+    intermediate_pem: String,
+    intermediate_not_after: i64,
+    issuer: RcgenIssuer<'static, KeyPair>,
+}
+
+impl std::fmt::Debug for EmbeddedCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedCa").finish_non_exhaustive()
+    }
+}
+
+struct CaFiles {
+    root_pem: PathBuf,
+    root_key: PathBuf,
+    intermediate_pem: PathBuf,
+    intermediate_key: PathBuf,
+}
+
+impl CaFiles {
+    fn in_dir(dir: &Path) -> Self {
+        Self {
+            root_pem: dir.join("root.pem"),
+            root_key: dir.join("root.key"),
+            intermediate_pem: dir.join("intermediate.pem"),
+            intermediate_key: dir.join("intermediate.key"),
+        }
+    }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CaError + '_ {
+    move |source| CaError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn read(path: &Path) -> Result<String, CaError> {
+    fs::read_to_string(path).map_err(io_error(path))
+}
+
+/// Writes a file readable by its owner only when `secret`.
+fn write(path: &Path, contents: &str, secret: bool) -> Result<(), CaError> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(if secret { 0o600 } else { 0o644 })
+        .open(path)
+        .map_err(io_error(path))?;
+    file.write_all(contents.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(io_error(path))
+}
+
+fn random_serial() -> SerialNumber {
+    let mut bytes = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    bytes[0] &= 0x7f; // positive, as RFC 5280 requires
+    bytes[0] |= 0x01; // and a full 16 bytes long
+    SerialNumber::from_slice(&bytes)
+}
+
+fn ca_params(
+    common_name: &str,
+    path_len: u8,
+    lifetime: Duration,
+    now: OffsetDateTime,
+) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "certgate");
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_before = now - BACKDATE;
+    params.not_after = now + lifetime;
+    params.serial_number = Some(random_serial());
+    params.use_authority_key_identifier_extension = true;
+    params
+}
+
+impl EmbeddedCa {
+    /// Loads the CA from `dir`, generating it on first start. Generation writes
+    /// into a fresh sibling folder and renames it into place, so a crash never
+    /// leaves half a CA behind.
+    pub fn load_or_create(dir: &Path) -> Result<Self, CaError> {
+        if !dir.exists() {
+            Self::create(dir)?;
+        }
+        Self::load(dir)
+    }
+
+    fn create(dir: &Path) -> Result<(), CaError> {
+        let staging = dir.with_extension(format!("new-{}", std::process::id()));
+        if staging.exists() {
+            fs::remove_dir_all(&staging).map_err(io_error(&staging))?;
+        }
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&staging)
+            .map_err(io_error(&staging))?;
+        let now = OffsetDateTime::now_utc();
+        let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let root_params = ca_params("certgate root CA", 1, ROOT_LIFETIME, now);
+        let root_cert = root_params.self_signed(&root_key)?;
+        let root = RcgenIssuer::new(root_params, &root_key);
+        let intermediate_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let intermediate_cert =
+            ca_params("certgate intermediate CA", 0, INTERMEDIATE_LIFETIME, now)
+                .signed_by(&intermediate_key, &root)?;
+
+        let files = CaFiles::in_dir(&staging);
+        write(&files.root_key, &root_key.serialize_pem(), true)?;
+        write(
+            &files.intermediate_key,
+            &intermediate_key.serialize_pem(),
+            true,
+        )?;
+        write(&files.root_pem, &root_cert.pem(), false)?;
+        write(&files.intermediate_pem, &intermediate_cert.pem(), false)?;
+        fs::rename(&staging, dir).map_err(io_error(dir))?;
+        tracing::info!(dir = %dir.display(), "generated the embedded CA");
+        Ok(())
+    }
+
+    fn load(dir: &Path) -> Result<Self, CaError> {
+        let files = CaFiles::in_dir(dir);
+        let invalid = |detail: String| CaError::Invalid {
+            dir: dir.to_owned(),
+            detail,
+        };
+        let root_pem = read(&files.root_pem)?;
+        let intermediate_pem = read(&files.intermediate_pem)?;
+        let key = KeyPair::from_pem(&read(&files.intermediate_key)?)
+            .map_err(|e| invalid(format!("intermediate.key: {e}")))?;
+        let der =
+            pem::parse(&intermediate_pem).map_err(|e| invalid(format!("intermediate.pem: {e}")))?;
+        let (_, parsed) = X509Certificate::from_der(der.contents())
+            .map_err(|e| invalid(format!("intermediate.pem: {e}")))?;
+        if parsed.public_key().raw != key.subject_public_key_info().as_slice() {
+            return Err(invalid(
+                "intermediate.key does not match intermediate.pem".into(),
+            ));
+        }
+        let intermediate_not_after = parsed.validity().not_after.timestamp();
+        let issuer = RcgenIssuer::from_ca_cert_pem(&intermediate_pem, key)?;
+        Ok(Self {
+            root_pem,
+            intermediate_pem,
+            intermediate_not_after,
+            issuer,
+        })
+    }
+
+    /// The root clients must trust, PEM.
+    pub fn root_pem(&self) -> &str {
+        &self.root_pem
+    }
+
+    /// Signs a leaf certificate for `names` over `public_key`, valid for
+    /// `lifetime` but never past the intermediate. Returns the serial (hex),
+    /// leaf + intermediate PEM, and the validity period (unix seconds).
+    fn issue_leaf(
+        &self,
+        public_key: &impl PublicKeyData,
+        names: &[String],
+        lifetime: Duration,
+        server_auth_only: bool,
+    ) -> Result<IssuedCertificate, rcgen::Error> {
+        let now = OffsetDateTime::now_utc();
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        if let Some(cn) = names.first().filter(|n| n.len() <= 64) {
+            dn.push(DnType::CommonName, cn.as_str());
+        }
+        params.distinguished_name = dn;
+        params.subject_alt_names = names
+            .iter()
+            .map(|name| match name.parse() {
+                Ok(ip) => Ok(SanType::IpAddress(ip)),
+                Err(_) => Ok(SanType::DnsName(name.clone().try_into()?)),
+            })
+            .collect::<Result<_, rcgen::Error>>()?;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        if public_key.algorithm() == &rcgen::PKCS_RSA_SHA256 {
+            params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
+        }
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        if !server_auth_only {
+            params
+                .extended_key_usages
+                .push(ExtendedKeyUsagePurpose::ClientAuth);
+        }
+        let serial = random_serial();
+        params.serial_number = Some(serial.clone());
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = now - BACKDATE;
+        let not_after = (now + lifetime)
+            .unix_timestamp()
+            .min(self.intermediate_not_after);
+        params.not_after = OffsetDateTime::from_unix_timestamp(not_after)
+            .expect("a timestamp taken from an OffsetDateTime is in range");
+        let leaf = params.signed_by(public_key, &self.issuer)?;
+        Ok(IssuedCertificate {
+            serial: hex(&serial.to_bytes()),
+            chain_pem: format!("{}{}", leaf.pem(), self.intermediate_pem),
+            not_before: params.not_before.unix_timestamp(),
+            not_after,
+        })
+    }
+
+    /// A certificate and key for certgate's own HTTPS listener.
+    pub fn server_identity(
+        &self,
+        names: &[String],
+        lifetime: Duration,
+    ) -> Result<(String, String), rcgen::Error> {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let issued = self.issue_leaf(&key, names, lifetime, true)?;
+        Ok((issued.chain_pem, key.serialize_pem()))
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The subject public key of a CSR, carried into the certificate byte for byte.
+struct CsrPublicKey {
+    spki: Vec<u8>,
+    raw: Vec<u8>,
+    algorithm: &'static SignatureAlgorithm,
+}
+
+impl PublicKeyData for CsrPublicKey {
+    fn subject_public_key_info(&self) -> Vec<u8> {
+        self.spki.clone()
+    }
+
+    fn der_bytes(&self) -> &[u8] {
+        &self.raw
+    }
+
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        self.algorithm
+    }
+}
+
+impl CsrPublicKey {
+    fn from_spki(spki: &SubjectPublicKeyInfo<'_>) -> Result<Self, String> {
+        let algorithm = match spki.parsed() {
+            Ok(PublicKey::RSA(_)) => &rcgen::PKCS_RSA_SHA256,
+            Ok(PublicKey::EC(point)) if point.key_size() == 256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            Ok(PublicKey::EC(point)) if point.key_size() == 384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+            _ if spki.algorithm.algorithm == x509_parser::oid_registry::OID_SIG_ED25519 => {
+                &rcgen::PKCS_ED25519
+            }
+            _ => return Err("unsupported public key type".into()),
+        };
+        Ok(Self {
+            spki: spki.raw.to_vec(),
+            raw: spki.subject_public_key.data.to_vec(),
+            algorithm,
+        })
+    }
+}
+
+/// [`Issuer`] backed by the embedded CA.
+#[derive(Debug, Clone)]
+pub struct LocalIssuer {
+    ca: Arc<EmbeddedCa>,
+}
+
+impl LocalIssuer {
+    pub fn new(ca: Arc<EmbeddedCa>) -> Self {
+        Self { ca }
+    }
+}
+
+#[async_trait]
+impl Issuer for LocalIssuer {
+    async fn sign(&self, request: &SignRequest) -> Result<IssuedCertificate, IssueError> {
+        let (_, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(
+            &request.csr_der,
+        )
+        .map_err(|e| IssueError::Rejected(format!("CSR does not parse: {e}")))?;
+        let key = CsrPublicKey::from_spki(&csr.certification_request_info.subject_pki)
+            .map_err(IssueError::Rejected)?;
+        self.ca
+            .issue_leaf(&key, &request.names, request.lifetime, false)
+            .map_err(|e| IssueError::Internal(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn creates_once_then_reloads_the_same_ca_with_private_keys_0600() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ca");
+        let first = EmbeddedCa::load_or_create(&dir).unwrap();
+        let second = EmbeddedCa::load_or_create(&dir).unwrap();
+        assert_eq!(first.root_pem(), second.root_pem());
+        for key in ["root.key", "intermediate.key"] {
+            let mode = fs::metadata(dir.join(key)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{key}");
+        }
+    }
+
+    #[test]
+    fn refuses_a_key_that_does_not_match_the_certificate() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ca");
+        EmbeddedCa::load_or_create(&dir).unwrap();
+        let other = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        fs::write(dir.join("intermediate.key"), other.serialize_pem()).unwrap();
+        let err = EmbeddedCa::load_or_create(&dir).unwrap_err();
+        assert!(err.to_string().contains("does not match"), "{err}");
+    }
+}

@@ -1,0 +1,16 @@
+//! certgate: an ACME server (RFC 8555) in front of HashiCorp Vault PKI, with
+//! an embedded CA for a start with no other setup.
+//!
+//! The crate is split by role: [`acme`] speaks the protocol, [`validate`]
+//! proves control of identifiers, [`issuer`] signs, [`store`] remembers, and
+//! [`server`] wires them together.
+
+pub mod acme;
+pub mod clock;
+pub mod config;
+pub mod ids;
+pub mod issuance;
+pub mod issuer;
+pub mod server;
+pub mod store;
+pub mod validate;

@@ -1,0 +1,277 @@
+//! Wiring: data directory, embedded CA, database, validators, the HTTPS
+//! listener, and the background work a previous run left unfinished.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{Request, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use axum_server::tls_rustls::RustlsConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::acme::nonce::NonceStore;
+use crate::acme::{routes, AcmeState, Lifetimes};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::issuer::local::{CaError, EmbeddedCa, LocalIssuer};
+use crate::store::{Store, StoreError};
+use crate::validate::{DnsResolver, Validator};
+use crate::{issuance, validate};
+
+/// Lifetime of certgate's own HTTPS certificate, made anew at every start.
+const SERVER_CERT_LIFETIME: Duration = Duration::from_secs(397 * 86_400);
+/// How long open requests may take to finish when certgate is asked to stop.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    #[error("opening the database: {0}")]
+    Store(#[from] StoreError),
+    #[error("DNS resolver: {0}")]
+    Resolver(#[from] hickory_resolver::ResolveError),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running certgate.
+pub struct Server {
+    local_addr: SocketAddr,
+    handle: axum_server::Handle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    state: AcmeState,
+}
+
+impl Server {
+    /// The address the listener is bound to (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The shared state, for tests and tools that look inside.
+    pub fn state(&self) -> &AcmeState {
+        &self.state
+    }
+
+    /// Waits until the listener stops (after [`Server::shutdown`] or an error).
+    pub async fn wait(self) -> std::io::Result<()> {
+        let result = self
+            .task
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        self.state.store.close().await;
+        result
+    }
+
+    /// Stops accepting connections, lets open requests finish, closes the database.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.handle.graceful_shutdown(Some(DRAIN_TIMEOUT));
+        self.wait().await
+    }
+
+    /// A handle that asks the server to stop gracefully.
+    pub fn shutdown_handle(&self) -> axum_server::Handle {
+        self.handle.clone()
+    }
+}
+
+fn create_data_dir(path: &std::path::Path) -> Result<(), ServerError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|source| ServerError::DataDir {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+fn tls_config(ca: &EmbeddedCa, config: &Config) -> Result<RustlsConfig, ServerError> {
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    names.extend(config.tls_names.iter().cloned());
+    let tls = |e: &dyn std::fmt::Display| ServerError::Tls(e.to_string());
+    let (chain_pem, key_pem) = ca
+        .server_identity(&names, SERVER_CERT_LIFETIME)
+        .map_err(|e| tls(&e))?;
+    let chain = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls(&e))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| tls(&e))?;
+    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| tls(&e))?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .map_err(|e| tls(&e))?;
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(RustlsConfig::from_config(Arc::new(server)))
+}
+
+/// Builds the handler state from the configuration.
+async fn build_state(
+    config: &Config,
+    ca: &EmbeddedCa,
+    ca_arc: Arc<EmbeddedCa>,
+) -> Result<AcmeState, ServerError> {
+    let store = Store::open(&config.database_url).await?;
+    let resolver = DnsResolver::new(&config.resolvers)?;
+    Ok(AcmeState {
+        store,
+        nonces: Arc::new(NonceStore::new(
+            NonceStore::DEFAULT_LIFETIME,
+            NonceStore::DEFAULT_CAPACITY,
+        )),
+        issuer: Arc::new(LocalIssuer::new(ca_arc)),
+        validator: Arc::new(Validator::new(resolver, config.http01_port)),
+        clock: Arc::new(SystemClock) as Arc<dyn Clock>,
+        lifetimes: Lifetimes {
+            certificate: config.cert_lifetime,
+            ..Lifetimes::default()
+        },
+        external_url: config.external_url.clone(),
+        root_pem: ca.root_pem().into(),
+    })
+}
+
+/// Restarts validations and issuances a previous run left in `processing`.
+async fn resume_unfinished_work(state: &AcmeState) -> Result<(), StoreError> {
+    for id in state.store.processing_challenge_ids().await? {
+        tracing::info!(challenge = %id, "resuming validation");
+        tokio::spawn(validate::run(
+            state.store.clone(),
+            state.validator.clone(),
+            state.clock.clone(),
+            state.lifetimes.valid_authorization,
+            id,
+        ));
+    }
+    for id in state.store.processing_order_ids().await? {
+        tracing::info!(order = %id, "resuming issuance");
+        tokio::spawn(issuance::run(
+            state.store.clone(),
+            state.issuer.clone(),
+            state.clock.clone(),
+            state.lifetimes.certificate,
+            id,
+        ));
+    }
+    Ok(())
+}
+
+async fn health(State(state): State<AcmeState>) -> impl IntoResponse {
+    if state.store.ping().await {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database not answering\n")
+    }
+}
+
+async fn root_pem(State(state): State<AcmeState>) -> impl IntoResponse {
+    (
+        [(CONTENT_TYPE, "application/x-pem-file")],
+        state.root_pem.to_string(),
+    )
+}
+
+async fn index() -> &'static str {
+    concat!(
+        "certgate ",
+        env!("CARGO_PKG_VERSION"),
+        ": an ACME server (RFC 8555)\n",
+        "ACME directory: /acme/directory\n",
+        "Root CA to trust: /ca/root.pem\n",
+    )
+}
+
+/// The whole HTTP application.
+pub fn app(state: AcmeState) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/health", get(health))
+        .route("/ca/root.pem", get(root_pem))
+        .with_state(state.clone())
+        .merge(routes::router(state))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<_>| {
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        account = tracing::field::Empty,
+                        order = tracing::field::Empty,
+                    )
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+}
+
+/// Starts certgate as configured and returns once it listens.
+pub async fn start(config: Config) -> Result<Server, ServerError> {
+    create_data_dir(&config.data_dir)?;
+    let ca = Arc::new(EmbeddedCa::load_or_create(&config.data_dir.join("ca"))?);
+    let state = build_state(&config, &ca, ca.clone()).await?;
+    resume_unfinished_work(&state).await?;
+    let tls = tls_config(&ca, &config)?;
+
+    let listener =
+        std::net::TcpListener::bind(config.listen).map_err(|source| ServerError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    listener
+        .set_nonblocking(true)
+        .and_then(|()| listener.local_addr())
+        .map_err(|source| ServerError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| ServerError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let handle = axum_server::Handle::new();
+    let service = app(state.clone()).into_make_service();
+    let server = axum_server::from_tcp_rustls(listener, tls).handle(handle.clone());
+    let task = tokio::spawn(async move { server.serve(service).await });
+    tracing::info!(
+        listen = %local_addr,
+        directory = %format!("https://{local_addr}/acme/directory"),
+        root = %config.data_dir.join("ca/root.pem").display(),
+        "certgate is serving"
+    );
+    Ok(Server {
+        local_addr,
+        handle,
+        task,
+        state,
+    })
+}

@@ -1,0 +1,88 @@
+//! Issued certificates. A certificate row is committed together with the
+//! order turning valid, so a client never hears "valid" for a certificate the
+//! database does not have.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::{Certificate, NewCertificate, Store, StoreResult};
+
+fn certificate_from_row(row: &SqliteRow) -> StoreResult<Certificate> {
+    Ok(Certificate {
+        id: row.try_get("id")?,
+        order_id: row.try_get("order_id")?,
+        account_id: row.try_get("account_id")?,
+        profile: row.try_get("profile")?,
+        serial: row.try_get("serial")?,
+        names: serde_json::from_str(row.try_get("names")?)?,
+        chain_pem: row.try_get("chain_pem")?,
+        not_before: row.try_get("not_before")?,
+        not_after: row.try_get("not_after")?,
+        revoked_at: row.try_get("revoked_at")?,
+        revocation_reason: row.try_get("revocation_reason")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+impl Store {
+    /// Stores the certificate and turns its order processing → valid, in one
+    /// transaction. False (and nothing written) if the order was not processing.
+    pub async fn complete_order(
+        &self,
+        order_id: &str,
+        certificate: &NewCertificate,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE orders SET status = 'valid', error = NULL, updated_at = ?
+             WHERE id = ? AND status = 'processing'",
+        )
+        .bind(now)
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO certificates (id, order_id, account_id, profile, serial, names, chain_pem,
+                                       not_before, not_after, created_at)
+             SELECT ?, id, account_id, profile, ?, ?, ?, ?, ?, ? FROM orders WHERE id = ?",
+        )
+        .bind(&certificate.id)
+        .bind(&certificate.serial)
+        .bind(serde_json::to_string(&certificate.names)?)
+        .bind(&certificate.chain_pem)
+        .bind(certificate.not_before)
+        .bind(certificate.not_after)
+        .bind(now)
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn certificate(&self, id: &str) -> StoreResult<Option<Certificate>> {
+        let row = sqlx::query(
+            "SELECT id, order_id, account_id, profile, serial, names, chain_pem, not_before,
+                    not_after, revoked_at, revocation_reason, created_at
+             FROM certificates WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(certificate_from_row).transpose()
+    }
+
+    /// How many certificates were issued for an order (tests and audits).
+    pub async fn certificate_count_for_order(&self, order_id: &str) -> StoreResult<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM certificates WHERE order_id = ?")
+                .bind(order_id)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+}

@@ -1,0 +1,150 @@
+//! Rows as the rest of certgate sees them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::acme::problem::Problem;
+use crate::acme::status::{AccountStatus, AuthorizationStatus, ChallengeStatus, OrderStatus};
+use crate::acme::types::Identifier;
+
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: String,
+    pub key_thumbprint: String,
+    /// The account's public key as a JWK JSON object.
+    pub jwk: serde_json::Value,
+    pub contact: Vec<String>,
+    pub tos_agreed: Option<bool>,
+    pub status: AccountStatus,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub key_thumbprint: String,
+    pub jwk: serde_json::Value,
+    pub contact: Vec<String>,
+    pub tos_agreed: Option<bool>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Order {
+    pub id: String,
+    pub account_id: String,
+    pub profile: String,
+    pub status: OrderStatus,
+    pub identifiers: Vec<Identifier>,
+    pub expires_at: i64,
+    pub csr: Option<Vec<u8>>,
+    pub error: Option<Problem>,
+    pub authorization_ids: Vec<String>,
+    pub certificate_id: Option<String>,
+    pub created_at: i64,
+}
+
+impl Order {
+    /// The status a client should see now: an unfinished order past its expiry
+    /// is invalid even if no request has touched it since (RFC 8555 §7.1.6).
+    pub fn effective_status(&self, now: i64) -> OrderStatus {
+        match self.status {
+            OrderStatus::Pending | OrderStatus::Ready if self.expires_at <= now => {
+                OrderStatus::Invalid
+            }
+            s => s,
+        }
+    }
+}
+
+/// What `create_order` needs; ids and tokens are chosen by the caller.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub id: String,
+    pub account_id: String,
+    pub profile: String,
+    pub identifiers: Vec<Identifier>,
+    pub expires_at: i64,
+    pub authorizations: Vec<NewAuthorization>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAuthorization {
+    pub id: String,
+    pub identifier: Identifier,
+    pub wildcard: bool,
+    pub expires_at: i64,
+    pub challenges: Vec<NewChallenge>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewChallenge {
+    pub id: String,
+    pub kind: String,
+    pub token: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Authorization {
+    pub id: String,
+    pub account_id: String,
+    pub identifier: Identifier,
+    pub wildcard: bool,
+    pub status: AuthorizationStatus,
+    pub expires_at: i64,
+    pub challenges: Vec<Challenge>,
+}
+
+impl Authorization {
+    pub fn effective_status(&self, now: i64) -> AuthorizationStatus {
+        match self.status {
+            AuthorizationStatus::Pending | AuthorizationStatus::Valid if self.expires_at <= now => {
+                AuthorizationStatus::Expired
+            }
+            s => s,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    pub id: String,
+    pub authorization_id: String,
+    pub kind: String,
+    pub token: String,
+    pub status: ChallengeStatus,
+    pub validated_at: Option<i64>,
+    pub error: Option<Problem>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Certificate {
+    pub id: String,
+    pub order_id: String,
+    pub account_id: String,
+    pub profile: String,
+    /// Lower-case hex, no separators.
+    pub serial: String,
+    pub names: Vec<String>,
+    pub chain_pem: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub revoked_at: Option<i64>,
+    pub revocation_reason: Option<i64>,
+    pub created_at: i64,
+}
+
+/// A certificate as the issuer returned it, before it has an id and an owner.
+#[derive(Debug, Clone)]
+pub struct NewCertificate {
+    pub id: String,
+    pub serial: String,
+    pub names: Vec<String>,
+    pub chain_pem: String,
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+/// What a finished validation found.
+#[derive(Debug, Clone)]
+pub enum ValidationOutcome {
+    Valid,
+    Invalid(Problem),
+}

@@ -1,0 +1,378 @@
+//! Orders, their authorizations and challenges, and the transitions between
+//! their states (RFC 8555 §7.1.6).
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::{
+    Authorization, Challenge, NewOrder, Order, Store, StoreError, StoreResult, ValidationOutcome,
+};
+use crate::acme::problem::Problem;
+use crate::acme::status::{AuthorizationStatus, ChallengeStatus, OrderStatus};
+use crate::acme::types::Identifier;
+
+fn parse_status<T>(text: &str, parse: fn(&str) -> Option<T>, what: &str) -> StoreResult<T> {
+    parse(text).ok_or_else(|| StoreError::Corrupt(format!("{what} status {text:?}")))
+}
+
+fn problem_column(row: &SqliteRow, column: &str) -> StoreResult<Option<Problem>> {
+    let text: Option<String> = row.try_get(column)?;
+    Ok(text.map(|t| serde_json::from_str(&t)).transpose()?)
+}
+
+fn challenge_from_row(row: &SqliteRow) -> StoreResult<Challenge> {
+    Ok(Challenge {
+        id: row.try_get("id")?,
+        authorization_id: row.try_get("authorization_id")?,
+        kind: row.try_get("type")?,
+        token: row.try_get("token")?,
+        status: parse_status(row.try_get("status")?, ChallengeStatus::parse, "challenge")?,
+        validated_at: row.try_get("validated_at")?,
+        error: problem_column(row, "error")?,
+    })
+}
+
+impl Store {
+    /// Stores an order with its authorizations and challenges, all or nothing.
+    pub async fn create_order(&self, order: &NewOrder, now: i64) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO orders (id, account_id, profile, status, identifiers, expires_at, created_at, updated_at)
+             VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)",
+        )
+        .bind(&order.id)
+        .bind(&order.account_id)
+        .bind(&order.profile)
+        .bind(serde_json::to_string(&order.identifiers)?)
+        .bind(order.expires_at)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        for (position, authz) in order.authorizations.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO authorizations (id, account_id, identifier_type, identifier_value, wildcard, status, expires_at, created_at)
+                 VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+            )
+            .bind(&authz.id)
+            .bind(&order.account_id)
+            .bind(&authz.identifier.kind)
+            .bind(&authz.identifier.value)
+            .bind(authz.wildcard)
+            .bind(authz.expires_at)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO order_authorizations (order_id, authorization_id, position) VALUES (?, ?, ?)",
+            )
+            .bind(&order.id)
+            .bind(&authz.id)
+            .bind(position as i64)
+            .execute(&mut *tx)
+            .await?;
+            for (position, challenge) in authz.challenges.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO challenges (id, authorization_id, type, token, status, position)
+                     VALUES (?, ?, ?, ?, 'pending', ?)",
+                )
+                .bind(&challenge.id)
+                .bind(&authz.id)
+                .bind(&challenge.kind)
+                .bind(&challenge.token)
+                .bind(position as i64)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn order(&self, id: &str) -> StoreResult<Option<Order>> {
+        let Some(row) = sqlx::query(
+            "SELECT o.id, o.account_id, o.profile, o.status, o.identifiers, o.expires_at, o.csr,
+                    o.error, o.created_at, c.id AS certificate_id
+             FROM orders o LEFT JOIN certificates c ON c.order_id = o.id
+             WHERE o.id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let authorization_ids = sqlx::query_scalar(
+            "SELECT authorization_id FROM order_authorizations WHERE order_id = ? ORDER BY position",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let identifiers: Vec<Identifier> = serde_json::from_str(row.try_get("identifiers")?)?;
+        Ok(Some(Order {
+            id: row.try_get("id")?,
+            account_id: row.try_get("account_id")?,
+            profile: row.try_get("profile")?,
+            status: parse_status(row.try_get("status")?, OrderStatus::parse, "order")?,
+            identifiers,
+            expires_at: row.try_get("expires_at")?,
+            csr: row.try_get("csr")?,
+            error: problem_column(&row, "error")?,
+            authorization_ids,
+            certificate_id: row.try_get("certificate_id")?,
+            created_at: row.try_get("created_at")?,
+        }))
+    }
+
+    /// One page of an account's order ids, oldest first.
+    pub async fn order_ids_for_account(
+        &self,
+        account_id: &str,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM orders WHERE account_id = ? ORDER BY created_at, id LIMIT ? OFFSET ?",
+        )
+        .bind(account_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn authorization(&self, id: &str) -> StoreResult<Option<Authorization>> {
+        let Some(row) = sqlx::query(
+            "SELECT id, account_id, identifier_type, identifier_value, wildcard, status, expires_at
+             FROM authorizations WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let challenges = sqlx::query(
+            "SELECT id, authorization_id, type, token, status, validated_at, error
+             FROM challenges WHERE authorization_id = ? ORDER BY position",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(challenge_from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Some(Authorization {
+            id: row.try_get("id")?,
+            account_id: row.try_get("account_id")?,
+            identifier: Identifier {
+                kind: row.try_get("identifier_type")?,
+                value: row.try_get("identifier_value")?,
+            },
+            wildcard: row.try_get("wildcard")?,
+            status: parse_status(
+                row.try_get("status")?,
+                AuthorizationStatus::parse,
+                "authorization",
+            )?,
+            expires_at: row.try_get("expires_at")?,
+            challenges,
+        }))
+    }
+
+    pub async fn challenge(&self, id: &str) -> StoreResult<Option<Challenge>> {
+        let row = sqlx::query(
+            "SELECT id, authorization_id, type, token, status, validated_at, error
+             FROM challenges WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(challenge_from_row).transpose()
+    }
+
+    /// pending → processing, only while the authorization is pending and
+    /// unexpired. True when this caller won and must run the validation.
+    pub async fn start_challenge(&self, id: &str, now: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE challenges SET status = 'processing'
+             WHERE id = ? AND status = 'pending'
+               AND authorization_id IN
+                   (SELECT id FROM authorizations WHERE status = 'pending' AND expires_at > ?)",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records a validation result and carries it up: the challenge's
+    /// authorization becomes valid or invalid, and every order waiting on it
+    /// becomes ready (when all its authorizations are valid) or invalid.
+    /// `valid_until` is the expiry a newly valid authorization gets.
+    pub async fn finish_challenge(
+        &self,
+        id: &str,
+        outcome: &ValidationOutcome,
+        now: i64,
+        valid_until: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let (status, error) = match outcome {
+            ValidationOutcome::Valid => ("valid", None),
+            ValidationOutcome::Invalid(problem) => {
+                ("invalid", Some(serde_json::to_string(problem)?))
+            }
+        };
+        let done = sqlx::query(
+            "UPDATE challenges SET status = ?, validated_at = ?, error = ?
+             WHERE id = ? AND status = 'processing'",
+        )
+        .bind(status)
+        .bind(matches!(outcome, ValidationOutcome::Valid).then_some(now))
+        .bind(&error)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        let authz_id: String =
+            sqlx::query_scalar("SELECT authorization_id FROM challenges WHERE id = ?")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+        match outcome {
+            ValidationOutcome::Valid => {
+                sqlx::query(
+                    "UPDATE authorizations SET status = 'valid', expires_at = ?
+                     WHERE id = ? AND status = 'pending'",
+                )
+                .bind(valid_until)
+                .bind(&authz_id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE orders SET status = 'ready', updated_at = ?
+                     WHERE status = 'pending'
+                       AND id IN (SELECT order_id FROM order_authorizations WHERE authorization_id = ?)
+                       AND NOT EXISTS (
+                           SELECT 1 FROM order_authorizations oa
+                           JOIN authorizations a ON a.id = oa.authorization_id
+                           WHERE oa.order_id = orders.id AND a.status != 'valid')",
+                )
+                .bind(now)
+                .bind(&authz_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            ValidationOutcome::Invalid(_) => {
+                sqlx::query(
+                    "UPDATE authorizations SET status = 'invalid' WHERE id = ? AND status = 'pending'",
+                )
+                .bind(&authz_id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE orders SET status = 'invalid', error = ?, updated_at = ?
+                     WHERE status IN ('pending', 'ready')
+                       AND id IN (SELECT order_id FROM order_authorizations WHERE authorization_id = ?)",
+                )
+                .bind(&error)
+                .bind(now)
+                .bind(&authz_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// pending|valid → deactivated (RFC 8555 §7.5.2); orders that still needed
+    /// the authorization become invalid.
+    pub async fn deactivate_authorization(&self, id: &str, now: i64) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE authorizations SET status = 'deactivated'
+             WHERE id = ? AND status IN ('pending', 'valid')",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            let problem = Problem::unauthorized("an authorization of this order was deactivated");
+            sqlx::query(
+                "UPDATE orders SET status = 'invalid', error = ?, updated_at = ?
+                 WHERE status IN ('pending', 'ready')
+                   AND id IN (SELECT order_id FROM order_authorizations WHERE authorization_id = ?)",
+            )
+            .bind(serde_json::to_string(&problem)?)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// ready → processing with the accepted CSR. Exactly one of any number of
+    /// concurrent finalize requests gets `true` and goes on to issue.
+    pub async fn begin_finalize(
+        &self,
+        order_id: &str,
+        csr_der: &[u8],
+        now: i64,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE orders SET status = 'processing', csr = ?, updated_at = ?
+             WHERE id = ? AND status = 'ready' AND expires_at > ?",
+        )
+        .bind(csr_der)
+        .bind(now)
+        .bind(order_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// processing → invalid, with the reason for the client.
+    pub async fn fail_order(
+        &self,
+        order_id: &str,
+        problem: &Problem,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE orders SET status = 'invalid', error = ?, updated_at = ?
+             WHERE id = ? AND status = 'processing'",
+        )
+        .bind(serde_json::to_string(problem)?)
+        .bind(now)
+        .bind(order_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Challenges left in `processing` by a stop: their validation must run again.
+    pub async fn processing_challenge_ids(&self) -> StoreResult<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM challenges WHERE status = 'processing'")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Orders left in `processing` by a stop: their issuance must resume.
+    pub async fn processing_order_ids(&self) -> StoreResult<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM orders WHERE status = 'processing'")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+}
