@@ -1,0 +1,110 @@
+//! A small authoritative DNS server for tests: every name has the A record
+//! 127.0.0.1 (so HTTP-01 and TLS-ALPN-01 reach the test's own responders),
+//! TXT records are whatever the test sets, and names under `.invalid` do not
+//! exist. It speaks real DNS over UDP, so certgate's resolver code runs as it
+//! does in production.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use hickory_resolver::proto::op::{Message, MessageType, ResponseCode};
+use hickory_resolver::proto::rr::rdata::{A, TXT};
+use hickory_resolver::proto::rr::{RData, Record, RecordType};
+use hickory_resolver::proto::serialize::binary::{BinDecodable, BinEncodable};
+use tokio::net::UdpSocket;
+
+type TxtRecords = Arc<Mutex<HashMap<String, Vec<String>>>>;
+
+pub struct DnsStub {
+    addr: SocketAddr,
+    txt: TxtRecords,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for DnsStub {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn normalise(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn answer(request: &Message, txt: &TxtRecords) -> Message {
+    let mut response = Message::new();
+    response
+        .set_id(request.id())
+        .set_message_type(MessageType::Response)
+        .set_op_code(request.op_code())
+        .set_recursion_desired(request.recursion_desired())
+        .set_recursion_available(true)
+        .set_authoritative(true);
+    for query in request.queries() {
+        response.add_query(query.clone());
+        let name = normalise(&query.name().to_ascii());
+        if name.ends_with(".invalid") || name == "invalid" {
+            response.set_response_code(ResponseCode::NXDomain);
+            continue;
+        }
+        match query.query_type() {
+            RecordType::A => {
+                response.add_answer(Record::from_rdata(
+                    query.name().clone(),
+                    0,
+                    RData::A(A(Ipv4Addr::LOCALHOST)),
+                ));
+            }
+            RecordType::TXT => {
+                for value in txt.lock().unwrap().get(&name).into_iter().flatten() {
+                    response.add_answer(Record::from_rdata(
+                        query.name().clone(),
+                        0,
+                        RData::TXT(TXT::new(vec![value.clone()])),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    response
+}
+
+impl DnsStub {
+    pub async fn start() -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind DNS stub");
+        let addr = socket.local_addr().unwrap();
+        let txt: TxtRecords = Arc::default();
+        let records = txt.clone();
+        let task = tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            loop {
+                let Ok((len, peer)) = socket.recv_from(&mut buf).await else {
+                    return;
+                };
+                let Ok(request) = Message::from_bytes(&buf[..len]) else {
+                    continue;
+                };
+                if let Ok(bytes) = answer(&request, &records).to_bytes() {
+                    let _ = socket.send_to(&bytes, peer).await;
+                }
+            }
+        });
+        Self { addr, txt, task }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Adds a TXT value at `name` (kept beside values already there).
+    pub fn add_txt(&self, name: &str, value: &str) {
+        self.txt
+            .lock()
+            .unwrap()
+            .entry(normalise(name))
+            .or_default()
+            .push(value.to_owned());
+    }
+}

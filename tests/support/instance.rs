@@ -1,0 +1,70 @@
+//! certgate running inside the test process on an ephemeral port, with its
+//! own data directory, DNS stub and HTTP-01 responder.
+
+use std::path::PathBuf;
+
+use certgate::config::{Config, ServeFlags};
+use certgate::server::Server;
+
+use super::dns::DnsStub;
+use super::http01::Http01Responder;
+
+pub struct Instance {
+    pub server: Option<Server>,
+    pub dns: DnsStub,
+    pub http01: Http01Responder,
+    pub data_dir: tempfile::TempDir,
+}
+
+impl Instance {
+    pub async fn start() -> Self {
+        let dns = DnsStub::start().await;
+        let http01 = Http01Responder::start().await;
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut instance = Self {
+            server: None,
+            dns,
+            http01,
+            data_dir,
+        };
+        instance.server = Some(instance.boot().await);
+        instance
+    }
+
+    fn config(&self) -> Config {
+        Config::load(ServeFlags {
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            data_dir: Some(self.data_dir.path().to_owned()),
+            http01_port: Some(self.http01.port()),
+            resolvers: vec![self.dns.addr().to_string()],
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    async fn boot(&self) -> Server {
+        certgate::server::start(self.config())
+            .await
+            .expect("certgate starts")
+    }
+
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().expect("running")
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("https://localhost:{}", self.server().local_addr().port())
+    }
+
+    pub fn directory_url(&self) -> String {
+        format!("{}/acme/directory", self.base_url())
+    }
+
+    pub fn root_pem_path(&self) -> PathBuf {
+        self.data_dir.path().join("ca/root.pem")
+    }
+
+    pub fn store(&self) -> &certgate::store::Store {
+        &self.server().state().store
+    }
+}

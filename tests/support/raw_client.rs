@@ -1,0 +1,205 @@
+//! A deliberately low-level ACME client: it signs whatever protected header
+//! and payload a test gives it, so tests can send the malformed, replayed and
+//! mis-signed requests that a well-behaved client library never would.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use josekit::jwk::alg::ec::{EcCurve, EcKeyPair};
+use josekit::jws::JwsSigner;
+use reqwest::header::CONTENT_TYPE;
+use serde_json::{json, Value};
+
+/// An account key: P-256, usable both for JWS and (through rcgen) for CSRs.
+pub struct AccountKey {
+    pub pkcs8_der: Vec<u8>,
+    pub jwk: Value,
+}
+
+impl AccountKey {
+    pub fn generate() -> Self {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let pkcs8_der = key.serialize_der();
+        let pair = EcKeyPair::from_der(&pkcs8_der, Some(EcCurve::P256)).unwrap();
+        let jwk = Value::Object(josekit::jwk::KeyPair::to_jwk_public_key(&pair).into());
+        Self { pkcs8_der, jwk }
+    }
+
+    pub fn sign(&self, input: &[u8]) -> Vec<u8> {
+        josekit::jws::ES256
+            .signer_from_der(&self.pkcs8_der)
+            .unwrap()
+            .sign(input)
+            .unwrap()
+    }
+
+    /// The same key as an rcgen key pair, for a CSR that reuses the account key.
+    pub fn rcgen(&self) -> rcgen::KeyPair {
+        rcgen::KeyPair::try_from(self.pkcs8_der.as_slice()).unwrap()
+    }
+}
+
+/// A response, read completely.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The problem type without the ACME URN prefix.
+    pub fn problem_type(&self) -> String {
+        self.json()["type"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_start_matches("urn:ietf:params:acme:error:")
+            .to_owned()
+    }
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub struct RawClient {
+    pub http: reqwest::Client,
+    pub directory: Value,
+    pub key: AccountKey,
+    pub kid: Option<String>,
+}
+
+impl RawClient {
+    /// A client of the server whose directory is at `directory_url`, trusting `root_pem`.
+    pub async fn new(directory_url: &str, root_pem: &std::path::Path) -> Self {
+        let root = reqwest::Certificate::from_pem(&std::fs::read(root_pem).unwrap()).unwrap();
+        let http = reqwest::Client::builder()
+            .add_root_certificate(root)
+            .build()
+            .unwrap();
+        let directory = http
+            .get(directory_url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Self {
+            http,
+            directory,
+            key: AccountKey::generate(),
+            kid: None,
+        }
+    }
+
+    pub fn url(&self, name: &str) -> String {
+        self.directory[name].as_str().unwrap().to_owned()
+    }
+
+    pub async fn nonce(&self) -> String {
+        let reply = self.http.head(self.url("newNonce")).send().await.unwrap();
+        reply.headers()["replay-nonce"].to_str().unwrap().to_owned()
+    }
+
+    /// A flattened JWS over `header` and `payload`, signed with the account key.
+    pub fn jws(&self, header: &Value, payload: &[u8]) -> Value {
+        let protected = b64(&serde_json::to_vec(header).unwrap());
+        let payload = b64(payload);
+        let signature = self.key.sign(format!("{protected}.{payload}").as_bytes());
+        json!({"protected": protected, "payload": payload, "signature": b64(&signature)})
+    }
+
+    /// The protected header a correct client would send to `url`.
+    pub async fn header(&self, url: &str) -> Value {
+        let mut header = json!({"alg": "ES256", "nonce": self.nonce().await, "url": url});
+        match &self.kid {
+            Some(kid) => header["kid"] = json!(kid),
+            None => header["jwk"] = self.key.jwk.clone(),
+        }
+        header
+    }
+
+    pub async fn send(&self, url: &str, content_type: &str, body: Vec<u8>) -> Reply {
+        let reply = self
+            .http
+            .post(url)
+            .header(CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        Reply {
+            status: reply.status().as_u16(),
+            headers: reply.headers().clone(),
+            body: reply.bytes().await.unwrap().to_vec(),
+        }
+    }
+
+    pub async fn send_jws(&self, url: &str, jws: &Value) -> Reply {
+        self.send(
+            url,
+            "application/jose+json",
+            serde_json::to_vec(jws).unwrap(),
+        )
+        .await
+    }
+
+    /// A correct request: `payload` JSON, or POST-as-GET when `None`.
+    pub async fn post(&self, url: &str, payload: Option<Value>) -> Reply {
+        let header = self.header(url).await;
+        let payload = payload
+            .map(|p| serde_json::to_vec(&p).unwrap())
+            .unwrap_or_default();
+        self.send_jws(url, &self.jws(&header, &payload)).await
+    }
+
+    /// Registers the account and remembers its URL as `kid`.
+    pub async fn register(&mut self) -> Reply {
+        let reply = self
+            .post(
+                &self.url("newAccount"),
+                Some(json!({"termsOfServiceAgreed": true})),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "newAccount: {:?}", reply.json());
+        self.kid = Some(reply.header("location").unwrap().to_owned());
+        reply
+    }
+
+    /// Creates an order for `names` and returns (order URL, order JSON).
+    pub async fn new_order(&self, names: &[&str]) -> (String, Value) {
+        let identifiers: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"type": "dns", "value": n}))
+            .collect();
+        let reply = self
+            .post(
+                &self.url("newOrder"),
+                Some(json!({"identifiers": identifiers})),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "newOrder: {:?}", reply.json());
+        (reply.header("location").unwrap().to_owned(), reply.json())
+    }
+
+    pub fn thumbprint(&self) -> String {
+        // RFC 7638 for an EC key: crv, kty, x, y in this order.
+        let jwk = &self.key.jwk;
+        let canonical = format!(
+            r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
+            jwk["crv"].as_str().unwrap(),
+            jwk["x"].as_str().unwrap(),
+            jwk["y"].as_str().unwrap()
+        );
+        use sha2::Digest;
+        b64(&sha2::Sha256::digest(canonical.as_bytes()))
+    }
+}
