@@ -175,7 +175,7 @@ fn decide_names(
     if role.use_csr_common_name && !requested_cn.is_empty() {
         warnings.push("the common_name field was provided but the role is set with \"use_csr_common_name\" set to true".to_owned());
     }
-    if role.use_csr_sans && fields.has("alt_names") {
+    if role.use_csr_sans && !fields.list("alt_names")?.is_empty() {
         warnings.push("the alt_names field was provided but the role is set with \"use_csr_sans\" set to true".to_owned());
     }
     let common_name = if role.use_csr_common_name {
@@ -206,10 +206,12 @@ fn decide_names(
     if !fields.boolean("exclude_cn_from_sans", false)?
         && !common_name.is_empty()
         && is_hostname(cn_host)
-        && !dns.contains(&common_name)
     {
-        dns.insert(0, common_name.clone());
+        dns.push(common_name.clone());
     }
+    // Vault deduplicates with strutil.RemoveDuplicates, which also sorts.
+    dns.sort();
+    dns.dedup();
     if let Some(bad) = dns.iter().find(|name| !name_allowed(role, name)) {
         return Err(VaultError::bad_request(format!(
             "subject alternate name {bad} not allowed by this role"
