@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs certgate's whole test suite on a fresh Debian machine: installs what
+# the tests talk to (real ACME clients, OpenSSL headers for josekit) when it
+# is missing, then runs every test with cargo-nextest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests need, each with a command or file that proves it is there.
+declare -A needs=(
+  [certbot]="command -v certbot"
+  [lego]="command -v lego"
+  [openssl]="command -v openssl"
+  [libssl-dev]="test -e /usr/include/openssl/ssl.h"
+  [pkg-config]="command -v pkg-config"
+)
+missing=()
+for package in "${!needs[@]}"; do
+  ${needs[$package]} >/dev/null 2>&1 || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
+
+cargo build --all-targets --locked
+cargo nextest run --all-targets --locked --no-fail-fast
