@@ -5,4 +5,5 @@
 pub mod dns;
 pub mod http01;
 pub mod instance;
+pub mod process;
 pub mod raw_client;

@@ -56,6 +56,10 @@ pub async fn finalize(
     ));
     let _ = tokio::time::timeout(state.lifetimes.answer_wait, task).await;
 
-    let order = owned_order(&state, &request, &id).await?;
+    let order = state
+        .store
+        .order(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found("order"))?;
     Ok(order_response(&state, &request, &order))
 }

@@ -1,0 +1,409 @@
+//! Real ACME clients against the built certgate binary: certbot and lego, as
+//! Debian packages them, each get a two-name certificate over HTTP-01, then
+//! renew with their existing accounts after certgate was restarted on the
+//! same data directory. What the clients forgive and what they don't is the
+//! point of this test, so nothing here is simulated.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Connection};
+use tokio::process::Command;
+use x509_parser::extensions::GeneralName;
+
+use support::dns::DnsStub;
+use support::process::{free_port, CertgateProcess, ServeArgs};
+
+/// An issuance takes seconds; this only catches a client that hangs.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
+const LEGO_NAMES: [&str; 2] = ["host1.example.test", "host2.example.test"];
+const CERTBOT_NAMES: [&str; 2] = ["host3.example.test", "host4.example.test"];
+
+/// Fails (never skips) when a tool is missing, naming the package to install.
+/// Only whether the program starts matters, not what it answers.
+fn require_tool(program: &str, package: &str) {
+    let found = std::process::Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    assert!(
+        found,
+        "`{program}` is not installed; this test needs it: apt-get install -y {package}"
+    );
+}
+
+/// Runs a client to completion. Its output goes to a file so that it is
+/// still there to show when the client hangs and is killed.
+async fn run_client(what: &str, mut command: Command, certgate: &CertgateProcess) {
+    let log_dir = tempfile::tempdir().unwrap();
+    let log_path = log_dir.path().join("output");
+    let log = std::fs::File::create(&log_path).unwrap();
+    command
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .kill_on_drop(true);
+    let status = tokio::time::timeout(CLIENT_TIMEOUT, command.status()).await;
+    let output = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    match status {
+        Ok(Ok(status)) if status.success() => {}
+        Ok(Ok(status)) => panic!(
+            "{what} failed ({status})\n--- {what} output ---\n{}\n--- certgate log ---\n{}",
+            output(),
+            certgate.log()
+        ),
+        Ok(Err(e)) => panic!("{what} could not be started: {e}"),
+        Err(_) => panic!(
+            "{what} did not finish within {CLIENT_TIMEOUT:?}\n--- {what} output ---\n{}\n--- certgate log ---\n{}",
+            output(),
+            certgate.log()
+        ),
+    }
+}
+
+/// lego with its own working directory. Its account is stored under the
+/// server's host and port, which is why certgate restarts on the same port.
+struct Lego {
+    dir: tempfile::TempDir,
+    root_pem: PathBuf,
+    http01_port: u16,
+}
+
+impl Lego {
+    fn command(&self, certgate: &CertgateProcess) -> Command {
+        let mut command = Command::new("lego");
+        command
+            .env("LEGO_CA_CERTIFICATES", &self.root_pem)
+            .arg("--server")
+            .arg(certgate.directory_url())
+            .arg("--path")
+            .arg(self.dir.path())
+            .args(["--email", "lego@example.test", "--accept-tos"])
+            .args(["--key-type", "ec256", "--http", "--http.port"])
+            .arg(format!("127.0.0.1:{}", self.http01_port));
+        for name in LEGO_NAMES {
+            command.args(["-d", name]);
+        }
+        command
+    }
+
+    async fn run(&self, certgate: &CertgateProcess) {
+        let mut command = self.command(certgate);
+        command.arg("run");
+        run_client("lego run", command, certgate).await;
+    }
+
+    async fn renew(&self, certgate: &CertgateProcess) {
+        let mut command = self.command(certgate);
+        command.args(["renew", "--days", "99999", "--no-random-sleep"]);
+        run_client("lego renew", command, certgate).await;
+    }
+
+    /// The leaf followed by the issuer.
+    fn bundle(&self) -> PathBuf {
+        self.certificates().join(format!("{}.crt", LEGO_NAMES[0]))
+    }
+
+    fn issuer(&self) -> PathBuf {
+        self.certificates()
+            .join(format!("{}.issuer.crt", LEGO_NAMES[0]))
+    }
+
+    fn certificates(&self) -> PathBuf {
+        self.dir.path().join("certificates")
+    }
+
+    fn account_url(&self) -> String {
+        let accounts = only_entry(&self.dir.path().join("accounts"));
+        let account = read_json(&accounts.join("lego@example.test/account.json"));
+        account["registration"]["uri"]
+            .as_str()
+            .expect("lego's account.json holds registration.uri")
+            .to_owned()
+    }
+}
+
+/// certbot with its own config, work and log directories.
+struct Certbot {
+    dir: tempfile::TempDir,
+    root_pem: PathBuf,
+    http01_port: u16,
+}
+
+impl Certbot {
+    fn command(&self, certgate: &CertgateProcess) -> Command {
+        let dir = self.dir.path();
+        let mut command = Command::new("certbot");
+        command
+            .env("REQUESTS_CA_BUNDLE", &self.root_pem)
+            .arg("--config-dir")
+            .arg(dir.join("c"))
+            .arg("--work-dir")
+            .arg(dir.join("w"))
+            .arg("--logs-dir")
+            .arg(dir.join("l"))
+            .arg("--server")
+            .arg(certgate.directory_url())
+            .args(["-n", "--agree-tos"]);
+        command
+    }
+
+    /// Flags for the standalone HTTP-01 responder, on certgate's port.
+    fn standalone(&self, command: &mut Command) {
+        command
+            .args(["--standalone", "--preferred-challenges", "http"])
+            .args(["--http-01-address", "127.0.0.1", "--http-01-port"])
+            .arg(self.http01_port.to_string());
+    }
+
+    async fn certonly(&self, certgate: &CertgateProcess) {
+        let mut command = self.command(certgate);
+        command.arg("certonly");
+        self.standalone(&mut command);
+        command.args(["--register-unsafely-without-email", "--key-type", "ecdsa"]);
+        for name in CERTBOT_NAMES {
+            command.args(["-d", name]);
+        }
+        run_client("certbot certonly", command, certgate).await;
+    }
+
+    async fn renew(&self, certgate: &CertgateProcess) {
+        let mut command = self.command(certgate);
+        command.args(["renew", "--force-renewal", "--no-random-sleep-on-renew"]);
+        command.args(["--cert-name", CERTBOT_NAMES[0]]);
+        self.standalone(&mut command);
+        run_client("certbot renew", command, certgate).await;
+    }
+
+    fn live(&self) -> PathBuf {
+        self.dir.path().join("c/live").join(CERTBOT_NAMES[0])
+    }
+
+    fn account_url(&self) -> String {
+        // accounts/<host:port>/acme/directory/<account key hash>/regr.json
+        let by_server = only_entry(&self.dir.path().join("c/accounts"));
+        let account = only_entry(&by_server.join("acme/directory"));
+        read_json(&account.join("regr.json"))["uri"]
+            .as_str()
+            .expect("certbot's regr.json holds uri")
+            .to_owned()
+    }
+}
+
+/// The single entry of a directory; more than one means a second account.
+fn only_entry(dir: &Path) -> PathBuf {
+    let entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "expected one entry in {entries:?}");
+    entries.into_iter().next().unwrap()
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
+}
+
+/// Checks a certificate a client saved and returns its serial (hex).
+///
+/// `openssl verify` is an independent judge of the chain up to the root
+/// certgate tells clients to trust; x509-parser reads the SANs, so the
+/// comparison is with the exact set and not with text that merely contains
+/// the names.
+async fn check_certificate(
+    what: &str,
+    root_pem: &Path,
+    leaf_file: &Path,
+    chain_file: &Path,
+    names: &[&str],
+) -> String {
+    let text = std::fs::read(leaf_file)
+        .unwrap_or_else(|e| panic!("{what}: reading {}: {e}", leaf_file.display()));
+    let blocks = pem::parse_many(&text).expect("well-formed PEM");
+    let leaf_pem = blocks
+        .first()
+        .unwrap_or_else(|| panic!("{what}: no PEM in {}", leaf_file.display()));
+
+    // A bundle (lego) starts with the leaf; verify the leaf alone.
+    let scratch = tempfile::tempdir().unwrap();
+    let leaf_only = scratch.path().join("leaf.pem");
+    std::fs::write(&leaf_only, pem::encode(leaf_pem)).unwrap();
+    let verify = Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(root_pem)
+        .arg("-untrusted")
+        .arg(chain_file)
+        .arg(&leaf_only)
+        .output()
+        .await
+        .expect("running openssl verify");
+    let stdout = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        verify.status.success() && stdout.trim_end().ends_with(": OK"),
+        "{what}: openssl verify rejected {} with chain {}:\n{stdout}{}",
+        leaf_file.display(),
+        chain_file.display(),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+
+    let (_, leaf) =
+        x509_parser::parse_x509_certificate(leaf_pem.contents()).expect("the leaf parses as X.509");
+    let sans: BTreeSet<String> = leaf
+        .subject_alternative_name()
+        .expect("at most one SAN extension")
+        .expect("a SAN extension")
+        .value
+        .general_names
+        .iter()
+        .map(|name| match name {
+            GeneralName::DNSName(dns) => dns.to_string(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    let expected: BTreeSet<String> = names.iter().map(|n| n.to_string()).collect();
+    assert_eq!(sans, expected, "{what}: SANs of the leaf");
+    leaf.raw_serial_as_string()
+}
+
+/// Account ids in certgate's database, read with certgate stopped.
+async fn account_ids(data_dir: &Path) -> BTreeSet<String> {
+    let mut db = SqliteConnectOptions::new()
+        .filename(data_dir.join("certgate.db"))
+        .read_only(true)
+        .connect()
+        .await
+        .expect("opening certgate.db");
+    let ids = sqlx::query_scalar::<_, String>("SELECT id FROM accounts")
+        .fetch_all(&mut db)
+        .await
+        .expect("reading accounts");
+    db.close().await.unwrap();
+    ids.into_iter().collect()
+}
+
+/// The account id is the last segment of the account URL.
+fn account_id(url: &str) -> String {
+    url.rsplit('/').next().unwrap().to_owned()
+}
+
+async fn stop(certgate: &mut CertgateProcess) {
+    let status = certgate.stop().await;
+    assert!(
+        status.success(),
+        "certgate did not stop cleanly on SIGTERM ({status})\n--- certgate log ---\n{}",
+        certgate.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn certbot_and_lego_issue_and_renew_across_a_restart() {
+    require_tool("certbot", "certbot");
+    require_tool("lego", "lego");
+    require_tool("openssl", "openssl");
+
+    let dns = DnsStub::start().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    // Both clients answer HTTP-01 on this port, one after the other; the
+    // listen port stays the same across the restart because both clients
+    // file their accounts under the server's host and port.
+    let args = ServeArgs {
+        data_dir: data_dir.path().to_owned(),
+        listen: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        http01_port: free_port(),
+        resolver: dns.addr(),
+    };
+    let root_pem = data_dir.path().join("ca/root.pem");
+    let lego = Lego {
+        dir: tempfile::tempdir().unwrap(),
+        root_pem: root_pem.clone(),
+        http01_port: args.http01_port,
+    };
+    let certbot = Certbot {
+        dir: tempfile::tempdir().unwrap(),
+        root_pem: root_pem.clone(),
+        http01_port: args.http01_port,
+    };
+
+    // First issuance.
+    let mut certgate = CertgateProcess::start(&args).await;
+    lego.run(&certgate).await;
+    let lego_serial = check_certificate(
+        "lego",
+        &root_pem,
+        &lego.bundle(),
+        &lego.issuer(),
+        &LEGO_NAMES,
+    )
+    .await;
+    certbot.certonly(&certgate).await;
+    let certbot_serial = check_certificate(
+        "certbot",
+        &root_pem,
+        &certbot.live().join("cert.pem"),
+        &certbot.live().join("chain.pem"),
+        &CERTBOT_NAMES,
+    )
+    .await;
+    stop(&mut certgate).await;
+
+    let accounts = account_ids(data_dir.path()).await;
+    let lego_account = lego.account_url();
+    let certbot_account = certbot.account_url();
+    assert_eq!(
+        accounts,
+        BTreeSet::from([account_id(&lego_account), account_id(&certbot_account)]),
+        "one account per client, and the ones the clients hold"
+    );
+
+    // Renewal after a restart on the same data directory.
+    let mut certgate = CertgateProcess::start(&args).await;
+    lego.renew(&certgate).await;
+    let lego_renewed = check_certificate(
+        "lego renewal",
+        &root_pem,
+        &lego.bundle(),
+        &lego.issuer(),
+        &LEGO_NAMES,
+    )
+    .await;
+    certbot.renew(&certgate).await;
+    let certbot_renewed = check_certificate(
+        "certbot renewal",
+        &root_pem,
+        &certbot.live().join("cert.pem"),
+        &certbot.live().join("chain.pem"),
+        &CERTBOT_NAMES,
+    )
+    .await;
+    stop(&mut certgate).await;
+
+    assert_ne!(
+        lego_serial, lego_renewed,
+        "lego's renewal is a new certificate"
+    );
+    assert_ne!(
+        certbot_serial, certbot_renewed,
+        "certbot's renewal is a new certificate"
+    );
+    assert_eq!(
+        account_ids(data_dir.path()).await,
+        accounts,
+        "renewals created no accounts"
+    );
+    assert_eq!(lego.account_url(), lego_account, "lego kept its account");
+    assert_eq!(
+        certbot.account_url(),
+        certbot_account,
+        "certbot kept its account"
+    );
+}

@@ -1,0 +1,169 @@
+//! certgate as a separate process: the built binary, started the way an
+//! operator starts it, so a test also covers the command line, the log and
+//! the handling of SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The log line certgate writes once its listener accepts connections.
+const READY_LINE: &str = "certgate is serving";
+/// Generous, because a debug build on a busy machine can be slow to start.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// certgate drains open requests for at most 10 s, so this leaves room.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A port that was free a moment ago, for flags that need a fixed port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("binding an ephemeral port")
+        .port()
+}
+
+/// The flags of `certgate serve` that tests choose.
+#[derive(Debug, Clone)]
+pub struct ServeArgs {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub http01_port: u16,
+    pub resolver: SocketAddr,
+}
+
+/// A running `certgate serve`. Dropping it kills the process, so a failing
+/// test never leaves a server behind.
+pub struct CertgateProcess {
+    child: Child,
+    log: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+    listen: SocketAddr,
+}
+
+impl CertgateProcess {
+    /// Starts the binary and returns once it logged that it is serving.
+    /// Panics with the captured log if it exits or stays silent instead.
+    pub async fn start(args: &ServeArgs) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_certgate"));
+        command
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(&args.data_dir)
+            .arg("--listen")
+            .arg(args.listen.to_string())
+            .arg("--http01-port")
+            .arg(args.http01_port.to_string())
+            .arg("--resolver")
+            .arg(args.resolver.to_string())
+            // The ready line is an INFO event; plain text keeps the log readable.
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        // Settings from the caller's environment would override nothing we
+        // pass, but could add a config file or database URL we did not choose.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("CERTGATE_") {
+                command.env_remove(name);
+            }
+        }
+        let mut child = command.spawn().expect("starting the certgate binary");
+
+        // The log is read from both streams: tracing's fmt writer defaults to
+        // stdout, while errors before logging starts go to stderr.
+        let log = Arc::new(Mutex::new(String::new()));
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let ready_tx = Arc::new(Mutex::new(Some(ready_tx)));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        // Read until EOF, not just until ready: a full pipe would block certgate.
+        let readers = vec![
+            tokio::spawn(collect_log(stdout, log.clone(), ready_tx.clone())),
+            tokio::spawn(collect_log(stderr, log.clone(), ready_tx)),
+        ];
+
+        let mut process = Self {
+            child,
+            log,
+            readers,
+            listen: args.listen,
+        };
+        match tokio::time::timeout(START_TIMEOUT, ready_rx).await {
+            Ok(Ok(())) => process,
+            Ok(Err(_)) => {
+                let status = process.child.wait().await;
+                panic!(
+                    "certgate exited before serving ({status:?})\n--- certgate log ---\n{}",
+                    process.log()
+                )
+            }
+            Err(_) => panic!(
+                "certgate did not log {READY_LINE:?} within {START_TIMEOUT:?}\n--- certgate log ---\n{}",
+                process.log()
+            ),
+        }
+    }
+
+    /// Everything certgate logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn directory_url(&self) -> String {
+        format!("https://{}/acme/directory", self.listen)
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub async fn stop(&mut self) -> ExitStatus {
+        let pid = self.child.id().expect("certgate is still running");
+        let kill = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .expect("running kill");
+        assert!(kill.success(), "kill -TERM {pid} failed: {kill}");
+        let status = match tokio::time::timeout(STOP_TIMEOUT, self.child.wait()).await {
+            Ok(status) => status.expect("waiting for certgate"),
+            Err(_) => panic!(
+                "certgate did not stop within {STOP_TIMEOUT:?} of SIGTERM\n--- certgate log ---\n{}",
+                self.log()
+            ),
+        };
+        // The pipes are closed now; let the readers take in the last lines.
+        for reader in self.readers.drain(..) {
+            let _ = reader.await;
+        }
+        status
+    }
+}
+
+/// Appends each line of `stream` to `log`, and reports the ready line once
+/// (the sender is shared by both streams; it drops when both reach EOF).
+async fn collect_log(
+    stream: impl AsyncRead + Unpin,
+    log: Arc<Mutex<String>>,
+    ready: Arc<Mutex<Option<oneshot::Sender<()>>>>,
+) {
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let is_ready = line.contains(READY_LINE);
+        {
+            let mut log = log.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+        if is_ready {
+            if let Some(ready) = ready.lock().unwrap().take() {
+                let _ = ready.send(());
+            }
+        }
+    }
+}
