@@ -32,8 +32,13 @@ impl Instance {
     }
 
     fn config(&self) -> Config {
+        // After a restart, the same port: clients keep URLs with it in them.
+        let listen = self
+            .server
+            .as_ref()
+            .map_or_else(|| "127.0.0.1:0".parse().unwrap(), |s| s.local_addr());
         Config::load(ServeFlags {
-            listen: Some("127.0.0.1:0".parse().unwrap()),
+            listen: Some(listen),
             data_dir: Some(self.data_dir.path().to_owned()),
             http01_port: Some(self.http01.port()),
             resolvers: vec![self.dns.addr().to_string()],
@@ -46,6 +51,18 @@ impl Instance {
         certgate::server::start(self.config())
             .await
             .expect("certgate starts")
+    }
+
+    /// Stops certgate gracefully and starts it again on the same port and
+    /// data directory, as an operator's restart would.
+    pub async fn restart(&mut self) {
+        let config = self.config();
+        self.server.take().unwrap().shutdown().await.unwrap();
+        self.server = Some(
+            certgate::server::start(config)
+                .await
+                .expect("certgate restarts"),
+        );
     }
 
     pub fn server(&self) -> &Server {
