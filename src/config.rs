@@ -41,11 +41,15 @@ pub struct Config {
     pub external_url: Option<String>,
 }
 
-/// Flags of `certgate serve`; each also reads `CERTGATE_<NAME>`.
-#[derive(Debug, Clone, Default, Args)]
+/// Settings of `certgate serve`: each is a flag, reads `CERTGATE_<NAME>`,
+/// and is a key of the config file (the flag's name with `_`). One struct
+/// serves all three so they cannot drift apart.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServeFlags {
     /// TOML file with any of the settings below (keys as the flags, with `_`).
     #[arg(long, env = "CERTGATE_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
 
     /// Address and port of the HTTPS listener [default: 127.0.0.1:8443].
@@ -76,6 +80,7 @@ pub struct ServeFlags {
         value_name = "ADDR:PORT",
         value_delimiter = ','
     )]
+    #[serde(rename = "resolver", alias = "resolvers")]
     pub resolvers: Vec<String>,
 
     /// Lifetime of issued certificates, e.g. 90d, 24h, 1h [default: 90d].
@@ -90,28 +95,13 @@ pub struct ServeFlags {
         value_name = "NAME",
         value_delimiter = ','
     )]
+    #[serde(rename = "tls_name", alias = "tls_names")]
     pub tls_names: Vec<String>,
 
     /// Public base URL of this server (e.g. https://acme.lab.example), when
     /// the Host header clients send should not be trusted to build URLs.
     #[arg(long, env = "CERTGATE_EXTERNAL_URL", value_name = "URL")]
     pub external_url: Option<String>,
-}
-
-/// The config file: the same settings, all optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<SocketAddr>,
-    data_dir: Option<PathBuf>,
-    database_url: Option<String>,
-    http01_port: Option<u16>,
-    #[serde(default, alias = "resolvers")]
-    resolver: Vec<String>,
-    cert_lifetime: Option<String>,
-    #[serde(default, alias = "tls_names")]
-    tls_name: Vec<String>,
-    external_url: Option<String>,
 }
 
 /// `ADDR:PORT`, or a bare address meaning port 53.
@@ -128,7 +118,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, ConfigError> {
         .map_err(|e| ConfigError::Invalid(format!("duration {text:?}: {e}")))
 }
 
-fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+fn read_file(path: &Path) -> Result<ServeFlags, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
@@ -154,7 +144,7 @@ impl Config {
     pub fn load(flags: ServeFlags) -> Result<Self, ConfigError> {
         let file = match &flags.config {
             Some(path) => read_file(path)?,
-            None => FileConfig::default(),
+            None => ServeFlags::default(),
         };
         let data_dir = flags
             .data_dir
@@ -164,7 +154,7 @@ impl Config {
             .database_url
             .or(file.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("certgate.db").display()));
-        let resolvers = first_list(flags.resolvers, file.resolver)
+        let resolvers = first_list(flags.resolvers, file.resolvers)
             .iter()
             .map(|r| parse_resolver(r))
             .collect::<Result<Vec<_>, _>>()?;
@@ -185,7 +175,7 @@ impl Config {
             http01_port: flags.http01_port.or(file.http01_port).unwrap_or(80),
             resolvers,
             cert_lifetime,
-            tls_names: first_list(flags.tls_names, file.tls_name),
+            tls_names: first_list(flags.tls_names, file.tls_names),
             external_url: flags
                 .external_url
                 .or(file.external_url)

@@ -7,31 +7,6 @@ use serde_json::{json, Value};
 use support::instance::Instance;
 use support::raw_client::{b64, RawClient, Reply};
 
-/// Drives an order of `client` for `names` to `ready` over http-01.
-async fn ready_order(client: &RawClient, instance: &Instance, names: &[&str]) -> (String, Value) {
-    let (order_url, order) = client.new_order(names).await;
-    for authz_url in order["authorizations"].as_array().unwrap() {
-        let authz = client.post(authz_url.as_str().unwrap(), None).await.json();
-        let challenge = authz["challenges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["type"] == "http-01")
-            .unwrap();
-        let token = challenge["token"].as_str().unwrap();
-        instance
-            .http01
-            .serve(token, &format!("{token}.{}", client.thumbprint()));
-        let reply = client
-            .post(challenge["url"].as_str().unwrap(), Some(json!({})))
-            .await;
-        assert_eq!(reply.json()["status"], "valid", "{:?}", reply.json());
-    }
-    let order = client.post(&order_url, None).await.json();
-    assert_eq!(order["status"], "ready");
-    (order_url, order)
-}
-
 fn csr(names: &[&str], key: &rcgen::KeyPair) -> String {
     let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
     let mut params = rcgen::CertificateParams::new(names).unwrap();
@@ -389,7 +364,7 @@ async fn every_bad_request_gets_its_problem_type_and_status() {
 
     // --- finalize: the CSR ---
     let names = ["www.lab.example", "api.lab.example"];
-    let (order_url, order) = ready_order(&client, &instance, &names).await;
+    let (order_url, order) = client.ready_order(&instance.http01, &names).await;
     let finalize = order["finalize"].as_str().unwrap().to_owned();
     for (name, csr_b64) in [
         (
@@ -476,7 +451,7 @@ async fn concurrent_finalizes_issue_exactly_one_certificate() {
     client.register().await;
     for round in 0..5 {
         let name = format!("race{round}.lab.example");
-        let (order_url, order) = ready_order(&client, &instance, &[&name]).await;
+        let (order_url, order) = client.ready_order(&instance.http01, &[&name]).await;
         let finalize = order["finalize"].as_str().unwrap();
         let key = rcgen::KeyPair::generate().unwrap();
         let body = json!({"csr": csr(&[&name], &key)});

@@ -14,20 +14,7 @@ async fn accounts_survive_and_an_interrupted_issuance_resumes() {
     let mut client = RawClient::new(&instance.directory_url(), &instance.root_pem_path()).await;
     client.register().await;
     let name = "resume.lab.example";
-    let (order_url, order) = client.new_order(&[name]).await;
-    let authz = client
-        .post(order["authorizations"][0].as_str().unwrap(), None)
-        .await
-        .json();
-    let challenge = &authz["challenges"][0];
-    let token = challenge["token"].as_str().unwrap();
-    instance
-        .http01
-        .serve(token, &format!("{token}.{}", client.thumbprint()));
-    let reply = client
-        .post(challenge["url"].as_str().unwrap(), Some(json!({})))
-        .await;
-    assert_eq!(reply.json()["status"], "valid");
+    let (order_url, _) = client.ready_order(&instance.http01, &[name]).await;
 
     // A stop right after finalize accepted the CSR: the order is processing
     // with its CSR stored, and nothing has been signed yet.

@@ -9,6 +9,8 @@ use josekit::jws::JwsSigner;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::{json, Value};
 
+use super::http01::Http01Responder;
+
 /// An account key: P-256, usable both for JWS and (through rcgen) for CSRs.
 pub struct AccountKey {
     pub pkcs8_der: Vec<u8>,
@@ -188,6 +190,30 @@ impl RawClient {
             .await;
         assert_eq!(reply.status, 201, "newOrder: {:?}", reply.json());
         (reply.header("location").unwrap().to_owned(), reply.json())
+    }
+
+    /// Creates an order for `names` and answers each http-01 challenge
+    /// through `http01`; returns (order URL, order JSON) once it is ready.
+    pub async fn ready_order(&self, http01: &Http01Responder, names: &[&str]) -> (String, Value) {
+        let (order_url, order) = self.new_order(names).await;
+        for authz_url in order["authorizations"].as_array().unwrap() {
+            let authz = self.post(authz_url.as_str().unwrap(), None).await.json();
+            let challenge = authz["challenges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == "http-01")
+                .unwrap();
+            let token = challenge["token"].as_str().unwrap();
+            http01.serve(token, &format!("{token}.{}", self.thumbprint()));
+            let reply = self
+                .post(challenge["url"].as_str().unwrap(), Some(json!({})))
+                .await;
+            assert_eq!(reply.json()["status"], "valid", "{:?}", reply.json());
+        }
+        let order = self.post(&order_url, None).await.json();
+        assert_eq!(order["status"], "ready");
+        (order_url, order)
     }
 
     pub fn thumbprint(&self) -> String {

@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 
-use super::views;
+use super::{owned, views};
 use crate::acme::problem::Problem;
 use crate::acme::request::SignedRequest;
 use crate::acme::response::Json;
@@ -18,18 +18,8 @@ pub async fn owned_authorization(
     request: &SignedRequest,
     id: &str,
 ) -> Result<Authorization, Problem> {
-    let account = request.account()?;
-    let authz = state
-        .store
-        .authorization(id)
-        .await?
-        .ok_or_else(|| Problem::not_found("authorization"))?;
-    if authz.account_id != account.id {
-        return Err(Problem::unauthorized(
-            "this authorization belongs to another account",
-        ));
-    }
-    Ok(authz)
+    let authz = state.store.authorization(id).await?;
+    owned(authz, |a| &a.account_id, request, "authorization")
 }
 
 pub async fn authorization(

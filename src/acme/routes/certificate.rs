@@ -5,6 +5,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 
+use super::owned;
 use crate::acme::problem::Problem;
 use crate::acme::request::SignedRequest;
 use crate::acme::AcmeState;
@@ -15,17 +16,8 @@ pub async fn certificate(
     request: SignedRequest,
 ) -> Result<Response, Problem> {
     request.require_post_as_get()?;
-    let account = request.account()?;
-    let certificate = state
-        .store
-        .certificate(&id)
-        .await?
-        .ok_or_else(|| Problem::not_found("certificate"))?;
-    if certificate.account_id != account.id {
-        return Err(Problem::unauthorized(
-            "this certificate belongs to another account",
-        ));
-    }
+    let certificate = state.store.certificate(&id).await?;
+    let certificate = owned(certificate, |c| &c.account_id, &request, "certificate")?;
     Ok((
         [(
             CONTENT_TYPE,

@@ -18,6 +18,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::problem::Problem;
+use super::request::SignedRequest;
 use super::urls::Urls;
 use super::AcmeState;
 use crate::store::StoreError;
@@ -28,6 +29,24 @@ impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Self {
         Problem::internal("database error", &e)
     }
+}
+
+/// `found`, if it exists and belongs to the account that signed `request`.
+/// Someone else's resource is `unauthorized`, a missing one 404.
+fn owned<T>(
+    found: Option<T>,
+    owner: impl Fn(&T) -> &str,
+    request: &SignedRequest,
+    what: &str,
+) -> Result<T, Problem> {
+    let account = request.account()?;
+    let resource = found.ok_or_else(|| Problem::not_found(what))?;
+    if owner(&resource) != account.id {
+        return Err(Problem::unauthorized(format!(
+            "this {what} belongs to another account"
+        )));
+    }
+    Ok(resource)
 }
 
 /// The `/acme` routes, with the headers every ACME response carries.

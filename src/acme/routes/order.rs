@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 
-use super::views;
+use super::{owned, views};
 use crate::acme::identifiers::check_order_identifiers;
 use crate::acme::problem::Problem;
 use crate::acme::request::SignedRequest;
@@ -75,19 +75,13 @@ pub async fn owned_order(
     request: &SignedRequest,
     id: &str,
 ) -> Result<Order, Problem> {
-    let account = request.account()?;
     tracing::Span::current().record("order", id);
-    let order = state
-        .store
-        .order(id)
-        .await?
-        .ok_or_else(|| Problem::not_found("order"))?;
-    if order.account_id != account.id {
-        return Err(Problem::unauthorized(
-            "this order belongs to another account",
-        ));
-    }
-    Ok(order)
+    owned(
+        state.store.order(id).await?,
+        |o| &o.account_id,
+        request,
+        "order",
+    )
 }
 
 /// An order response, with `Retry-After` while the client must keep polling.
