@@ -12,7 +12,7 @@ use certgate::config::{Config, ServeFlags};
 #[command(
     name = "certgate",
     version,
-    about = "An ACME server (RFC 8555) in front of Vault PKI, with an embedded CA"
+    about = "An ACME server (RFC 8555) for internal certificates, with an embedded CA"
 )]
 struct Cli {
     #[command(subcommand)]

@@ -134,11 +134,7 @@ fn tls_config(ca: &EmbeddedCa, config: &Config) -> Result<RustlsConfig, ServerEr
 }
 
 /// Builds the handler state from the configuration.
-async fn build_state(
-    config: &Config,
-    ca: &EmbeddedCa,
-    ca_arc: Arc<EmbeddedCa>,
-) -> Result<AcmeState, ServerError> {
+async fn build_state(config: &Config, ca: Arc<EmbeddedCa>) -> Result<AcmeState, ServerError> {
     let store = Store::open(&config.database_url).await?;
     let resolver = DnsResolver::new(&config.resolvers)?;
     Ok(AcmeState {
@@ -147,7 +143,8 @@ async fn build_state(
             NonceStore::DEFAULT_LIFETIME,
             NonceStore::DEFAULT_CAPACITY,
         )),
-        issuer: Arc::new(LocalIssuer::new(ca_arc)),
+        root_pem: ca.root_pem().into(),
+        issuer: Arc::new(LocalIssuer::new(ca)),
         validator: Arc::new(Validator::new(resolver, config.http01_port)),
         clock: Arc::new(SystemClock) as Arc<dyn Clock>,
         lifetimes: Lifetimes {
@@ -155,7 +152,6 @@ async fn build_state(
             ..Lifetimes::default()
         },
         external_url: config.external_url.clone(),
-        root_pem: ca.root_pem().into(),
     })
 }
 
@@ -236,28 +232,17 @@ pub fn app(state: AcmeState) -> Router {
 pub async fn start(config: Config) -> Result<Server, ServerError> {
     create_data_dir(&config.data_dir)?;
     let ca = Arc::new(EmbeddedCa::load_or_create(&config.data_dir.join("ca"))?);
-    let state = build_state(&config, &ca, ca.clone()).await?;
+    let state = build_state(&config, ca.clone()).await?;
     resume_unfinished_work(&state).await?;
     let tls = tls_config(&ca, &config)?;
 
-    let listener =
-        std::net::TcpListener::bind(config.listen).map_err(|source| ServerError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    listener
-        .set_nonblocking(true)
-        .and_then(|()| listener.local_addr())
-        .map_err(|source| ServerError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    let local_addr = listener
-        .local_addr()
-        .map_err(|source| ServerError::Listen {
-            addr: config.listen,
-            source,
-        })?;
+    let listen_error = |source| ServerError::Listen {
+        addr: config.listen,
+        source,
+    };
+    let listener = std::net::TcpListener::bind(config.listen).map_err(listen_error)?;
+    listener.set_nonblocking(true).map_err(listen_error)?;
+    let local_addr = listener.local_addr().map_err(listen_error)?;
     let handle = axum_server::Handle::new();
     let service = app(state.clone()).into_make_service();
     let server = axum_server::from_tcp_rustls(listener, tls).handle(handle.clone());
