@@ -1,19 +1,30 @@
 //! An HTTP-01 responder for tests: serves the key authorizations a test
-//! registers at `/.well-known/acme-challenge/<token>`, 404 for anything else.
+//! registers at `/.well-known/acme-challenge/<token>`, 404 for anything else,
+//! optionally behind a chain of redirects.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, State};
+use axum::http::header::LOCATION;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-type Tokens = Arc<Mutex<HashMap<String, String>>>;
+/// What the responder answers for one token.
+#[derive(Debug, Clone)]
+struct Answer {
+    body: String,
+    /// Redirects to send before the body.
+    redirects: u32,
+}
+
+type Answers = Arc<Mutex<HashMap<String, Answer>>>;
 
 pub struct Http01Responder {
     port: u16,
-    tokens: Tokens,
+    answers: Answers,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -23,38 +34,62 @@ impl Drop for Http01Responder {
     }
 }
 
-async fn serve_token(
-    State(tokens): State<Tokens>,
-    Path(token): Path<String>,
-) -> (StatusCode, String) {
-    match tokens.lock().unwrap().get(&token) {
-        Some(key_authorization) => (StatusCode::OK, key_authorization.clone()),
-        None => (StatusCode::NOT_FOUND, "no such token".into()),
+fn respond(answers: &Answers, token: &str, hop: u32) -> Response {
+    let Some(answer) = answers.lock().unwrap().get(token).cloned() else {
+        return (StatusCode::NOT_FOUND, "no such token").into_response();
+    };
+    if hop < answer.redirects {
+        let next = format!("/hop/{}/{token}", hop + 1);
+        return (StatusCode::FOUND, [(LOCATION, next)]).into_response();
     }
+    (StatusCode::OK, answer.body).into_response()
+}
+
+async fn challenge(State(answers): State<Answers>, Path(token): Path<String>) -> Response {
+    respond(&answers, &token, 0)
+}
+
+async fn hop(State(answers): State<Answers>, Path((hop, token)): Path<(u32, String)>) -> Response {
+    respond(&answers, &token, hop)
 }
 
 impl Http01Responder {
     pub async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let tokens: Tokens = Arc::default();
+        let answers: Answers = Arc::default();
         let app = Router::new()
-            .route("/.well-known/acme-challenge/{token}", get(serve_token))
-            .with_state(tokens.clone());
+            .route("/.well-known/acme-challenge/{token}", get(challenge))
+            .route("/hop/{hop}/{token}", get(hop))
+            .with_state(answers.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { port, tokens, task }
+        Self {
+            port,
+            answers,
+            task,
+        }
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    pub fn serve(&self, token: &str, key_authorization: &str) {
-        self.tokens
+    /// Serves `body` for `token`.
+    pub fn serve(&self, token: &str, body: &str) {
+        self.serve_after_redirects(token, body, 0);
+    }
+
+    /// Serves `body` for `token` after `redirects` redirects.
+    pub fn serve_after_redirects(&self, token: &str, body: &str, redirects: u32) {
+        let answer = Answer {
+            body: body.to_owned(),
+            redirects,
+        };
+        self.answers
             .lock()
             .unwrap()
-            .insert(token.to_owned(), key_authorization.to_owned());
+            .insert(token.to_owned(), answer);
     }
 }
