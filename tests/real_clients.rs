@@ -219,6 +219,32 @@ fn read_json(path: &Path) -> serde_json::Value {
 /// certgate tells clients to trust; x509-parser reads the SANs, so the
 /// comparison is with the exact set and not with text that merely contains
 /// the names.
+/// Checks the certificate each client holds now; returns (lego's serial, certbot's).
+async fn check_both(
+    phase: &str,
+    root_pem: &Path,
+    lego: &Lego,
+    certbot: &Certbot,
+) -> (String, String) {
+    let lego_serial = check_certificate(
+        &format!("lego {phase}"),
+        root_pem,
+        &lego.bundle(),
+        &lego.issuer(),
+        &LEGO_NAMES,
+    )
+    .await;
+    let certbot_serial = check_certificate(
+        &format!("certbot {phase}"),
+        root_pem,
+        &certbot.live().join("cert.pem"),
+        &certbot.live().join("chain.pem"),
+        &CERTBOT_NAMES,
+    )
+    .await;
+    (lego_serial, certbot_serial)
+}
+
 async fn check_certificate(
     what: &str,
     root_pem: &Path,
@@ -337,23 +363,8 @@ async fn certbot_and_lego_issue_and_renew_across_a_restart() {
     // First issuance.
     let mut certgate = CertgateProcess::start(&args).await;
     lego.run(&certgate).await;
-    let lego_serial = check_certificate(
-        "lego",
-        &root_pem,
-        &lego.bundle(),
-        &lego.issuer(),
-        &LEGO_NAMES,
-    )
-    .await;
     certbot.certonly(&certgate).await;
-    let certbot_serial = check_certificate(
-        "certbot",
-        &root_pem,
-        &certbot.live().join("cert.pem"),
-        &certbot.live().join("chain.pem"),
-        &CERTBOT_NAMES,
-    )
-    .await;
+    let (lego_serial, certbot_serial) = check_both("issued", &root_pem, &lego, &certbot).await;
     stop(&mut certgate).await;
 
     let accounts = account_ids(data_dir.path()).await;
@@ -368,23 +379,8 @@ async fn certbot_and_lego_issue_and_renew_across_a_restart() {
     // Renewal after a restart on the same data directory.
     let mut certgate = CertgateProcess::start(&args).await;
     lego.renew(&certgate).await;
-    let lego_renewed = check_certificate(
-        "lego renewal",
-        &root_pem,
-        &lego.bundle(),
-        &lego.issuer(),
-        &LEGO_NAMES,
-    )
-    .await;
     certbot.renew(&certgate).await;
-    let certbot_renewed = check_certificate(
-        "certbot renewal",
-        &root_pem,
-        &certbot.live().join("cert.pem"),
-        &certbot.live().join("chain.pem"),
-        &CERTBOT_NAMES,
-    )
-    .await;
+    let (lego_renewed, certbot_renewed) = check_both("renewed", &root_pem, &lego, &certbot).await;
     stop(&mut certgate).await;
 
     assert_ne!(

@@ -8,6 +8,15 @@ use serde_json::json;
 use support::instance::Instance;
 use support::raw_client::{b64, RawClient};
 
+/// Certificates the database holds for the order.
+async fn stored(instance: &Instance, order_id: &str) -> i64 {
+    instance
+        .store()
+        .certificate_count_for_order(order_id)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn accounts_survive_and_an_interrupted_issuance_resumes() {
     let mut instance = Instance::start().await;
@@ -29,14 +38,7 @@ async fn accounts_survive_and_an_interrupted_issuance_resumes() {
         .begin_finalize(&order_id, csr.der(), now)
         .await
         .unwrap());
-    assert_eq!(
-        instance
-            .store()
-            .certificate_count_for_order(&order_id)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(stored(&instance, &order_id).await, 0);
 
     instance.restart().await;
 
@@ -54,14 +56,7 @@ async fn accounts_survive_and_an_interrupted_issuance_resumes() {
         tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
     }
     assert_eq!(status, "valid");
-    assert_eq!(
-        instance
-            .store()
-            .certificate_count_for_order(&order_id)
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(stored(&instance, &order_id).await, 1);
     let certificate_url = client.post(&order_url, None).await.json()["certificate"]
         .as_str()
         .unwrap()
