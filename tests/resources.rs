@@ -4,7 +4,7 @@
 
 mod support;
 
-use serde_json::json;
+use serde_json::{json, Value};
 use support::instance::Instance;
 use support::raw_client::RawClient;
 
@@ -166,4 +166,42 @@ async fn deactivating_an_authorization_invalidates_its_order() {
         (again.status, again.problem_type().as_str()),
         (400, "malformed")
     );
+}
+
+#[tokio::test]
+async fn the_orders_list_pages_with_link_next() {
+    let instance = Instance::start().await;
+    let mut client = RawClient::new(&instance.directory_url(), &instance.root_pem_path()).await;
+    client.register().await;
+    let mut created = Vec::new();
+    for i in 0..101 {
+        created.push(client.new_order(&[&format!("o{i}.lab.example")]).await.0);
+    }
+    let first = client
+        .post(&format!("{}/orders", client.kid.as_ref().unwrap()), None)
+        .await;
+    let link = first.header("link").unwrap_or_default().to_owned();
+    let links: Vec<&str> = first
+        .headers
+        .get_all("link")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    let next = links
+        .iter()
+        .find(|l| l.ends_with("rel=\"next\""))
+        .unwrap_or_else(|| panic!("no next link in {links:?} ({link})"));
+    let next_url = next.trim_start_matches('<').split('>').next().unwrap();
+    let second = client.post(next_url, None).await;
+    assert_eq!(second.status, 200, "{:?}", second.json());
+    assert!(second
+        .headers
+        .get_all("link")
+        .iter()
+        .all(|v| !v.to_str().unwrap().contains("next")));
+
+    let mut listed: Vec<Value> = first.json()["orders"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), 100);
+    listed.extend(second.json()["orders"].as_array().unwrap().iter().cloned());
+    assert_eq!(listed, created.iter().map(|u| json!(u)).collect::<Vec<_>>());
 }

@@ -124,7 +124,8 @@ impl Store {
         }))
     }
 
-    /// One page of an account's order ids, oldest first.
+    /// One page of an account's order ids in the order they were created
+    /// (insertion order: timestamps alone tie within a second).
     pub async fn order_ids_for_account(
         &self,
         account_id: &str,
@@ -132,7 +133,7 @@ impl Store {
         limit: i64,
     ) -> StoreResult<Vec<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT id FROM orders WHERE account_id = ? ORDER BY created_at, id LIMIT ? OFFSET ?",
+            "SELECT id FROM orders WHERE account_id = ? ORDER BY rowid LIMIT ? OFFSET ?",
         )
         .bind(account_id)
         .bind(limit)
