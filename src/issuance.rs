@@ -2,7 +2,9 @@
 //!
 //! Runs as a task of its own so that a client that hangs up does not stop it,
 //! and is started again for every `processing` order when certgate starts, so
-//! a stop in the middle never strands an order.
+//! a stop in the middle never strands an order. A CA that is unavailable and
+//! a database that fails are both waited out, never given up on: a signed
+//! certificate is stored before anything else happens to its order.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,12 +13,10 @@ use tracing::Instrument;
 
 use crate::acme::problem::{Problem, ProblemType};
 use crate::acme::status::OrderStatus;
+use crate::backoff::{until_ok, Backoff};
 use crate::clock::Clock;
-use crate::issuer::{IssueError, Issuer, SignRequest};
+use crate::issuer::{IssueError, IssuedCertificate, Issuer, SignRequest};
 use crate::store::{NewCertificate, Store};
-
-/// Longest pause between attempts while the CA is unavailable.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// Issues the certificate for order `order_id` if it is processing.
 pub async fn run(
@@ -28,40 +28,19 @@ pub async fn run(
 ) {
     let span = tracing::info_span!("issuance", order = %order_id);
     async move {
-        if let Err(e) = issue(&store, issuer.as_ref(), clock.as_ref(), lifetime, &order_id).await {
-            tracing::error!(error = %e, "issuance stopped; the order stays processing until the next start");
-        }
-    }
-    .instrument(span)
-    .await
-}
-
-async fn issue(
-    store: &Store,
-    issuer: &dyn Issuer,
-    clock: &dyn Clock,
-    lifetime: Duration,
-    order_id: &str,
-) -> Result<(), crate::store::StoreError> {
-    let Some(order) = store.order(order_id).await? else {
-        return Ok(());
-    };
-    let Some(csr_der) = order
-        .csr
-        .clone()
-        .filter(|_| order.status == OrderStatus::Processing)
-    else {
-        return Ok(());
-    };
-    let request = SignRequest {
-        csr_der,
-        names: order.identifiers.iter().map(|i| i.value.clone()).collect(),
-        lifetime,
-    };
-    let mut backoff = Duration::from_secs(1);
-    loop {
-        let started = std::time::Instant::now();
-        match issuer.sign(&request).await {
+        let order = until_ok("reading the order", || store.order(&order_id)).await;
+        let Some((order, csr_der)) = order.and_then(|o| {
+            let csr = o.csr.clone().filter(|_| o.status == OrderStatus::Processing)?;
+            Some((o, csr))
+        }) else {
+            return;
+        };
+        let request = SignRequest {
+            csr_der,
+            names: order.identifiers.iter().map(|i| i.value.clone()).collect(),
+            lifetime,
+        };
+        match sign(issuer.as_ref(), &request).await {
             Ok(issued) => {
                 let certificate = NewCertificate {
                     id: crate::ids::resource_id(),
@@ -71,35 +50,51 @@ async fn issue(
                     not_before: issued.not_before,
                     not_after: issued.not_after,
                 };
-                if store
-                    .complete_order(order_id, &certificate, clock.now())
-                    .await?
-                {
-                    tracing::info!(serial = %certificate.serial, names = ?certificate.names,
-                        elapsed_ms = started.elapsed().as_millis() as u64, "certificate issued");
+                let stored = until_ok("storing the certificate", || {
+                    store.complete_order(&order_id, &certificate, clock.now())
+                })
+                .await;
+                if stored {
+                    tracing::info!(serial = %certificate.serial, names = ?certificate.names, "certificate issued");
                 }
-                return Ok(());
+            }
+            Err(problem) => {
+                until_ok("recording the failed order", || {
+                    store.fail_order(&order_id, &problem, clock.now())
+                })
+                .await;
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Asks the issuer until it gives an answer: a certificate, or the problem
+/// the order fails with.
+async fn sign(issuer: &dyn Issuer, request: &SignRequest) -> Result<IssuedCertificate, Problem> {
+    let mut backoff = Backoff::new();
+    loop {
+        let started = std::time::Instant::now();
+        match issuer.sign(request).await {
+            Ok(issued) => {
+                tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "signed");
+                return Ok(issued);
             }
             Err(IssueError::Rejected(reason)) => {
                 tracing::warn!(%reason, "the CA refused the CSR");
-                store
-                    .fail_order(order_id, &Problem::bad_csr(reason), clock.now())
-                    .await?;
-                return Ok(());
+                return Err(Problem::bad_csr(reason));
             }
             Err(IssueError::Internal(reason)) => {
                 tracing::error!(%reason, "issuing failed");
-                let problem = Problem::new(
+                return Err(Problem::new(
                     ProblemType::ServerInternal,
                     "the certificate could not be issued; the server log has details",
-                );
-                store.fail_order(order_id, &problem, clock.now()).await?;
-                return Ok(());
+                ));
             }
             Err(IssueError::Unavailable(reason)) => {
-                tracing::warn!(%reason, retry_in_s = backoff.as_secs(), "CA unavailable; will retry");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                tracing::warn!(%reason, retry_in_s = backoff.next_delay().as_secs(), "CA unavailable; will retry");
+                backoff.wait().await;
             }
         }
     }

@@ -6,6 +6,7 @@
 //! [`server`] wires them together.
 
 pub mod acme;
+pub mod backoff;
 pub mod clock;
 pub mod config;
 pub mod ids;

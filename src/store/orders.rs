@@ -124,7 +124,8 @@ impl Store {
         }))
     }
 
-    /// One page of an account's order ids in the order they were created
+    /// One page of an account's order ids, leaving out invalid ones (RFC 8555
+    /// §7.1.2.1), in the order they were created
     /// (insertion order: timestamps alone tie within a second).
     pub async fn order_ids_for_account(
         &self,
@@ -133,7 +134,8 @@ impl Store {
         limit: i64,
     ) -> StoreResult<Vec<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT id FROM orders WHERE account_id = ? ORDER BY rowid LIMIT ? OFFSET ?",
+            "SELECT id FROM orders WHERE account_id = ? AND status != 'invalid'
+             ORDER BY rowid LIMIT ? OFFSET ?",
         )
         .bind(account_id)
         .bind(limit)
@@ -195,11 +197,17 @@ impl Store {
     /// pending → processing, only while the authorization is pending and
     /// unexpired. True when this caller won and must run the validation.
     pub async fn start_challenge(&self, id: &str, now: i64) -> StoreResult<bool> {
+        // One validation per authorization at a time (as Boulder and Pebble
+        // do): two racing methods could otherwise each decide the outcome.
         let done = sqlx::query(
             "UPDATE challenges SET status = 'processing'
              WHERE id = ? AND status = 'pending'
-               AND authorization_id IN
-                   (SELECT id FROM authorizations WHERE status = 'pending' AND expires_at > ?)",
+               AND EXISTS (SELECT 1 FROM authorizations a
+                           WHERE a.id = challenges.authorization_id
+                             AND a.status = 'pending' AND a.expires_at > ?)
+               AND NOT EXISTS (SELECT 1 FROM challenges sibling
+                               WHERE sibling.authorization_id = challenges.authorization_id
+                                 AND sibling.status = 'processing')",
         )
         .bind(id)
         .bind(now)
@@ -246,7 +254,7 @@ impl Store {
                 .await?;
         match outcome {
             ValidationOutcome::Valid => {
-                sqlx::query(
+                let changed = sqlx::query(
                     "UPDATE authorizations SET status = 'valid', expires_at = ?
                      WHERE id = ? AND status = 'pending'",
                 )
@@ -254,7 +262,9 @@ impl Store {
                 .bind(&authz_id)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query(
+                // Orders follow only a change this validation made.
+                if changed.rows_affected() == 1 {
+                    sqlx::query(
                     "UPDATE orders SET status = 'ready', updated_at = ?
                      WHERE status = 'pending'
                        AND id IN (SELECT order_id FROM order_authorizations WHERE authorization_id = ?)
@@ -267,15 +277,17 @@ impl Store {
                 .bind(&authz_id)
                 .execute(&mut *tx)
                 .await?;
+                }
             }
             ValidationOutcome::Invalid(_) => {
-                sqlx::query(
+                let changed = sqlx::query(
                     "UPDATE authorizations SET status = 'invalid' WHERE id = ? AND status = 'pending'",
                 )
                 .bind(&authz_id)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query(
+                if changed.rows_affected() == 1 {
+                    sqlx::query(
                     "UPDATE orders SET status = 'invalid', error = ?, updated_at = ?
                      WHERE status IN ('pending', 'ready')
                        AND id IN (SELECT order_id FROM order_authorizations WHERE authorization_id = ?)",
@@ -285,6 +297,7 @@ impl Store {
                 .bind(&authz_id)
                 .execute(&mut *tx)
                 .await?;
+                }
             }
         }
         tx.commit().await?;

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 use crate::acme::problem::Problem;
+use crate::backoff::until_ok;
 use crate::clock::Clock;
 use crate::store::{Store, StoreError, ValidationOutcome};
 
@@ -111,71 +112,76 @@ pub async fn run(
 ) {
     let span = tracing::info_span!("validation", challenge = %challenge_id);
     async move {
-        if let Err(e) = validate(&store, &validator, clock.as_ref(), valid_for, &challenge_id).await {
-            tracing::error!(error = %e, "validation could not be recorded; it runs again at the next start");
-        }
+        let found = until_ok("reading the challenge", || subject(&store, &challenge_id)).await;
+        let Some((kind, name, token, key_authz)) = found else {
+            tracing::error!("challenge, authorization or account missing; nothing to validate");
+            return;
+        };
+        let outcome = validator.check(&kind, &name, &token, &key_authz).await;
+        until_ok("recording the validation", || {
+            let now = clock.now();
+            store.finish_challenge(
+                &challenge_id,
+                &outcome,
+                now,
+                now + valid_for.as_secs() as i64,
+            )
+        })
+        .await;
     }
     .instrument(span)
     .await
 }
 
-async fn validate(
+/// What to validate for a challenge: its type, the name, the token and the
+/// key authorization (`None` if a row is missing).
+async fn subject(
     store: &Store,
-    validator: &Validator,
-    clock: &dyn Clock,
-    valid_for: Duration,
     challenge_id: &str,
-) -> Result<(), StoreError> {
-    let missing =
-        |what: &str| StoreError::Corrupt(format!("{what} of challenge {challenge_id} is missing"));
-    let challenge = store
-        .challenge(challenge_id)
-        .await?
-        .ok_or_else(|| missing("row"))?;
-    let authz = store
-        .authorization(&challenge.authorization_id)
-        .await?
-        .ok_or_else(|| missing("authorization"))?;
-    let account = store
-        .account(&authz.account_id)
-        .await?
-        .ok_or_else(|| missing("account"))?;
+) -> Result<Option<(String, String, String, String)>, StoreError> {
+    let Some(challenge) = store.challenge(challenge_id).await? else {
+        return Ok(None);
+    };
+    let Some(authz) = store.authorization(&challenge.authorization_id).await? else {
+        return Ok(None);
+    };
+    let Some(account) = store.account(&authz.account_id).await? else {
+        return Ok(None);
+    };
     let key_authz = key_authorization(&challenge.token, &account.key_thumbprint);
-    let name = &authz.identifier.value;
+    Ok(Some((
+        challenge.kind,
+        authz.identifier.value,
+        challenge.token,
+        key_authz,
+    )))
+}
 
-    let started = std::time::Instant::now();
-    let outcome = match ChallengeKind::parse(&challenge.kind) {
-        Some(kind) => {
-            validator
-                .method(kind)
-                .validate(name, &challenge.token, &key_authz)
-                .await
+impl Validator {
+    /// Runs the method `kind` for `name` and says what it found.
+    async fn check(
+        &self,
+        kind: &str,
+        name: &str,
+        token: &str,
+        key_authz: &str,
+    ) -> ValidationOutcome {
+        let started = std::time::Instant::now();
+        let result = match ChallengeKind::parse(kind) {
+            Some(kind) => self.method(kind).validate(name, token, key_authz).await,
+            None => Err(Problem::malformed(format!("unknown challenge type {kind}"))),
+        };
+        match result {
+            Ok(()) => {
+                tracing::info!(%name, %kind, elapsed_ms = started.elapsed().as_millis() as u64, "challenge valid");
+                ValidationOutcome::Valid
+            }
+            Err(problem) => {
+                tracing::info!(%name, %kind, %problem, "challenge invalid");
+                ValidationOutcome::Invalid(problem)
+            }
         }
-        None => Err(Problem::malformed(format!(
-            "unknown challenge type {}",
-            challenge.kind
-        ))),
-    };
-    let outcome = match outcome {
-        Ok(()) => ValidationOutcome::Valid,
-        Err(problem) => ValidationOutcome::Invalid(problem),
-    };
-    match &outcome {
-        ValidationOutcome::Valid => tracing::info!(%name, kind = %challenge.kind,
-            elapsed_ms = started.elapsed().as_millis() as u64, "challenge valid"),
-        ValidationOutcome::Invalid(p) => tracing::info!(%name, kind = %challenge.kind,
-            problem = %p, "challenge invalid"),
     }
-    let now = clock.now();
-    store
-        .finish_challenge(
-            challenge_id,
-            &outcome,
-            now,
-            now + valid_for.as_secs() as i64,
-        )
-        .await?;
-    Ok(())
 }
 
 #[cfg(test)]
