@@ -100,3 +100,15 @@ async fn a_wrong_or_huge_body_is_an_incorrect_response_quoting_its_start() {
         "urn:ietf:params:acme:error:incorrectResponse"
     );
 }
+
+#[tokio::test]
+async fn a_redirect_to_another_port_is_not_followed() {
+    let instance = Instance::start().await;
+    let challenge = validate(&instance, "ssh.lab.example", |token, _| {
+        instance.http01.redirect(token, "http://127.0.0.1:22/");
+    })
+    .await;
+    assert_eq!(challenge["status"], "invalid");
+    let detail = challenge["error"]["detail"].as_str().unwrap();
+    assert!(detail.contains("only ports 80, 443"), "{detail}");
+}

@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::cri_attributes::ParsedCriAttribute;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::oid_registry::{OID_X509_EXT_BASIC_CONSTRAINTS, OID_X509_EXT_SUBJECT_ALT_NAME};
 use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
 
@@ -73,8 +75,22 @@ pub fn check(
             .map_err(|_| Problem::bad_csr("CSR common name is not a string"))?;
         names.insert(cn.to_ascii_lowercase());
     }
-    for extension in csr.requested_extensions().into_iter().flatten() {
-        match extension {
+    // Every extensionRequest is read: a CA other than ours (Vault) may honour
+    // names in a second one, or in one we could not parse, so both are refused.
+    let requests: Vec<_> = info
+        .iter_attributes()
+        .filter_map(|attr| match attr.parsed_attribute() {
+            ParsedCriAttribute::ExtensionRequest(request) => Some(request),
+            _ => None,
+        })
+        .collect();
+    if requests.len() > 1 {
+        return Err(Problem::bad_csr(
+            "CSR has more than one extensionRequest attribute",
+        ));
+    }
+    for extension in requests.iter().flat_map(|r| r.extensions.iter()) {
+        match extension.parsed_extension() {
             ParsedExtension::SubjectAlternativeName(san) => {
                 for name in &san.general_names {
                     match name {
@@ -91,6 +107,15 @@ pub fn check(
             }
             ParsedExtension::BasicConstraints(bc) if bc.ca => {
                 return Err(Problem::bad_csr("CSR asks for a CA certificate"));
+            }
+            ParsedExtension::ParseError { .. } | ParsedExtension::UnsupportedExtension { .. }
+                if extension.oid == OID_X509_EXT_SUBJECT_ALT_NAME
+                    || extension.oid == OID_X509_EXT_BASIC_CONSTRAINTS =>
+            {
+                return Err(Problem::bad_csr(format!(
+                    "CSR extension {} does not parse",
+                    extension.oid
+                )));
             }
             _ => {}
         }

@@ -69,13 +69,18 @@ impl PublicJwk {
             .ok_or_else(|| bad_key(format!("unsupported key type {kty:?}")))?;
         match kty {
             "RSA" => {
-                let bits = bit_length(&decode(jwk, "n")?);
+                // RFC 7518 §6.3.1: no leading zero octets, so that one key
+                // has one encoding and one thumbprint (one account).
+                let (n, e) = (decode(jwk, "n")?, decode(jwk, "e")?);
+                if n.first() == Some(&0) || e.first() == Some(&0) || e.is_empty() {
+                    return Err(bad_key("RSA n and e must have no leading zero octets"));
+                }
+                let bits = bit_length(&n);
                 if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
                     return Err(bad_key(format!(
                         "RSA key is {bits} bits; {MIN_RSA_BITS} to {MAX_RSA_BITS} are accepted"
                     )));
                 }
-                decode(jwk, "e")?;
             }
             "EC" => {
                 let (crv, len) = match member(jwk, "crv")? {
@@ -198,6 +203,19 @@ mod tests {
             PublicJwk::parse(&private).unwrap_err().kind,
             ProblemType::BadPublicKey
         );
+    }
+
+    #[test]
+    fn one_rsa_key_has_one_encoding() {
+        let mut n = vec![0u8];
+        n.extend([0xc5u8; 256]);
+        let padded = json!({"kty": "RSA", "n": URL_SAFE_NO_PAD.encode(&n), "e": "AQAB"});
+        assert_eq!(
+            PublicJwk::parse(&padded).unwrap_err().kind,
+            ProblemType::BadPublicKey
+        );
+        let plain = json!({"kty": "RSA", "n": URL_SAFE_NO_PAD.encode(&n[1..]), "e": "AQAB"});
+        assert!(PublicJwk::parse(&plain).is_ok());
     }
 
     #[test]

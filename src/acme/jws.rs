@@ -38,6 +38,10 @@ pub struct ProtectedHeader {
     pub jwk: Option<Value>,
     #[serde(default)]
     pub kid: Option<String>,
+    /// RFC 7515 §4.1.11: extensions the signer requires us to understand.
+    /// ACME defines none, so any `crit` is refused.
+    #[serde(default)]
+    pub crit: Option<Value>,
 }
 
 /// Who signed: a key sent inline, or an account URL to look up.
@@ -92,6 +96,11 @@ impl ParsedJws {
             .map_err(|e| Problem::malformed(format!("JWS protected header: {e}")))?;
         if !ALGORITHMS.contains(&header.alg.as_str()) {
             return Err(bad_algorithm(&header.alg));
+        }
+        if header.crit.is_some() {
+            return Err(Problem::malformed(
+                "JWS protected header lists crit extensions, which ACME does not define",
+            ));
         }
         let key = match (&header.jwk, &header.kid) {
             (Some(jwk), None) => KeyRef::Jwk(PublicJwk::parse(jwk)?),
@@ -206,6 +215,15 @@ mod tests {
         assert_eq!(both.unwrap_err().kind, ProblemType::Malformed);
         let neither = ParsedJws::parse(&body(json!({"alg": "EdDSA", "nonce": "n", "url": "u"})));
         assert_eq!(neither.unwrap_err().kind, ProblemType::Malformed);
+    }
+
+    #[test]
+    fn a_crit_header_is_refused() {
+        let header = json!({"alg": "ES256", "kid": "k", "nonce": "n", "url": "u", "crit": ["exp"]});
+        assert_eq!(
+            ParsedJws::parse(&body(header)).unwrap_err().kind,
+            ProblemType::Malformed
+        );
     }
 
     #[test]

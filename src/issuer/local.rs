@@ -38,6 +38,8 @@ pub enum CaError {
     Invalid { dir: PathBuf, detail: String },
     #[error("certificate generation: {0}")]
     Generate(#[from] rcgen::Error),
+    #[error("the embedded intermediate CA expired (not after {not_after}); replace the data directory's ca/ folder")]
+    Expired { not_after: i64 },
 }
 
 /// The CA's certificates and the intermediate's signing key.
@@ -216,7 +218,7 @@ impl EmbeddedCa {
         names: &[String],
         lifetime: Duration,
         server_auth_only: bool,
-    ) -> Result<IssuedCertificate, rcgen::Error> {
+    ) -> Result<IssuedCertificate, CaError> {
         let now = OffsetDateTime::now_utc();
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
@@ -248,6 +250,12 @@ impl EmbeddedCa {
         let not_after = (now + lifetime)
             .unix_timestamp()
             .min(self.intermediate_not_after);
+        if not_after <= now.unix_timestamp() {
+            // A leaf that expires before it is issued helps nobody.
+            return Err(CaError::Expired {
+                not_after: self.intermediate_not_after,
+            });
+        }
         params.not_after = OffsetDateTime::from_unix_timestamp(not_after)
             .expect("a timestamp taken from an OffsetDateTime is in range");
         let leaf = params.signed_by(public_key, &self.issuer)?;
@@ -264,7 +272,7 @@ impl EmbeddedCa {
         &self,
         names: &[String],
         lifetime: Duration,
-    ) -> Result<(String, String), rcgen::Error> {
+    ) -> Result<(String, String), CaError> {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let issued = self.issue_leaf(&key, names, lifetime, true)?;
         Ok((issued.chain_pem, key.serialize_pem()))

@@ -81,6 +81,7 @@ impl Http01 {
     }
 
     fn client(&self, name: &str, addrs: &[IpAddr]) -> reqwest::Result<reqwest::Client> {
+        let challenge_port = self.port;
         let sockets: Vec<SocketAddr> = addrs
             .iter()
             .map(|&ip| SocketAddr::new(ip, self.port))
@@ -94,12 +95,21 @@ impl Http01 {
                 env!("CARGO_PKG_VERSION"),
                 " (ACME http-01 validation)"
             ))
-            .redirect(Policy::custom(|attempt| {
+            .redirect(Policy::custom(move |attempt| {
+                let url = attempt.url();
+                let port = url.port_or_known_default();
                 if attempt.previous().len() > MAX_REDIRECTS {
                     attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
-                } else if !matches!(attempt.url().scheme(), "http" | "https") {
-                    let scheme = attempt.url().scheme().to_owned();
+                } else if !matches!(url.scheme(), "http" | "https") {
+                    let scheme = url.scheme().to_owned();
                     attempt.error(format!("redirect to a {scheme}: URL"))
+                } else if !matches!(port, Some(p) if p == 80 || p == 443 || p == challenge_port) {
+                    // As Let's Encrypt: a redirect may not aim validation at
+                    // arbitrary services.
+                    let to = url.to_string();
+                    attempt.error(format!(
+                        "redirect to {to}: only ports 80, 443 and {challenge_port} are followed"
+                    ))
                 } else {
                     attempt.follow()
                 }

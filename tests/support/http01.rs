@@ -18,6 +18,8 @@ struct Answer {
     body: String,
     /// Redirects to send before the body.
     redirects: u32,
+    /// Where the first redirect points, instead of the next hop here.
+    location: Option<String>,
 }
 
 type Answers = Arc<Mutex<HashMap<String, Answer>>>;
@@ -39,7 +41,9 @@ fn respond(answers: &Answers, token: &str, hop: u32) -> Response {
         return (StatusCode::NOT_FOUND, "no such token").into_response();
     };
     if hop < answer.redirects {
-        let next = format!("/hop/{}/{token}", hop + 1);
+        let next = answer
+            .location
+            .unwrap_or_else(|| format!("/hop/{}/{token}", hop + 1));
         return (StatusCode::FOUND, [(LOCATION, next)]).into_response();
     }
     (StatusCode::OK, answer.body).into_response()
@@ -83,10 +87,29 @@ impl Http01Responder {
 
     /// Serves `body` for `token` after `redirects` redirects.
     pub fn serve_after_redirects(&self, token: &str, body: &str, redirects: u32) {
-        let answer = Answer {
-            body: body.to_owned(),
-            redirects,
-        };
+        self.answer(
+            token,
+            Answer {
+                body: body.to_owned(),
+                redirects,
+                location: None,
+            },
+        );
+    }
+
+    /// Answers `token` with a redirect to `location`.
+    pub fn redirect(&self, token: &str, location: &str) {
+        self.answer(
+            token,
+            Answer {
+                body: String::new(),
+                redirects: 1,
+                location: Some(location.to_owned()),
+            },
+        );
+    }
+
+    fn answer(&self, token: &str, answer: Answer) {
         self.answers
             .lock()
             .unwrap()

@@ -152,10 +152,12 @@ pub async fn account(
     Ok(Json::ok(views::account(&request.urls, &account)).into_response())
 }
 
+/// The query of an orders-list page; parsed by hand so that a bad cursor is
+/// a problem document rather than the framework's plain-text 400.
 #[derive(Debug, Deserialize)]
 pub struct Page {
     #[serde(default)]
-    cursor: i64,
+    cursor: Option<String>,
 }
 
 /// The account's orders, [`ORDERS_PAGE`] at a time, with `Link: rel="next"`
@@ -168,7 +170,14 @@ pub async fn orders(
 ) -> Result<Response, Problem> {
     own_account(&request, &id)?;
     request.require_post_as_get()?;
-    let offset = page.cursor.max(0);
+    let offset = match page.cursor.as_deref() {
+        None => 0,
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| Problem::malformed(format!("cursor {text:?} is not a page offset")))?,
+    };
     let mut ids = state
         .store
         .order_ids_for_account(&id, offset, ORDERS_PAGE + 1)

@@ -11,7 +11,7 @@ use super::views;
 use crate::acme::problem::Problem;
 use crate::acme::request::SignedRequest;
 use crate::acme::response::Json;
-use crate::acme::status::ChallengeStatus;
+use crate::acme::status::{AuthorizationStatus, ChallengeStatus};
 use crate::acme::AcmeState;
 use crate::validate;
 
@@ -44,17 +44,26 @@ pub async fn challenge(
             // Answer with the result when validation is quick (saving the
             // client a poll); otherwise answer `processing` and let it poll.
             let _ = tokio::time::timeout(state.lifetimes.answer_wait, task).await;
-        } else if challenge.status == ChallengeStatus::Pending {
-            return Err(Problem::malformed(format!(
-                "this challenge cannot be started: its authorization is {}",
-                authz.effective_status(state.clock.now())
-            )));
         }
-        state
+        // Started here, by a concurrent request, or long ago: answer with
+        // what the challenge is now, unless it could not start at all.
+        let now_stored = state
             .store
             .challenge(&id)
             .await?
-            .ok_or_else(|| Problem::not_found("challenge"))?
+            .ok_or_else(|| Problem::not_found("challenge"))?;
+        if now_stored.status == ChallengeStatus::Pending {
+            let why = match authz.effective_status(state.clock.now()) {
+                AuthorizationStatus::Pending => {
+                    "another challenge of this authorization is being validated".to_owned()
+                }
+                status => format!("its authorization is {status}"),
+            };
+            return Err(Problem::malformed(format!(
+                "this challenge cannot be started: {why}"
+            )));
+        }
+        now_stored
     };
 
     let view = views::challenge(&request.urls, &challenge);
