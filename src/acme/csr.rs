@@ -193,6 +193,39 @@ mod tests {
     }
 
     #[test]
+    fn refuses_names_hidden_in_a_second_extension_request() {
+        // SET { Extensions { Extension { subjectAltName, OCTET STRING {
+        //   GeneralNames { dNSName "evil.test" } } } } }
+        let mut second: Vec<u8> = vec![
+            0x31, 0x18, 0x30, 0x16, 0x30, 0x14, 0x06, 0x03, 0x55, 0x1d, 0x11,
+        ];
+        second.extend([0x04, 0x0d, 0x30, 0x0b, 0x82, 0x09]);
+        second.extend(b"evil.test");
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["a.test".to_string()]).unwrap();
+        params.distinguished_name = DistinguishedName::new();
+        let attribute = rcgen::Attribute {
+            oid: &[1, 2, 840, 113549, 1, 9, 14],
+            values: second,
+        };
+        let der = params
+            .serialize_request_with_attributes(&key, vec![attribute])
+            .unwrap();
+        let p = check(
+            &URL_SAFE_NO_PAD.encode(der.der()),
+            &names(&["a.test"]),
+            &other_account(),
+        )
+        .unwrap_err();
+        assert_eq!(p.kind, ProblemType::BadCsr);
+        assert!(
+            p.detail.contains("more than one extensionRequest"),
+            "{}",
+            p.detail
+        );
+    }
+
+    #[test]
     fn refuses_a_broken_signature() {
         let key = KeyPair::generate().unwrap();
         let mut der = URL_SAFE_NO_PAD
