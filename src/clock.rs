@@ -1,6 +1,6 @@
-//! Time as certgate sees it, injectable so tests can move it.
-
-use std::sync::atomic::{AtomicI64, Ordering};
+//! Time as certgate sees it: behind a trait, so that handlers and background
+//! tasks all read one clock, and code that builds the state itself (a test,
+//! a tool) can substitute its own.
 
 pub trait Clock: Send + Sync {
     /// Unix seconds, UTC.
@@ -13,25 +13,5 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> i64 {
         time::OffsetDateTime::now_utc().unix_timestamp()
-    }
-}
-
-/// A clock that stands still until told to move: for tests of expiry.
-#[derive(Debug)]
-pub struct ManualClock(AtomicI64);
-
-impl ManualClock {
-    pub fn new(start: i64) -> Self {
-        Self(AtomicI64::new(start))
-    }
-
-    pub fn advance(&self, seconds: i64) {
-        self.0.fetch_add(seconds, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
     }
 }

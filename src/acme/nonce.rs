@@ -46,10 +46,6 @@ impl NonceStore {
         }
     }
 
-    pub fn lifetime(&self) -> Duration {
-        self.lifetime
-    }
-
     /// Issues a fresh nonce.
     pub fn issue(&self) -> String {
         let mut bytes = NonceBytes::default();
