@@ -25,7 +25,6 @@ use crate::config::Config;
 use crate::issuer::local::{CaError, EmbeddedCa, LocalIssuer};
 use crate::store::{Store, StoreError};
 use crate::validate::{DnsResolver, Validator};
-use crate::{issuance, validate};
 
 /// Lifetime of certgate's own HTTPS certificate, made anew at every start.
 const SERVER_CERT_LIFETIME: Duration = Duration::from_secs(397 * 86_400);
@@ -159,23 +158,11 @@ async fn build_state(config: &Config, ca: Arc<EmbeddedCa>) -> Result<AcmeState, 
 async fn resume_unfinished_work(state: &AcmeState) -> Result<(), StoreError> {
     for id in state.store.processing_challenge_ids().await? {
         tracing::info!(challenge = %id, "resuming validation");
-        tokio::spawn(validate::run(
-            state.store.clone(),
-            state.validator.clone(),
-            state.clock.clone(),
-            state.lifetimes.valid_authorization,
-            id,
-        ));
+        state.spawn_validation(id);
     }
     for id in state.store.processing_order_ids().await? {
         tracing::info!(order = %id, "resuming issuance");
-        tokio::spawn(issuance::run(
-            state.store.clone(),
-            state.issuer.clone(),
-            state.clock.clone(),
-            state.lifetimes.certificate,
-            id,
-        ));
+        state.spawn_issuance(id);
     }
     Ok(())
 }

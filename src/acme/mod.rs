@@ -62,3 +62,29 @@ pub struct AcmeState {
     /// The embedded root, served at `/ca/root.pem`.
     pub root_pem: Arc<str>,
 }
+
+impl AcmeState {
+    /// Starts validating challenge `id` (already `processing`) in a task of
+    /// its own, which outlives the request that asked for it.
+    pub fn spawn_validation(&self, id: String) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(crate::validate::run(
+            self.store.clone(),
+            self.validator.clone(),
+            self.clock.clone(),
+            self.lifetimes.valid_authorization,
+            id,
+        ))
+    }
+
+    /// Starts issuing the certificate of order `id` (already `processing`)
+    /// in a task of its own.
+    pub fn spawn_issuance(&self, id: String) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(crate::issuance::run(
+            self.store.clone(),
+            self.issuer.clone(),
+            self.clock.clone(),
+            self.lifetimes.certificate,
+            id,
+        ))
+    }
+}

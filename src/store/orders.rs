@@ -2,7 +2,7 @@
 //! their states (RFC 8555 §7.1.6).
 
 use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use sqlx::{Row, Sqlite, Transaction};
 
 use super::{
     Authorization, Challenge, NewOrder, Order, Store, StoreError, StoreResult, ValidationOutcome,
@@ -30,6 +30,27 @@ fn challenge_from_row(row: &SqliteRow) -> StoreResult<Challenge> {
         validated_at: row.try_get("validated_at")?,
         error: problem_column(row, "error")?,
     })
+}
+
+/// Every unfinished order that needs authorization `authz_id` becomes
+/// invalid, with `problem` as its error.
+async fn invalidate_orders_of(
+    tx: &mut Transaction<'static, Sqlite>,
+    authz_id: &str,
+    problem: &Problem,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE orders SET status = 'invalid', error = ?, updated_at = ?
+         WHERE status IN ('pending', 'ready')
+           AND id IN (SELECT order_id FROM order_authorizations WHERE authorization_id = ?)",
+    )
+    .bind(serde_json::to_string(problem)?)
+    .bind(now)
+    .bind(authz_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 impl Store {
@@ -279,7 +300,7 @@ impl Store {
                 .await?;
                 }
             }
-            ValidationOutcome::Invalid(_) => {
+            ValidationOutcome::Invalid(problem) => {
                 let changed = sqlx::query(
                     "UPDATE authorizations SET status = 'invalid' WHERE id = ? AND status = 'pending'",
                 )
@@ -287,16 +308,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
                 if changed.rows_affected() == 1 {
-                    sqlx::query(
-                    "UPDATE orders SET status = 'invalid', error = ?, updated_at = ?
-                     WHERE status IN ('pending', 'ready')
-                       AND id IN (SELECT order_id FROM order_authorizations WHERE authorization_id = ?)",
-                )
-                .bind(&error)
-                .bind(now)
-                .bind(&authz_id)
-                .execute(&mut *tx)
-                .await?;
+                    invalidate_orders_of(&mut tx, &authz_id, problem, now).await?;
                 }
             }
         }
@@ -317,16 +329,7 @@ impl Store {
         .await?;
         if done.rows_affected() == 1 {
             let problem = Problem::unauthorized("an authorization of this order was deactivated");
-            sqlx::query(
-                "UPDATE orders SET status = 'invalid', error = ?, updated_at = ?
-                 WHERE status IN ('pending', 'ready')
-                   AND id IN (SELECT order_id FROM order_authorizations WHERE authorization_id = ?)",
-            )
-            .bind(serde_json::to_string(&problem)?)
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+            invalidate_orders_of(&mut tx, id, &problem, now).await?;
         }
         tx.commit().await?;
         Ok(done.rows_affected() == 1)

@@ -13,7 +13,6 @@ use crate::acme::request::SignedRequest;
 use crate::acme::response::Json;
 use crate::acme::status::{AuthorizationStatus, ChallengeStatus};
 use crate::acme::AcmeState;
-use crate::validate;
 
 pub async fn challenge(
     State(state): State<AcmeState>,
@@ -34,13 +33,7 @@ pub async fn challenge(
         // a client sends is ignored rather than refused, as clients differ.
         let _: serde_json::Value = request.json()?;
         if state.store.start_challenge(&id, state.clock.now()).await? {
-            let task = tokio::spawn(validate::run(
-                state.store.clone(),
-                state.validator.clone(),
-                state.clock.clone(),
-                state.lifetimes.valid_authorization,
-                id.clone(),
-            ));
+            let task = state.spawn_validation(id.clone());
             // Answer with the result when validation is quick (saving the
             // client a poll); otherwise answer `processing` and let it poll.
             let _ = tokio::time::timeout(state.lifetimes.answer_wait, task).await;

@@ -11,7 +11,6 @@ use crate::acme::request::SignedRequest;
 use crate::acme::status::OrderStatus;
 use crate::acme::types::FinalizeRequest;
 use crate::acme::AcmeState;
-use crate::issuance;
 
 fn not_ready(status: OrderStatus) -> Problem {
     Problem::new(
@@ -47,13 +46,7 @@ pub async fn finalize(
             .map_or(OrderStatus::Invalid, |o| o.effective_status(now));
         return Err(not_ready(current));
     }
-    let task = tokio::spawn(issuance::run(
-        state.store.clone(),
-        state.issuer.clone(),
-        state.clock.clone(),
-        state.lifetimes.certificate,
-        id.clone(),
-    ));
+    let task = state.spawn_issuance(id.clone());
     let _ = tokio::time::timeout(state.lifetimes.answer_wait, task).await;
 
     let order = state
