@@ -79,6 +79,17 @@ fn verify_chain(instance: &Instance, chain: &str) -> Vec<String> {
     dns_names(&leaf)
 }
 
+/// Waits for `order` to be ready, finalizes it with a fresh key and returns
+/// the certificate chain.
+async fn finish(order: &mut instant_acme::Order) -> String {
+    assert_eq!(
+        order.poll_ready(&retry()).await.unwrap(),
+        OrderStatus::Ready
+    );
+    order.finalize().await.unwrap();
+    order.poll_certificate(&retry()).await.unwrap()
+}
+
 #[tokio::test]
 async fn issues_a_certificate_for_two_names_over_http01() {
     let instance = Instance::start().await;
@@ -107,12 +118,7 @@ async fn issues_a_certificate_for_two_names_over_http01() {
             .serve(&challenge.token, key_authorization.as_str());
         challenge.set_ready().await.unwrap();
     }
-    assert_eq!(
-        order.poll_ready(&retry()).await.unwrap(),
-        OrderStatus::Ready
-    );
-    order.finalize().await.unwrap();
-    let chain = order.poll_certificate(&retry()).await.unwrap();
+    let chain = finish(&mut order).await;
 
     assert_eq!(
         verify_chain(&instance, &chain),
@@ -155,12 +161,7 @@ async fn issues_a_wildcard_over_dns01_and_offers_it_nothing_else() {
         );
         challenge.set_ready().await.unwrap();
     }
-    assert_eq!(
-        order.poll_ready(&retry()).await.unwrap(),
-        OrderStatus::Ready
-    );
-    order.finalize().await.unwrap();
-    let chain = order.poll_certificate(&retry()).await.unwrap();
+    let chain = finish(&mut order).await;
     assert_eq!(
         verify_chain(&instance, &chain),
         ["*.home.test", "home.test"]
