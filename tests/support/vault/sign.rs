@@ -310,18 +310,8 @@ fn sign(
     let key = check_key(&role, &csr)?;
     let mut warnings = Vec::new();
     let names = decide_names(&role, &csr, fields, &mut warnings)?;
-    let now = app
-        .clock
-        .now()
-        .replace_nanosecond(0)
-        .expect("zero is a valid nanosecond");
-    let (not_after, ttl_warnings) = ttl::not_after(
-        fields,
-        role.ttl,
-        role.max_ttl,
-        now,
-        ca.intermediate.not_after,
-    )?;
+    let (now, not_after, ttl_warnings) =
+        ttl::window(app.clock.now(), fields, &role, ca.intermediate.not_after)?;
     warnings.extend(ttl_warnings);
     if !csr.signature_valid {
         return Err(VaultError::bad_request("request signature invalid"));

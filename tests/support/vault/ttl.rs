@@ -7,10 +7,26 @@ use time::OffsetDateTime;
 use super::auth::SYSTEM_MAX_TTL;
 use super::envelope::VaultError;
 use super::fields::{go_duration, Fields};
+use super::role::Role;
 
 /// Vault's error text prints times in RFC 3339 with nanoseconds, UTC.
 fn rfc3339_nano(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).expect("formattable time")
+}
+
+/// The signing time (whole seconds, as Vault's certificates carry) and the
+/// NotAfter for a request under `role`, with any warning about capping.
+pub fn window(
+    clock_now: OffsetDateTime,
+    fields: &Fields,
+    role: &Role,
+    ca_not_after: OffsetDateTime,
+) -> Result<(OffsetDateTime, OffsetDateTime, Vec<String>), VaultError> {
+    let now = clock_now
+        .replace_nanosecond(0)
+        .expect("zero is a valid nanosecond");
+    let (not_after, warnings) = not_after(fields, role.ttl, role.max_ttl, now, ca_not_after)?;
+    Ok((now, not_after, warnings))
 }
 
 /// NotAfter for a request, plus any warning about capping.

@@ -33,18 +33,8 @@ pub fn sign_verbatim(
         .key
         .clone()
         .ok_or_else(|| VaultError::bad_request("unsupported key type in CSR"))?;
-    let now = app
-        .clock
-        .now()
-        .replace_nanosecond(0)
-        .expect("zero is a valid nanosecond");
-    let (not_after, warnings) = ttl::not_after(
-        fields,
-        role.ttl,
-        role.max_ttl,
-        now,
-        ca.intermediate.not_after,
-    )?;
+    let (now, not_after, warnings) =
+        ttl::window(app.clock.now(), fields, &role, ca.intermediate.not_after)?;
     if !csr.signature_valid {
         return Err(VaultError::bad_request("request signature invalid"));
     }
