@@ -178,7 +178,9 @@ fn decide_names(
     if role.use_csr_sans && !fields.list("alt_names")?.is_empty() {
         warnings.push("the alt_names field was provided but the role is set with \"use_csr_sans\" set to true".to_owned());
     }
-    let common_name = if role.use_csr_common_name {
+    // The CSR's CN when the role says so and there is one; otherwise the
+    // request's `common_name` (Vault's fallback for CSRs without a CN).
+    let common_name = if role.use_csr_common_name && !csr.common_name.is_empty() {
         csr.common_name.clone()
     } else {
         requested_cn
