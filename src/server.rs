@@ -21,10 +21,14 @@ use tracing::Level;
 use crate::acme::nonce::NonceStore;
 use crate::acme::{routes, AcmeState, Lifetimes};
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
+use crate::config::{Config, ProfileIssuer};
 use crate::issuer::local::{CaError, EmbeddedCa, LocalIssuer};
+use crate::issuer::vault::{VaultIssuer, VaultRole};
+use crate::issuer::Issuer;
+use crate::profiles::{Profile, Profiles};
 use crate::store::{Store, StoreError};
 use crate::validate::{DnsResolver, Validator};
+use crate::vault::{Vault, VaultSetupError};
 
 /// Lifetime of certgate's own HTTPS certificate, made anew at every start.
 const SERVER_CERT_LIFETIME: Duration = Duration::from_secs(397 * 86_400);
@@ -46,6 +50,8 @@ pub enum ServerError {
     Resolver(#[from] hickory_resolver::ResolveError),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error(transparent)]
+    Vault(#[from] VaultSetupError),
     #[error("listening on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -58,6 +64,8 @@ pub struct Server {
     local_addr: SocketAddr,
     handle: axum_server::Handle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Work that lives as long as the server (keeping the Vault token fresh).
+    companions: Vec<tokio::task::JoinHandle<()>>,
     state: AcmeState,
 }
 
@@ -78,6 +86,9 @@ impl Server {
             .task
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        for companion in &self.companions {
+            companion.abort();
+        }
         self.state.store.close().await;
         result
     }
@@ -132,8 +143,50 @@ fn tls_config(ca: &EmbeddedCa, config: &Config) -> Result<RustlsConfig, ServerEr
     Ok(RustlsConfig::from_config(Arc::new(server)))
 }
 
+/// The configured profiles, each with its issuer.
+fn build_profiles(config: &Config, ca: &Arc<EmbeddedCa>, vault: Option<&Arc<Vault>>) -> Profiles {
+    let local: Arc<dyn Issuer> = Arc::new(LocalIssuer::new(ca.clone(), config.cert_lifetime));
+    let profiles = config
+        .profiles
+        .iter()
+        .map(|settings| {
+            let issuer = match (&settings.issuer, vault) {
+                (
+                    ProfileIssuer::Vault {
+                        mount,
+                        role,
+                        issuer_ref,
+                    },
+                    Some(vault),
+                ) => Arc::new(VaultIssuer::new(
+                    vault.clone(),
+                    VaultRole {
+                        mount: mount.clone(),
+                        role: role.clone(),
+                        issuer_ref: issuer_ref.clone(),
+                    },
+                )) as Arc<dyn Issuer>,
+                (ProfileIssuer::Vault { .. }, None) => {
+                    unreachable!("Config::load requires [vault] for a vault profile")
+                }
+                (ProfileIssuer::Local, _) => local.clone(),
+            };
+            Profile {
+                name: settings.name.clone(),
+                issuer,
+                ttl: settings.ttl,
+            }
+        })
+        .collect();
+    Profiles::new(&config.default_profile, profiles)
+}
+
 /// Builds the handler state from the configuration.
-async fn build_state(config: &Config, ca: Arc<EmbeddedCa>) -> Result<AcmeState, ServerError> {
+async fn build_state(
+    config: &Config,
+    ca: Arc<EmbeddedCa>,
+    vault: Option<&Arc<Vault>>,
+) -> Result<AcmeState, ServerError> {
     let store = Store::open(&config.database_url).await?;
     let resolver = DnsResolver::new(&config.resolvers)?;
     Ok(AcmeState {
@@ -143,13 +196,10 @@ async fn build_state(config: &Config, ca: Arc<EmbeddedCa>) -> Result<AcmeState, 
             NonceStore::DEFAULT_CAPACITY,
         )),
         root_pem: ca.root_pem().into(),
-        issuer: Arc::new(LocalIssuer::new(ca)),
+        profiles: Arc::new(build_profiles(config, &ca, vault)),
         validator: Arc::new(Validator::new(resolver, config.http01_port)),
         clock: Arc::new(SystemClock) as Arc<dyn Clock>,
-        lifetimes: Lifetimes {
-            certificate: config.cert_lifetime,
-            ..Lifetimes::default()
-        },
+        lifetimes: Lifetimes::default(),
         external_url: config.external_url.clone(),
     })
 }
@@ -219,7 +269,17 @@ pub fn app(state: AcmeState) -> Router {
 pub async fn start(config: Config) -> Result<Server, ServerError> {
     create_data_dir(&config.data_dir)?;
     let ca = Arc::new(EmbeddedCa::load_or_create(&config.data_dir.join("ca"))?);
-    let state = build_state(&config, ca.clone()).await?;
+    let vault = config
+        .vault
+        .clone()
+        .map(Vault::new)
+        .transpose()?
+        .map(Arc::new);
+    let state = build_state(&config, ca.clone(), vault.as_ref()).await?;
+    let companions = vault
+        .into_iter()
+        .map(|vault| tokio::spawn(async move { vault.keep_token_fresh().await }))
+        .collect();
     resume_unfinished_work(&state).await?;
     let tls = tls_config(&ca, &config)?;
 
@@ -244,6 +304,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         local_addr,
         handle,
         task,
+        companions,
         state,
     })
 }

@@ -18,15 +18,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::issuer::Issuer;
+use crate::profiles::Profiles;
 use crate::store::Store;
 use crate::validate::Validator;
 
 /// How long resources live and how long requests wait for background work.
 #[derive(Debug, Clone)]
 pub struct Lifetimes {
-    /// Certificates issued through the default profile.
-    pub certificate: Duration,
     /// Pending orders and authorizations.
     pub pending: Duration,
     /// An authorization after it became valid.
@@ -39,7 +37,6 @@ pub struct Lifetimes {
 impl Default for Lifetimes {
     fn default() -> Self {
         Self {
-            certificate: Duration::from_secs(90 * 86_400),
             pending: Duration::from_secs(7 * 86_400),
             valid_authorization: Duration::from_secs(30 * 86_400),
             answer_wait: Duration::from_secs(3),
@@ -52,7 +49,7 @@ impl Default for Lifetimes {
 pub struct AcmeState {
     pub store: Store,
     pub nonces: Arc<nonce::NonceStore>,
-    pub issuer: Arc<dyn Issuer>,
+    pub profiles: Arc<Profiles>,
     pub validator: Arc<Validator>,
     pub clock: Arc<dyn Clock>,
     pub lifetimes: Lifetimes,
@@ -81,9 +78,8 @@ impl AcmeState {
     pub fn spawn_issuance(&self, id: String) -> tokio::task::JoinHandle<()> {
         tokio::spawn(crate::issuance::run(
             self.store.clone(),
-            self.issuer.clone(),
+            self.profiles.clone(),
             self.clock.clone(),
-            self.lifetimes.certificate,
             id,
         ))
     }

@@ -11,42 +11,66 @@ use axum::http::request::Parts;
 use super::problem::Problem;
 use super::AcmeState;
 
-/// `https://host[:port]` with no trailing slash.
+/// The base `https://host[:port]` (no trailing slash) and the profile whose
+/// directory the request came through, if it is not the default one.
 #[derive(Debug, Clone)]
 pub struct Urls {
     base: String,
+    profile: Option<String>,
 }
 
 impl Urls {
     pub fn new(base: impl Into<String>) -> Self {
-        Self { base: base.into() }
+        Self {
+            base: base.into(),
+            profile: None,
+        }
+    }
+
+    /// The same base, for the directory of `profile`.
+    pub fn in_profile(mut self, profile: &str) -> Self {
+        self.profile = Some(profile.to_owned());
+        self
     }
 
     pub fn base(&self) -> &str {
         &self.base
     }
 
+    /// The profile named in the request path (`/acme/<profile>/...`).
+    pub fn profile(&self) -> Option<&str> {
+        self.profile.as_deref()
+    }
+
     fn at(&self, path: &str) -> String {
         format!("{}/acme/{path}", self.base)
     }
 
+    /// A directory entry: under `/acme/<profile>/` for a profile's directory.
+    fn entry(&self, name: &str) -> String {
+        match &self.profile {
+            Some(profile) => self.at(&format!("{profile}/{name}")),
+            None => self.at(name),
+        }
+    }
+
     pub fn directory(&self) -> String {
-        self.at("directory")
+        self.entry("directory")
     }
     pub fn new_nonce(&self) -> String {
-        self.at("new-nonce")
+        self.entry("new-nonce")
     }
     pub fn new_account(&self) -> String {
-        self.at("new-account")
+        self.entry("new-account")
     }
     pub fn new_order(&self) -> String {
-        self.at("new-order")
+        self.entry("new-order")
     }
     pub fn revoke_cert(&self) -> String {
-        self.at("revoke-cert")
+        self.entry("revoke-cert")
     }
     pub fn key_change(&self) -> String {
-        self.at("key-change")
+        self.entry("key-change")
     }
     pub fn account(&self, id: &str) -> String {
         self.at(&format!("acct/{id}"))
@@ -76,9 +100,24 @@ impl Urls {
         (!id.is_empty() && !id.contains('/')).then_some(id)
     }
 
-    /// The base URL for a request: the configured external URL, or the
-    /// Host header over https.
+    /// The URLs for a request: based on the configured external URL or the
+    /// Host header over https, in the profile its path names.
     pub fn for_request(state: &AcmeState, parts: &Parts) -> Result<Self, Problem> {
+        let urls = Self::base_for_request(state, parts)?;
+        let profile = parts
+            .uri
+            .path()
+            .strip_prefix("/acme/")
+            .and_then(|rest| rest.split_once('/'))
+            .map(|(first, _)| first)
+            .filter(|first| state.profiles.get(first).is_some());
+        Ok(match profile {
+            Some(profile) => urls.in_profile(profile),
+            None => urls,
+        })
+    }
+
+    fn base_for_request(state: &AcmeState, parts: &Parts) -> Result<Self, Problem> {
         if let Some(url) = &state.external_url {
             return Ok(Self::new(url.clone()));
         }
@@ -110,6 +149,15 @@ impl FromRequestParts<AcmeState> for Urls {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_profile_moves_only_the_directory_entries() {
+        let urls = Urls::new("https://ca.test").in_profile("lab");
+        assert_eq!(urls.directory(), "https://ca.test/acme/lab/directory");
+        assert_eq!(urls.new_order(), "https://ca.test/acme/lab/new-order");
+        assert_eq!(urls.order("o1"), "https://ca.test/acme/order/o1");
+        assert_eq!(urls.account_id_from_kid(&urls.account("a1")), Some("a1"));
+    }
 
     #[test]
     fn account_id_comes_only_from_our_own_account_urls() {

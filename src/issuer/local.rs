@@ -327,11 +327,16 @@ impl CsrPublicKey {
 #[derive(Debug, Clone)]
 pub struct LocalIssuer {
     ca: Arc<EmbeddedCa>,
+    /// Used when the profile asks for no lifetime (`--cert-lifetime`).
+    default_lifetime: Duration,
 }
 
 impl LocalIssuer {
-    pub fn new(ca: Arc<EmbeddedCa>) -> Self {
-        Self { ca }
+    pub fn new(ca: Arc<EmbeddedCa>, default_lifetime: Duration) -> Self {
+        Self {
+            ca,
+            default_lifetime,
+        }
     }
 }
 
@@ -345,7 +350,12 @@ impl Issuer for LocalIssuer {
         let key = CsrPublicKey::from_spki(&csr.certification_request_info.subject_pki)
             .map_err(IssueError::Rejected)?;
         self.ca
-            .issue_leaf(&key, &request.names, request.lifetime, false)
+            .issue_leaf(
+                &key,
+                &request.names,
+                request.lifetime.unwrap_or(self.default_lifetime),
+                false,
+            )
             .map_err(|e| IssueError::Internal(e.to_string()))
     }
 }

@@ -10,6 +10,7 @@ mod accounts;
 mod certificates;
 mod models;
 mod orders;
+mod signing;
 
 use std::str::FromStr;
 use std::time::Duration;

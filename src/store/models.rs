@@ -36,6 +36,8 @@ pub struct Order {
     pub expires_at: i64,
     pub csr: Option<Vec<u8>>,
     pub error: Option<Problem>,
+    /// Set while a signing request may be out at the CA (see `store::signing`).
+    pub sign_attempted_at: Option<i64>,
     pub authorization_ids: Vec<String>,
     pub certificate_id: Option<String>,
     pub created_at: i64,

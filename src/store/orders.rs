@@ -113,7 +113,7 @@ impl Store {
     pub async fn order(&self, id: &str) -> StoreResult<Option<Order>> {
         let Some(row) = sqlx::query(
             "SELECT o.id, o.account_id, o.profile, o.status, o.identifiers, o.expires_at, o.csr,
-                    o.error, o.created_at, c.id AS certificate_id
+                    o.error, o.sign_attempted_at, o.created_at, c.id AS certificate_id
              FROM orders o LEFT JOIN certificates c ON c.order_id = o.id
              WHERE o.id = ?",
         )
@@ -139,6 +139,7 @@ impl Store {
             expires_at: row.try_get("expires_at")?,
             csr: row.try_get("csr")?,
             error: problem_column(&row, "error")?,
+            sign_attempted_at: row.try_get("sign_attempted_at")?,
             authorization_ids,
             certificate_id: row.try_get("certificate_id")?,
             created_at: row.try_get("created_at")?,

@@ -9,7 +9,7 @@ mod finalize;
 mod order;
 mod views;
 
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::header::{HeaderName, LINK};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -49,25 +49,49 @@ fn owned<T>(
     Ok(resource)
 }
 
-/// The `/acme` routes, with the headers every ACME response carries.
-pub fn router(state: AcmeState) -> Router {
-    let acme = Router::new()
+/// The entries of a directory: served at `/acme/...` for the default
+/// profile and at `/acme/<profile>/...` for each profile.
+fn directory_entries() -> Router<AcmeState> {
+    Router::new()
         .route("/directory", get(directory::directory))
         .route(
             "/new-nonce",
             get(directory::new_nonce_get).head(directory::new_nonce_head),
         )
         .route("/new-account", post(account::new_account))
+        .route("/new-order", post(order::new_order))
+        .route("/revoke-cert", post(not_implemented))
+        .route("/key-change", post(not_implemented))
+}
+
+/// A path under `/acme/<profile>/` for a profile that does not exist is a 404.
+async fn known_profile(
+    State(state): State<AcmeState>,
+    Path(profile): Path<String>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if state.profiles.get(&profile).is_none() {
+        return Problem::not_found(&format!("profile {profile:?}")).into_response();
+    }
+    next.run(request).await
+}
+
+/// The `/acme` routes, with the headers every ACME response carries.
+pub fn router(state: AcmeState) -> Router {
+    let profile_entries = directory_entries().route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        known_profile,
+    ));
+    let acme = directory_entries()
+        .nest("/{profile}", profile_entries)
         .route("/acct/{id}", post(account::account))
         .route("/acct/{id}/orders", post(account::orders))
-        .route("/new-order", post(order::new_order))
         .route("/order/{id}", post(order::order))
         .route("/order/{id}/finalize", post(finalize::finalize))
         .route("/authz/{id}", post(authorization::authorization))
         .route("/chall/{id}", post(challenge::challenge))
         .route("/cert/{id}", post(certificate::certificate))
-        .route("/revoke-cert", post(not_implemented))
-        .route("/key-change", post(not_implemented))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), acme_headers))

@@ -1,22 +1,55 @@
 //! newOrder and the order resource (RFC 8555 §7.4).
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::{owned, views};
 use crate::acme::identifiers::check_order_identifiers;
-use crate::acme::problem::Problem;
+use crate::acme::problem::{Problem, ProblemType, Subproblem};
 use crate::acme::request::SignedRequest;
 use crate::acme::response::Json;
 use crate::acme::status::OrderStatus;
 use crate::acme::types::{Identifier, NewOrderRequest};
 use crate::acme::AcmeState;
 use crate::ids;
+use crate::issuer::IssueError;
+use crate::profiles::Profile;
 use crate::store::{NewAuthorization, NewChallenge, NewOrder, Order};
 use crate::validate::ChallengeKind;
 
-/// The profile orders use until profiles are configurable.
-pub const DEFAULT_PROFILE: &str = "default";
+/// Refuses the order at once when the profile's CA would refuse any of its
+/// identifiers, naming each one (like Vault's own ACME server).
+async fn check_identifiers_allowed(profile: &Profile, names: &[String]) -> Result<(), Problem> {
+    let refusals = match profile.issuer.refused_identifiers(names).await {
+        Ok(refusals) => refusals,
+        Err(IssueError::Unavailable(reason)) => {
+            tracing::warn!(%reason, "cannot read the profile's rules now");
+            return Err(Problem::new(
+                ProblemType::ServerInternal,
+                "the CA behind this profile cannot be reached; try again shortly",
+            )
+            .with_status(StatusCode::SERVICE_UNAVAILABLE));
+        }
+        Err(e) => return Err(Problem::internal("checking identifiers against the CA", &e)),
+    };
+    if refusals.is_empty() {
+        return Ok(());
+    }
+    let subproblems: Vec<Subproblem> = refusals
+        .iter()
+        .map(|r| Subproblem {
+            kind: ProblemType::RejectedIdentifier,
+            detail: format!("{}: {}", r.identifier, r.reason),
+            identifier: Identifier::dns(&r.identifier),
+        })
+        .collect();
+    let detail = match subproblems.as_slice() {
+        [only] => only.detail.clone(),
+        many => format!("{} identifiers are refused by this profile", many.len()),
+    };
+    Err(Problem::new(ProblemType::RejectedIdentifier, detail).with_subproblems(subproblems))
+}
 
 pub async fn new_order(
     State(state): State<AcmeState>,
@@ -30,6 +63,15 @@ pub async fn new_order(
         ));
     }
     let names = check_order_identifiers(&body.identifiers)?;
+    let profile = match request.urls.profile() {
+        Some(name) => state
+            .profiles
+            .get(name)
+            .ok_or_else(|| Problem::not_found(&format!("profile {name:?}")))?,
+        None => state.profiles.default_profile(),
+    };
+    let ordered: Vec<String> = names.iter().map(|n| n.ordered.clone()).collect();
+    check_identifiers_allowed(profile, &ordered).await?;
     let now = state.clock.now();
     let pending_until = now + state.lifetimes.pending.as_secs() as i64;
     let authorizations = names
@@ -52,7 +94,7 @@ pub async fn new_order(
     let order = NewOrder {
         id: ids::resource_id(),
         account_id: account.id.clone(),
-        profile: DEFAULT_PROFILE.to_owned(),
+        profile: profile.name.clone(),
         identifiers: names.iter().map(|n| Identifier::dns(&n.ordered)).collect(),
         expires_at: pending_until,
         authorizations,

@@ -1,13 +1,21 @@
 //! certgate's configuration: one [`Config`], filled from command-line flags,
 //! then `CERTGATE_*` environment variables, then the TOML file named by
-//! `--config`, then defaults — the first that says something wins.
+//! `--config`, then defaults — the first that says something wins. The
+//! `[profiles.<name>]` and `[vault]` tables exist only in the file.
 
+pub mod profiles;
+pub mod vault;
+
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
 use serde::Deserialize;
+
+pub use profiles::{ProfileIssuer, ProfileSettings};
+pub use vault::{VaultAuth, VaultSettings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -39,6 +47,12 @@ pub struct Config {
     pub tls_names: Vec<String>,
     /// Public base URL when certgate sits behind a proxy or a fixed name.
     pub external_url: Option<String>,
+    /// Every profile, in name order.
+    pub profiles: Vec<ProfileSettings>,
+    /// The profile served at `/acme/directory`.
+    pub default_profile: String,
+    /// Set when at least one profile signs through Vault.
+    pub vault: Option<VaultSettings>,
 }
 
 /// Settings of `certgate serve`: each is a flag, reads `CERTGATE_<NAME>`,
@@ -102,6 +116,19 @@ pub struct ServeFlags {
     /// the Host header clients send should not be trusted to build URLs.
     #[arg(long, env = "CERTGATE_EXTERNAL_URL", value_name = "URL")]
     pub external_url: Option<String>,
+
+    /// Profile served at /acme/directory [default: the profile called
+    /// "default", or the only one].
+    #[arg(long, env = "CERTGATE_DEFAULT_PROFILE", value_name = "NAME")]
+    pub default_profile: Option<String>,
+
+    /// `[profiles.<name>]` tables (config file only).
+    #[arg(skip)]
+    pub profiles: BTreeMap<String, profiles::ProfileFile>,
+
+    /// The `[vault]` table (config file only).
+    #[arg(skip)]
+    pub vault: Option<vault::VaultFile>,
 }
 
 /// `ADDR:PORT`, or a bare address meaning port 53.
@@ -142,6 +169,11 @@ impl Config {
     /// Merges flags (clap has already applied the environment) over the
     /// config file over defaults, and validates the result.
     pub fn load(flags: ServeFlags) -> Result<Self, ConfigError> {
+        Self::load_with_env(flags, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::load`] with `VAULT_*` variables read through `env`.
+    pub fn load_with_env(flags: ServeFlags, env: vault::EnvLookup) -> Result<Self, ConfigError> {
         let file = match &flags.config {
             Some(path) => read_file(path)?,
             None => ServeFlags::default(),
@@ -165,6 +197,18 @@ impl Config {
                 .as_deref()
                 .unwrap_or("90d"),
         )?;
+        let (profiles, default_profile) = profiles::resolve(
+            &file.profiles,
+            flags
+                .default_profile
+                .as_deref()
+                .or(file.default_profile.as_deref()),
+        )?;
+        let vault = if profiles.iter().any(ProfileSettings::uses_vault) {
+            Some(file.vault.unwrap_or_default().resolve(env)?)
+        } else {
+            None
+        };
         let config = Self {
             listen: flags
                 .listen
@@ -180,6 +224,9 @@ impl Config {
                 .external_url
                 .or(file.external_url)
                 .map(|u| u.trim_end_matches('/').to_owned()),
+            profiles,
+            default_profile,
+            vault,
         };
         config.validate()?;
         Ok(config)

@@ -1,0 +1,254 @@
+//! `[profiles.<name>]`: the named issuance policies, each with its own ACME
+//! directory at `/acme/<name>/directory`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{parse_duration, ConfigError};
+
+/// The profile served at `/acme/directory` when none is configured.
+pub const DEFAULT_PROFILE: &str = "default";
+
+/// Path segments under `/acme/` that name ACME resources, so no profile may
+/// take them as its name.
+const RESERVED: &[&str] = &[
+    "directory",
+    "new-nonce",
+    "new-account",
+    "new-order",
+    "revoke-cert",
+    "key-change",
+    "renewal-info",
+    "acct",
+    "order",
+    "authz",
+    "chall",
+    "cert",
+];
+
+/// One `[profiles.<name>]` table as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileFile {
+    /// `vault` or `local` (the embedded CA).
+    pub issuer: String,
+    pub mount: Option<String>,
+    pub role: Option<String>,
+    pub issuer_ref: Option<String>,
+    pub ttl: Option<String>,
+}
+
+/// Who signs for a profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProfileIssuer {
+    /// The embedded CA in `<data-dir>/ca`.
+    Local,
+    /// `<mount>/sign/<role>`, or `<mount>/issuer/<ref>/sign/<role>`.
+    Vault {
+        mount: String,
+        role: String,
+        issuer_ref: Option<String>,
+    },
+}
+
+/// A validated profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileSettings {
+    pub name: String,
+    pub issuer: ProfileIssuer,
+    /// Asked-for certificate lifetime; `None` leaves it to the issuer (the
+    /// Vault role's ttl, or `--cert-lifetime` for the embedded CA).
+    pub ttl: Option<Duration>,
+}
+
+impl ProfileSettings {
+    pub fn uses_vault(&self) -> bool {
+        matches!(self.issuer, ProfileIssuer::Vault { .. })
+    }
+}
+
+fn check_name(name: &str) -> Result<(), ConfigError> {
+    let well_formed = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-');
+    if !well_formed {
+        return Err(ConfigError::Invalid(format!(
+            "profile name {name:?}: use lower-case letters, digits and '-' (at most 63)"
+        )));
+    }
+    if RESERVED.contains(&name) {
+        return Err(ConfigError::Invalid(format!(
+            "profile name {name:?} is reserved for an ACME resource"
+        )));
+    }
+    Ok(())
+}
+
+fn vault_path_part(profile: &str, key: &str, value: Option<&String>) -> Result<String, ConfigError> {
+    let value = value
+        .map(|v| v.trim_matches('/').to_owned())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            ConfigError::Invalid(format!("profile {profile:?}: issuer \"vault\" needs {key}"))
+        })?;
+    if value.contains("..") || value.contains(char::is_whitespace) || value.contains(['?', '#']) {
+        return Err(ConfigError::Invalid(format!(
+            "profile {profile:?}: {key} {value:?} is not a Vault path"
+        )));
+    }
+    Ok(value)
+}
+
+impl ProfileFile {
+    fn resolve(&self, name: &str) -> Result<ProfileSettings, ConfigError> {
+        check_name(name)?;
+        let issuer = match self.issuer.as_str() {
+            "local" => {
+                if let Some(key) = [
+                    ("mount", &self.mount),
+                    ("role", &self.role),
+                    ("issuer_ref", &self.issuer_ref),
+                ]
+                .iter()
+                .find_map(|(key, v)| v.as_ref().map(|_| key))
+                {
+                    return Err(ConfigError::Invalid(format!(
+                        "profile {name:?}: {key} only applies to issuer \"vault\""
+                    )));
+                }
+                ProfileIssuer::Local
+            }
+            "vault" => ProfileIssuer::Vault {
+                mount: vault_path_part(name, "mount", self.mount.as_ref())?,
+                role: vault_path_part(name, "role", self.role.as_ref())?,
+                issuer_ref: self
+                    .issuer_ref
+                    .as_ref()
+                    .map(|r| vault_path_part(name, "issuer_ref", Some(r)))
+                    .transpose()?,
+            },
+            other => {
+                return Err(ConfigError::Invalid(format!(
+                    "profile {name:?}: issuer {other:?} is not \"vault\" or \"local\""
+                )))
+            }
+        };
+        Ok(ProfileSettings {
+            name: name.to_owned(),
+            issuer,
+            ttl: self.ttl.as_deref().map(parse_duration).transpose()?,
+        })
+    }
+}
+
+/// Validates the profiles and picks the default: the one named by
+/// `default_profile`, else the one called `default`, else the only one.
+/// No profiles at all means one `default` profile on the embedded CA.
+pub fn resolve(
+    files: &BTreeMap<String, ProfileFile>,
+    default_profile: Option<&str>,
+) -> Result<(Vec<ProfileSettings>, String), ConfigError> {
+    let profiles = if files.is_empty() {
+        vec![ProfileSettings {
+            name: DEFAULT_PROFILE.to_owned(),
+            issuer: ProfileIssuer::Local,
+            ttl: None,
+        }]
+    } else {
+        files
+            .iter()
+            .map(|(name, file)| file.resolve(name))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let default = match default_profile {
+        Some(name) => name.to_owned(),
+        None if profiles.len() == 1 => profiles[0].name.clone(),
+        None if profiles.iter().any(|p| p.name == DEFAULT_PROFILE) => DEFAULT_PROFILE.to_owned(),
+        None => {
+            return Err(ConfigError::Invalid(
+                "several profiles and none called \"default\": set default_profile".into(),
+            ))
+        }
+    };
+    if !profiles.iter().any(|p| p.name == default) {
+        return Err(ConfigError::Invalid(format!(
+            "default_profile {default:?} is not a configured profile"
+        )));
+    }
+    Ok((profiles, default))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(text: &str) -> BTreeMap<String, ProfileFile> {
+        #[derive(Deserialize)]
+        struct Wrapper {
+            profiles: BTreeMap<String, ProfileFile>,
+        }
+        toml::from_str::<Wrapper>(text).unwrap().profiles
+    }
+
+    #[test]
+    fn no_profiles_means_the_embedded_ca_as_default() {
+        let (profiles, default) = resolve(&BTreeMap::new(), None).unwrap();
+        assert_eq!(default, "default");
+        assert_eq!(profiles[0].issuer, ProfileIssuer::Local);
+    }
+
+    #[test]
+    fn a_vault_profile_with_issuer_ref_and_ttl() {
+        let (profiles, default) = resolve(
+            &files(
+                "[profiles.lab]\nissuer = \"vault\"\nmount = \"pki_int/\"\nrole = \"lab-internal\"\nissuer_ref = \"next\"\nttl = \"72h\"\n",
+            ),
+            None,
+        )
+        .unwrap();
+        assert_eq!(default, "lab");
+        assert_eq!(
+            profiles[0],
+            ProfileSettings {
+                name: "lab".into(),
+                issuer: ProfileIssuer::Vault {
+                    mount: "pki_int".into(),
+                    role: "lab-internal".into(),
+                    issuer_ref: Some("next".into()),
+                },
+                ttl: Some(Duration::from_secs(72 * 3600)),
+            }
+        );
+    }
+
+    #[test]
+    fn refuses_what_cannot_work() {
+        for (text, default, needle) in [
+            ("[profiles.lab]\nissuer = \"vault\"\nrole = \"r\"\n", None, "mount"),
+            ("[profiles.lab]\nissuer = \"vault\"\nmount = \"pki\"\n", None, "role"),
+            ("[profiles.lab]\nissuer = \"local\"\nrole = \"r\"\n", None, "only applies"),
+            ("[profiles.lab]\nissuer = \"acme\"\n", None, "\"acme\""),
+            ("[profiles.Lab]\nissuer = \"local\"\n", None, "lower-case"),
+            ("[profiles.acct]\nissuer = \"local\"\n", None, "reserved"),
+            (
+                "[profiles.a]\nissuer = \"local\"\n[profiles.b]\nissuer = \"local\"\n",
+                None,
+                "default_profile",
+            ),
+            ("[profiles.a]\nissuer = \"local\"\n", Some("b"), "not a configured"),
+            (
+                "[profiles.a]\nissuer = \"vault\"\nmount = \"pki/../sys\"\nrole = \"r\"\n",
+                None,
+                "not a Vault path",
+            ),
+        ] {
+            let err = resolve(&files(text), default).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+}

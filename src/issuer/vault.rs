@@ -1,0 +1,265 @@
+//! [`Issuer`] that signs through a Vault PKI role: `<mount>/sign/<role>`
+//! (or `<mount>/issuer/<ref>/sign/<role>`), with the role's name rules
+//! applied at newOrder.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::{IssueError, IssuedCertificate, Issuer, Refusal, SignRequest};
+use crate::policy::RoleRules;
+use crate::vault::{SignCall, Vault, VaultError};
+
+/// How long a role's rules are trusted before they are read again.
+const RULES_FRESH_FOR: Duration = Duration::from_secs(300);
+
+/// Where one profile signs.
+#[derive(Debug, Clone)]
+pub struct VaultRole {
+    pub mount: String,
+    pub role: String,
+    pub issuer_ref: Option<String>,
+}
+
+pub struct VaultIssuer {
+    vault: Arc<Vault>,
+    role: VaultRole,
+    rules: RwLock<Option<(RoleRules, Instant)>>,
+}
+
+/// The name in Vault's "common name X not allowed by this role" or
+/// "subject alternate name X not allowed by this role".
+fn refused_name(message: &str) -> Option<&str> {
+    let rest = message
+        .strip_prefix("common name ")
+        .or_else(|| message.strip_prefix("subject alternate name "))?;
+    rest.strip_suffix(" not allowed by this role")
+}
+
+fn pem_to_der(pem_text: &str) -> Result<Vec<u8>, String> {
+    pem::parse(pem_text)
+        .map(|p| p.into_contents())
+        .map_err(|e| e.to_string())
+}
+
+fn is_self_signed(pem_text: &str) -> bool {
+    pem_to_der(pem_text)
+        .ok()
+        .and_then(|der| {
+            X509Certificate::from_der(&der)
+                .ok()
+                .map(|(_, c)| c.subject().as_raw() == c.issuer().as_raw())
+        })
+        .unwrap_or(false)
+}
+
+/// The certificate Vault returned, read back: serial, validity, and a check
+/// that it covers every name of the order (a role with `use_csr_sans=false`
+/// would silently drop them).
+fn issued_certificate(
+    leaf_pem: &str,
+    ca_chain: &[String],
+    names: &[String],
+) -> Result<IssuedCertificate, String> {
+    let der = pem_to_der(leaf_pem)?;
+    let (_, leaf) = X509Certificate::from_der(&der).map_err(|e| e.to_string())?;
+    let mut covered = BTreeSet::new();
+    if let Ok(Some(san)) = leaf.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(dns) => {
+                    covered.insert(dns.to_ascii_lowercase());
+                }
+                GeneralName::IPAddress(bytes) => {
+                    let ip = match bytes.len() {
+                        4 => <[u8; 4]>::try_from(*bytes).map(IpAddr::from).ok(),
+                        16 => <[u8; 16]>::try_from(*bytes).map(IpAddr::from).ok(),
+                        _ => None,
+                    };
+                    covered.extend(ip.map(|ip| ip.to_string()));
+                }
+                _ => {}
+            }
+        }
+    }
+    let missing: Vec<&String> = names.iter().filter(|n| !covered.contains(*n)).collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "Vault signed a certificate without {missing:?}; does the role set use_csr_sans=false?"
+        ));
+    }
+    let mut chain_pem = format!("{}\n", leaf_pem.trim());
+    for ca in ca_chain.iter().filter(|ca| !is_self_signed(ca)) {
+        chain_pem.push_str(ca.trim());
+        chain_pem.push('\n');
+    }
+    Ok(IssuedCertificate {
+        serial: leaf.raw_serial_as_string().replace(':', "").to_ascii_lowercase(),
+        chain_pem,
+        not_before: leaf.validity().not_before.timestamp(),
+        not_after: leaf.validity().not_after.timestamp(),
+    })
+}
+
+impl VaultIssuer {
+    pub fn new(vault: Arc<Vault>, role: VaultRole) -> Self {
+        Self {
+            vault,
+            role,
+            rules: RwLock::new(None),
+        }
+    }
+
+    fn sign_call(&self, request: &SignRequest, csr_pem: String) -> SignCall {
+        SignCall {
+            mount: self.role.mount.clone(),
+            role: self.role.role.clone(),
+            issuer_ref: self.role.issuer_ref.clone(),
+            csr_pem,
+            common_name: request.names.first().cloned().unwrap_or_default(),
+            ttl: request.lifetime,
+        }
+    }
+
+    /// `<mount>/roles/<role>`, for messages.
+    fn role_path(&self) -> String {
+        format!("{}/roles/{}", self.role.mount, self.role.role)
+    }
+
+    /// The role's rules: cached for [`RULES_FRESH_FOR`]; when Vault cannot be
+    /// asked, the last rules read are used rather than refusing every order.
+    pub async fn rules(&self) -> Result<RoleRules, IssueError> {
+        let cached = self.rules.read().expect("rules lock").clone();
+        if let Some((rules, read_at)) = &cached {
+            if read_at.elapsed() < RULES_FRESH_FOR {
+                return Ok(rules.clone());
+            }
+        }
+        match self.vault.read_role(&self.role.mount, &self.role.role).await {
+            Ok(rules) => {
+                *self.rules.write().expect("rules lock") = Some((rules.clone(), Instant::now()));
+                Ok(rules)
+            }
+            Err(e) => match cached {
+                Some((rules, _)) => {
+                    tracing::warn!(error = %e, role = %self.role_path(), "reading the Vault role failed; using the rules read before");
+                    Ok(rules)
+                }
+                None => Err(self.role_read_error(e)),
+            },
+        }
+    }
+
+    fn role_read_error(&self, error: VaultError) -> IssueError {
+        let path = self.role_path();
+        match &error {
+            VaultError::Api { status: 404, .. } => {
+                tracing::error!(role = %path, "Vault has no such role");
+                IssueError::Internal(format!("Vault has no role {path}"))
+            }
+            e if e.is_permission_denied() => {
+                tracing::error!(role = %path, "Vault denied reading the role: certgate's policy must allow read on {path}");
+                IssueError::Internal(format!("Vault denied reading {path}"))
+            }
+            _ => IssueError::Unavailable(error.to_string()),
+        }
+    }
+
+    /// Sorts a failed sign by what the order should do next.
+    fn sign_error(&self, call: &SignCall, error: VaultError) -> IssueError {
+        match error {
+            VaultError::Api { status: 400, message } => {
+                // The role may have changed since its rules were read.
+                *self.rules.write().expect("rules lock") = None;
+                match refused_name(&message) {
+                    Some(name) => IssueError::RefusedIdentifier {
+                        identifier: name.to_owned(),
+                        reason: message.clone(),
+                    },
+                    None => IssueError::Rejected(message),
+                }
+            }
+            e if e.is_permission_denied() => {
+                tracing::error!(
+                    path = %call.path(),
+                    "Vault denied signing even with a fresh token: certgate's policy must allow update on this path"
+                );
+                IssueError::Internal(format!("Vault denied {}: {e}", call.path()))
+            }
+            e if e.is_temporary() => IssueError::Unavailable(e.to_string()),
+            e @ (VaultError::NoAnswer(_) | VaultError::BadAnswer(_)) => {
+                IssueError::AnswerLost(e.to_string())
+            }
+            e @ VaultError::Credentials(_) => {
+                tracing::error!(error = %e, "cannot log in to Vault");
+                IssueError::Unavailable(e.to_string())
+            }
+            e => {
+                tracing::error!(path = %call.path(), error = %e, "Vault refused the signing request");
+                IssueError::Internal(e.to_string())
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Issuer for VaultIssuer {
+    async fn sign(&self, request: &SignRequest) -> Result<IssuedCertificate, IssueError> {
+        let csr_pem = pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", request.csr_der.clone()));
+        let call = self.sign_call(request, csr_pem);
+        let signed = self
+            .vault
+            .sign(&call)
+            .await
+            .map_err(|e| self.sign_error(&call, e))?;
+        let chain = signed
+            .ca_chain
+            .filter(|chain| !chain.is_empty())
+            .unwrap_or_else(|| vec![signed.issuing_ca.clone()]);
+        issued_certificate(&signed.certificate, &chain, &request.names).map_err(|e| {
+            tracing::error!(path = %call.path(), serial = %signed.serial_number, error = %e, "Vault's certificate is not usable");
+            IssueError::Internal(e)
+        })
+    }
+
+    async fn refused_identifiers(&self, identifiers: &[String]) -> Result<Vec<Refusal>, IssueError> {
+        let rules = self.rules().await?;
+        Ok(identifiers
+            .iter()
+            .filter_map(|identifier| {
+                match identifier.parse::<IpAddr>() {
+                    Ok(ip) => rules.check_ip(ip),
+                    Err(_) => rules.check_dns(identifier),
+                }
+                .err()
+            })
+            .collect())
+    }
+
+    fn signs_remotely(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vault_refusals_name_the_identifier() {
+        assert_eq!(
+            refused_name("common name evil.test not allowed by this role"),
+            Some("evil.test")
+        );
+        assert_eq!(
+            refused_name("subject alternate name *.x.test not allowed by this role"),
+            Some("*.x.test")
+        );
+        assert_eq!(refused_name("request signature invalid"), None);
+    }
+}

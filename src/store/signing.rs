@@ -1,0 +1,32 @@
+//! The mark that keeps certgate from asking a CA to sign one order twice.
+//!
+//! It is set before the signing request leaves and cleared only when the CA
+//! says it did not sign; storing the certificate (or failing the order) ends
+//! the order's `processing` state and with it the meaning of the mark.
+
+use super::{Store, StoreResult};
+
+impl Store {
+    /// Marks a signing attempt for a processing order. False when the order
+    /// is not processing or an attempt is already marked.
+    pub async fn mark_sign_attempt(&self, order_id: &str, now: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE orders SET sign_attempted_at = ?
+             WHERE id = ? AND status = 'processing' AND sign_attempted_at IS NULL",
+        )
+        .bind(now)
+        .bind(order_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The CA answered that it did not sign: another attempt is safe.
+    pub async fn clear_sign_attempt(&self, order_id: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE orders SET sign_attempted_at = NULL WHERE id = ?")
+            .bind(order_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,145 @@
+//! What went wrong talking to Vault, sorted by what certgate should do next:
+//! try again later, give up, or log in again.
+
+use vaultrs::error::ClientError;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum VaultError {
+    /// Vault answered with an error status.
+    #[error("Vault answered {status}: {message}")]
+    Api { status: u16, message: String },
+    /// No address accepted a connection: nothing was sent.
+    #[error("Vault is unreachable: {0}")]
+    Unreachable(String),
+    /// The request went out but no answer came back (timeout, connection
+    /// closed), so Vault may or may not have acted on it.
+    #[error("no answer from Vault: {0}")]
+    NoAnswer(String),
+    /// Vault's answer could not be understood.
+    #[error("unexpected answer from Vault: {0}")]
+    BadAnswer(String),
+    /// certgate could not present its credentials (a file it cannot read).
+    #[error("Vault credentials: {0}")]
+    Credentials(String),
+}
+
+impl VaultError {
+    /// Vault refused the token: expired, revoked, or a policy that does not
+    /// cover the path.
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(self, Self::Api { status: 403, .. })
+    }
+
+    /// Asking again later may succeed: sealed, standby, rate-limited,
+    /// failing, or not reachable. A lost answer is not in this set; whether
+    /// to repeat a request that may have taken effect is the caller's call.
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            Self::Unreachable(_) => true,
+            Self::Api { status, .. } => *status == 429 || *status == 412 || *status >= 500,
+            _ => false,
+        }
+    }
+}
+
+/// Vault wraps messages as `1 error occurred:\n\t* permission denied\n\n`;
+/// this keeps just the messages.
+fn plain_message(errors: &[String]) -> String {
+    let mut lines = Vec::new();
+    for error in errors {
+        let items: Vec<&str> = error
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("* "))
+            .collect();
+        if error.trim_start().ends_with("occurred:") || !items.is_empty() {
+            lines.extend(items);
+        } else {
+            lines.push(error.trim());
+        }
+    }
+    if lines.is_empty() {
+        "(no message)".to_owned()
+    } else {
+        lines.join("; ")
+    }
+}
+
+/// The deepest cause of an error, which is where reqwest says what happened
+/// ("Connection refused", "operation timed out").
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+fn from_transport(error: rustify::errors::ClientError) -> VaultError {
+    use rustify::errors::ClientError as Rest;
+    match error {
+        Rest::RequestError { source, url, .. } => {
+            let connect_failed = source
+                .downcast_ref::<reqwest::Error>()
+                .is_some_and(|e| e.is_connect());
+            let detail = format!("{url}: {}", root_cause(source.as_ref()));
+            if connect_failed {
+                VaultError::Unreachable(detail)
+            } else {
+                VaultError::NoAnswer(detail)
+            }
+        }
+        Rest::ResponseError { source } => VaultError::NoAnswer(root_cause(source.as_ref())),
+        Rest::ServerResponseError { code, content } => VaultError::Api {
+            status: code,
+            message: content
+                .map(|c| c.chars().take(200).collect())
+                .unwrap_or_else(|| "(no body)".to_owned()),
+        },
+        other => VaultError::BadAnswer(root_cause(&other)),
+    }
+}
+
+impl From<ClientError> for VaultError {
+    fn from(error: ClientError) -> Self {
+        match error {
+            ClientError::APIError { code, errors } => VaultError::Api {
+                status: code,
+                message: plain_message(&errors),
+            },
+            ClientError::RestClientError { source } => from_transport(source),
+            other => VaultError::BadAnswer(root_cause(&other)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multierror_wrapping_is_removed() {
+        let errors = vec!["1 error occurred:\n\t* permission denied\n\n".to_owned()];
+        assert_eq!(plain_message(&errors), "permission denied");
+        let errors = vec!["common name x.test not allowed by this role".to_owned()];
+        assert_eq!(
+            plain_message(&errors),
+            "common name x.test not allowed by this role"
+        );
+        assert_eq!(plain_message(&[]), "(no message)");
+    }
+
+    #[test]
+    fn sealed_rate_limited_and_failing_are_temporary_denied_is_not() {
+        let api = |status| VaultError::Api {
+            status,
+            message: String::new(),
+        };
+        assert!(api(503).is_temporary());
+        assert!(api(429).is_temporary());
+        assert!(api(500).is_temporary());
+        assert!(!api(400).is_temporary());
+        assert!(!api(403).is_temporary());
+        assert!(api(403).is_permission_denied());
+        assert!(!VaultError::NoAnswer("x".into()).is_temporary());
+    }
+}

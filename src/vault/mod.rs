@@ -1,0 +1,271 @@
+//! certgate's Vault client: one logged-in connection to a Vault cluster,
+//! shared by every Vault profile.
+//!
+//! vaultrs speaks the API; this module adds what a long-running server
+//! needs around it: several addresses tried in order, a token that is
+//! renewed before it expires and replaced when Vault stops accepting it, and
+//! errors sorted by what to do next ([`VaultError`]). It knows nothing of
+//! ACME.
+
+mod endpoints;
+mod error;
+mod token;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use vaultrs::api::pki::requests::SignCertificateRequest;
+use vaultrs::api::pki::responses::SignCertificateResponse;
+use vaultrs::api::EndpointMiddleware;
+use vaultrs::client::{VaultClient, VaultClientSettings};
+use vaultrs::error::ClientError;
+
+pub use error::VaultError;
+pub use token::TokenInfo;
+
+use crate::config::VaultSettings;
+use crate::policy::RoleRules;
+use crate::secret::Secret;
+
+/// One call to Vault, made again for each address tried.
+type Call<'a, T> = Pin<Box<dyn Future<Output = Result<T, ClientError>> + Send + 'a>>;
+
+/// What to sign and where.
+#[derive(Debug, Clone)]
+pub struct SignCall {
+    pub mount: String,
+    pub role: String,
+    pub issuer_ref: Option<String>,
+    pub csr_pem: String,
+    /// Used by Vault only when the CSR has no common name of its own.
+    pub common_name: String,
+    pub ttl: Option<Duration>,
+}
+
+impl SignCall {
+    /// `<mount>/sign/<role>` or `<mount>/issuer/<ref>/sign/<role>`.
+    pub fn path(&self) -> String {
+        match &self.issuer_ref {
+            Some(issuer) => format!("{}/issuer/{issuer}/sign/{}", self.mount, self.role),
+            None => format!("{}/sign/{}", self.mount, self.role),
+        }
+    }
+}
+
+/// A Vault cluster certgate is logged in to.
+pub struct Vault {
+    settings: VaultSettings,
+    http: reqwest::Client,
+    /// Index of the address that answered last; tried first next time.
+    preferred: AtomicUsize,
+    token: token::TokenKeeper,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VaultSetupError {
+    #[error("reading the Vault CA certificate {path}: {source}")]
+    CaCert {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("Vault CA certificate {path}: {source}")]
+    CaCertParse {
+        path: std::path::PathBuf,
+        source: reqwest::Error,
+    },
+    #[error("building the Vault HTTP client: {0}")]
+    Client(reqwest::Error),
+}
+
+/// Follows a standby's 307 to the active node, a few times at most, and
+/// never from https down to http (the token travels with the request).
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let downgrade = attempt.previous().iter().any(|u| u.scheme() == "https")
+            && attempt.url().scheme() != "https";
+        if attempt.previous().len() > 3 {
+            attempt.error("more than 3 redirects")
+        } else if downgrade {
+            attempt.error("refusing a redirect from https to http")
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+impl Vault {
+    /// Prepares the client; nothing is sent until the first call.
+    pub fn new(settings: VaultSettings) -> Result<Self, VaultSetupError> {
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.connect_timeout)
+            .redirect(redirect_policy());
+        if let Some(path) = &settings.ca_cert {
+            let pem = std::fs::read(path).map_err(|source| VaultSetupError::CaCert {
+                path: path.clone(),
+                source,
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
+                VaultSetupError::CaCertParse {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        Ok(Self {
+            http: builder.build().map_err(VaultSetupError::Client)?,
+            preferred: AtomicUsize::new(0),
+            token: token::TokenKeeper::new(settings.auth.clone()),
+            settings,
+        })
+    }
+
+    pub fn settings(&self) -> &VaultSettings {
+        &self.settings
+    }
+
+    /// A vaultrs client for one address, carrying `token` (if any).
+    fn client(&self, address: &url::Url, token: Option<&Secret>) -> VaultClient {
+        let token = token.map(|t| t.expose().to_owned()).unwrap_or_default();
+        let base = address.as_str().trim_end_matches('/');
+        VaultClient {
+            http: rustify::clients::reqwest::Client::new(base, self.http.clone()),
+            middle: EndpointMiddleware {
+                token: token.clone(),
+                version: "v1".to_owned(),
+                wrap: None,
+                namespace: self.settings.namespace.clone(),
+            },
+            settings: VaultClientSettings {
+                address: address.clone(),
+                ca_certs: Vec::new(),
+                identity: None,
+                timeout: Some(self.settings.timeout),
+                token,
+                verify: true,
+                version: 1,
+                wrapping: false,
+                namespace: self.settings.namespace.clone(),
+            },
+        }
+    }
+
+    /// Runs `call` against the preferred address, moving on to the next only
+    /// when a connection cannot be opened (so nothing was sent).
+    async fn on_any_address<T>(
+        &self,
+        token: Option<&Secret>,
+        call: &(dyn for<'c> Fn(&'c VaultClient) -> Call<'c, T> + Sync),
+    ) -> Result<T, VaultError> {
+        let addresses = &self.settings.addresses;
+        let first = self.preferred.load(Ordering::Relaxed) % addresses.len();
+        let mut failures = Vec::new();
+        for offset in 0..addresses.len() {
+            let index = (first + offset) % addresses.len();
+            let client = self.client(&addresses[index], token);
+            match call(&client).await.map_err(VaultError::from) {
+                Err(VaultError::Unreachable(detail)) => {
+                    tracing::warn!(address = %addresses[index], %detail, "Vault address unreachable");
+                    failures.push(detail);
+                }
+                result => {
+                    if index != first {
+                        tracing::info!(address = %addresses[index], "switched to another Vault address");
+                        self.preferred.store(index, Ordering::Relaxed);
+                    }
+                    return result;
+                }
+            }
+        }
+        Err(VaultError::Unreachable(failures.join("; ")))
+    }
+
+    /// Runs `call` with certgate's token. When Vault refuses the token it
+    /// logs in again and runs `call` once more; a second refusal is returned.
+    async fn with_token<T>(
+        &self,
+        call: &(dyn for<'c> Fn(&'c VaultClient) -> Call<'c, T> + Sync),
+    ) -> Result<T, VaultError> {
+        let current = self.token.current(self).await?;
+        match self.on_any_address(Some(&current.secret), call).await {
+            Err(e) if e.is_permission_denied() => {
+                tracing::info!("Vault refused the token; logging in again");
+                let fresh = self.token.replace(self, current.generation).await?;
+                self.on_any_address(Some(&fresh.secret), call).await
+            }
+            other => other,
+        }
+    }
+
+    /// Logs in (or checks a given token) now, so a bad setup shows at start.
+    pub async fn connect(&self) -> Result<TokenInfo, VaultError> {
+        Ok(self.token.current(self).await?.info())
+    }
+
+    /// Renews the token at about two thirds of its life and logs in again
+    /// when renewal fails; runs until the process ends.
+    pub async fn keep_token_fresh(&self) {
+        self.token.keep_fresh(self).await
+    }
+
+    /// Signs a CSR (`POST <mount>/sign/<role>`).
+    pub async fn sign(&self, request: &SignCall) -> Result<SignCertificateResponse, VaultError> {
+        // vaultrs builds the path from `mount`, so an issuer-specific path
+        // is the mount followed by `issuer/<ref>`.
+        let mount = match &request.issuer_ref {
+            Some(issuer) => format!("{}/issuer/{issuer}", request.mount),
+            None => request.mount.clone(),
+        };
+        self.with_token(&|client| {
+            let mut endpoint = SignCertificateRequest::builder();
+            endpoint
+                .mount(mount.as_str())
+                .role(request.role.as_str())
+                .csr(request.csr_pem.as_str())
+                .common_name(request.common_name.as_str());
+            if let Some(ttl) = request.ttl {
+                endpoint.ttl(format!("{}s", ttl.as_secs()));
+            }
+            let endpoint = endpoint.build();
+            Box::pin(async move {
+                let endpoint = endpoint.map_err(|e| ClientError::RestClientError {
+                    source: rustify::errors::ClientError::GenericError { source: e.into() },
+                })?;
+                vaultrs::api::exec_with_result(client, endpoint).await
+            })
+        })
+        .await
+    }
+
+    /// The name rules of `<mount>/roles/<role>`.
+    pub async fn read_role(&self, mount: &str, role: &str) -> Result<RoleRules, VaultError> {
+        self.with_token(&|client| {
+            let endpoint = endpoints::ReadRoleRules {
+                mount: mount.to_owned(),
+                role: role.to_owned(),
+            };
+            Box::pin(vaultrs::api::exec_with_result(client, endpoint))
+        })
+        .await
+    }
+
+    /// The CA chain of a mount (PEM, issuing CA first).
+    pub async fn read_ca_chain(&self, mount: &str) -> Result<String, VaultError> {
+        let chain = self
+            .with_token(&|client| {
+                let endpoint = endpoints::ReadCaChain {
+                    mount: mount.to_owned(),
+                };
+                Box::pin(vaultrs::api::exec_with_result(client, endpoint))
+            })
+            .await?;
+        Ok(chain.certificate)
+    }
+}
+
