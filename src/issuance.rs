@@ -13,7 +13,9 @@
 //! so it fails with a problem that says so instead of being sent again.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use tokio::sync::{RwLock, RwLockReadGuard};
 use tracing::Instrument;
 
 use crate::acme::problem::{Problem, ProblemType};
@@ -29,8 +31,42 @@ use crate::store::{NewCertificate, Order, Store};
 const ANSWER_LOST: &str = "certgate lost the CA's answer while this order was being signed; \
      to never issue twice it does not ask again: please create a new order";
 
+/// Lets a stopping certgate wait for the signing requests in flight, and
+/// keeps new ones from starting, so that a graceful stop never leaves an
+/// order whose CA answer went unheard.
+#[derive(Debug, Default)]
+pub struct SigningGate {
+    lock: RwLock<()>,
+}
+
+impl SigningGate {
+    /// Held for one signing attempt; waits forever once the gate is closed.
+    async fn enter(&self) -> RwLockReadGuard<'_, ()> {
+        self.lock.read().await
+    }
+
+    /// Waits up to `timeout` for attempts in flight, then shuts the gate for
+    /// good. False when some attempt was still in flight at the deadline.
+    pub async fn close(&self, timeout: Duration) -> bool {
+        match tokio::time::timeout(timeout, self.lock.write()).await {
+            Ok(guard) => {
+                // Never released: no attempt starts after this.
+                std::mem::forget(guard);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
 /// Issues the certificate for order `order_id` if it is processing.
-pub async fn run(store: Store, profiles: Arc<Profiles>, clock: Arc<dyn Clock>, order_id: String) {
+pub async fn run(
+    store: Store,
+    profiles: Arc<Profiles>,
+    gate: Arc<SigningGate>,
+    clock: Arc<dyn Clock>,
+    order_id: String,
+) {
     let span = tracing::info_span!("issuance", order = %order_id);
     async move {
         let order = until_ok("reading the order", || store.order(&order_id)).await;
@@ -40,101 +76,123 @@ pub async fn run(store: Store, profiles: Arc<Profiles>, clock: Arc<dyn Clock>, o
         }) else {
             return;
         };
-        let outcome = match profiles.get(&order.profile) {
-            Some(profile) => {
-                let request = SignRequest {
-                    csr_der,
-                    names: order.identifiers.iter().map(|i| i.value.clone()).collect(),
-                    lifetime: profile.ttl,
-                };
-                sign_once(&store, clock.as_ref(), profile.issuer.as_ref(), &order, &request).await
-            }
-            None => {
-                tracing::error!(profile = %order.profile, "the order's profile is no longer configured");
-                Err(Problem::new(
-                    ProblemType::ServerInternal,
-                    format!("profile {:?} is no longer configured", order.profile),
-                ))
-            }
+        let Some(profile) = profiles.get(&order.profile) else {
+            tracing::error!(profile = %order.profile, "the order's profile is no longer configured");
+            let problem = Problem::new(
+                ProblemType::ServerInternal,
+                format!("profile {:?} is no longer configured", order.profile),
+            );
+            return record_failure(&store, clock.as_ref(), &order.id, &problem).await;
         };
-        match outcome {
-            Ok(issued) => {
-                let certificate = NewCertificate {
-                    id: crate::ids::resource_id(),
-                    serial: issued.serial,
-                    names: order.identifiers.iter().map(|i| i.value.clone()).collect(),
-                    chain_pem: issued.chain_pem,
-                    not_before: issued.not_before,
-                    not_after: issued.not_after,
-                };
-                let stored = until_ok("storing the certificate", || {
-                    store.complete_order(&order_id, &certificate, clock.now())
-                })
-                .await;
-                if stored {
-                    tracing::info!(serial = %certificate.serial, names = ?certificate.names, "certificate issued");
-                }
-            }
-            Err(problem) => {
-                until_ok("recording the failed order", || {
-                    store.fail_order(&order_id, &problem, clock.now())
-                })
-                .await;
-            }
-        }
+        let request = SignRequest {
+            csr_der,
+            names: order.identifiers.iter().map(|i| i.value.clone()).collect(),
+            lifetime: profile.ttl,
+        };
+        let signer = Signer {
+            store: &store,
+            clock: clock.as_ref(),
+            issuer: profile.issuer.as_ref(),
+            gate: &gate,
+        };
+        signer.issue(&order, &request).await
     }
     .instrument(span)
     .await
 }
 
-/// Asks the issuer until it gives an answer: a certificate, or the problem
-/// the order fails with. Each request is marked in the store first.
-async fn sign_once(
-    store: &Store,
-    clock: &dyn Clock,
-    issuer: &dyn Issuer,
-    order: &Order,
-    request: &SignRequest,
-) -> Result<IssuedCertificate, Problem> {
-    if order.sign_attempted_at.is_some() {
-        if issuer.signs_remotely() {
-            tracing::error!(
-                attempted_at = order.sign_attempted_at,
-                "certgate stopped while the CA was signing this order; not asking again"
-            );
-            return Err(Problem::new(ProblemType::ServerInternal, ANSWER_LOST));
+async fn record_failure(store: &Store, clock: &dyn Clock, order_id: &str, problem: &Problem) {
+    until_ok("recording the failed order", || {
+        store.fail_order(order_id, problem, clock.now())
+    })
+    .await;
+}
+
+struct Signer<'a> {
+    store: &'a Store,
+    clock: &'a dyn Clock,
+    issuer: &'a dyn Issuer,
+    gate: &'a SigningGate,
+}
+
+impl Signer<'_> {
+    /// Asks the issuer until it gives a final answer and records it: the
+    /// certificate, or the problem the order fails with. Each request is
+    /// marked in the store first, and the gate is held from the mark until
+    /// the answer is stored.
+    async fn issue(&self, order: &Order, request: &SignRequest) {
+        if order.sign_attempted_at.is_some() {
+            if self.issuer.signs_remotely() {
+                tracing::error!(
+                    attempted_at = order.sign_attempted_at,
+                    "certgate stopped while the CA was signing this order; not asking again"
+                );
+                let problem = Problem::new(ProblemType::ServerInternal, ANSWER_LOST);
+                return record_failure(self.store, self.clock, &order.id, &problem).await;
+            }
+            // An in-process CA that was interrupted left no certificate anywhere.
+            self.clear_mark(&order.id).await;
         }
-        // An in-process CA that was interrupted left no certificate anywhere.
-        until_ok("clearing the signing mark", || store.clear_sign_attempt(&order.id)).await;
+        let mut backoff = Backoff::new();
+        loop {
+            let in_flight = self.gate.enter().await;
+            let marked = until_ok("marking the signing attempt", || {
+                self.store.mark_sign_attempt(&order.id, self.clock.now())
+            })
+            .await;
+            if !marked {
+                tracing::info!("another worker is signing this order");
+                return;
+            }
+            let started = std::time::Instant::now();
+            match self.issuer.sign(request).await {
+                Ok(issued) => {
+                    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "signed");
+                    return self.store_certificate(order, request, issued).await;
+                }
+                Err(IssueError::Unavailable(reason)) => {
+                    self.clear_mark(&order.id).await;
+                    drop(in_flight);
+                    tracing::warn!(%reason, retry_in_s = backoff.next_delay().as_secs(), "CA unavailable; will retry");
+                    backoff.wait().await;
+                }
+                Err(other) => {
+                    let problem = failure_problem(other);
+                    return record_failure(self.store, self.clock, &order.id, &problem).await;
+                }
+            }
+        }
     }
-    let mut backoff = Backoff::new();
-    loop {
-        let marked = until_ok("marking the signing attempt", || {
-            store.mark_sign_attempt(&order.id, clock.now())
+
+    async fn store_certificate(
+        &self,
+        order: &Order,
+        request: &SignRequest,
+        issued: IssuedCertificate,
+    ) {
+        let certificate = NewCertificate {
+            id: crate::ids::resource_id(),
+            serial: issued.serial,
+            names: request.names.clone(),
+            chain_pem: issued.chain_pem,
+            not_before: issued.not_before,
+            not_after: issued.not_after,
+        };
+        let stored = until_ok("storing the certificate", || {
+            self.store
+                .complete_order(&order.id, &certificate, self.clock.now())
         })
         .await;
-        if !marked {
-            return Err(Problem::new(
-                ProblemType::ServerInternal,
-                "the order changed while it was being signed",
-            ));
+        if stored {
+            tracing::info!(serial = %certificate.serial, names = ?certificate.names, "certificate issued");
         }
-        let started = std::time::Instant::now();
-        let error = match issuer.sign(request).await {
-            Ok(issued) => {
-                tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "signed");
-                return Ok(issued);
-            }
-            Err(error) => error,
-        };
-        match error {
-            IssueError::Unavailable(reason) => {
-                until_ok("clearing the signing mark", || store.clear_sign_attempt(&order.id)).await;
-                tracing::warn!(%reason, retry_in_s = backoff.next_delay().as_secs(), "CA unavailable; will retry");
-                backoff.wait().await;
-            }
-            other => return Err(failure_problem(other)),
-        }
+    }
+
+    async fn clear_mark(&self, order_id: &str) {
+        until_ok("clearing the signing mark", || {
+            self.store.clear_sign_attempt(order_id)
+        })
+        .await
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod acme;
 pub mod backoff;
+pub mod check;
 pub mod clock;
 pub mod config;
 pub mod ids;

@@ -12,7 +12,7 @@ use certgate::config::{Config, ServeFlags};
 #[command(
     name = "certgate",
     version,
-    about = "An ACME server (RFC 8555) for internal certificates, with an embedded CA"
+    about = "An ACME server (RFC 8555) in front of HashiCorp Vault PKI, with an embedded CA"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -24,6 +24,10 @@ enum Command {
     /// Run the ACME server. With no options: embedded CA and SQLite in
     /// ./certgate-data, HTTPS on 127.0.0.1:8443.
     Serve(ServeFlags),
+    /// Check a configuration without serving: load it, reach Vault, log in,
+    /// read each profile's role and its mount's CA chain. Prints one line
+    /// per finding; exits 1 if any is a problem.
+    CheckConfig(ServeFlags),
 }
 
 async fn shutdown_signal() {
@@ -52,8 +56,27 @@ async fn serve(flags: ServeFlags) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn check_config(flags: ServeFlags) -> anyhow::Result<std::process::ExitCode> {
+    let config = match Config::load(flags) {
+        Ok(config) => config,
+        Err(e) => {
+            println!("PROBLEM  configuration: {e}");
+            return Ok(std::process::ExitCode::FAILURE);
+        }
+    };
+    let findings = certgate::check::check(&config).await;
+    for finding in &findings {
+        println!("{finding}");
+    }
+    Ok(if findings.iter().any(|f| f.is_problem()) {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    })
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<std::process::ExitCode> {
     // Logs go to stderr (stdout stays free for command output), coloured
     // only when a person is watching.
     tracing_subscriber::fmt()
@@ -65,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(flags) => serve(flags).await,
+        Command::Serve(flags) => serve(flags).await.map(|()| std::process::ExitCode::SUCCESS),
+        Command::CheckConfig(flags) => check_config(flags).await,
     }
 }

@@ -24,10 +24,8 @@ pub struct Profiles {
 impl Profiles {
     /// `default` must name one of `profiles`.
     pub fn new(default: &str, profiles: Vec<Profile>) -> Self {
-        let by_name: BTreeMap<String, Profile> = profiles
-            .into_iter()
-            .map(|p| (p.name.clone(), p))
-            .collect();
+        let by_name: BTreeMap<String, Profile> =
+            profiles.into_iter().map(|p| (p.name.clone(), p)).collect();
         assert!(
             by_name.contains_key(default),
             "the default profile {default:?} is one of the profiles"

@@ -89,6 +89,9 @@ impl Server {
         for companion in &self.companions {
             companion.abort();
         }
+        if !self.state.signing.close(DRAIN_TIMEOUT).await {
+            tracing::warn!("stopped while a signing request was still out; its order will fail at the next start");
+        }
         self.state.store.close().await;
         result
     }
@@ -197,6 +200,7 @@ async fn build_state(
         )),
         root_pem: ca.root_pem().into(),
         profiles: Arc::new(build_profiles(config, &ca, vault)),
+        signing: Arc::default(),
         validator: Arc::new(Validator::new(resolver, config.http01_port)),
         clock: Arc::new(SystemClock) as Arc<dyn Clock>,
         lifetimes: Lifetimes::default(),

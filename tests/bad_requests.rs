@@ -5,14 +5,7 @@ mod support;
 
 use serde_json::{json, Value};
 use support::instance::Instance;
-use support::raw_client::{b64, RawClient, Reply};
-
-fn csr(names: &[&str], key: &rcgen::KeyPair) -> String {
-    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-    let mut params = rcgen::CertificateParams::new(names).unwrap();
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    b64(params.serialize_request(key).unwrap().der())
-}
+use support::raw_client::{b64, csr, RawClient, Reply};
 
 fn weak_rsa_csr(name: &str) -> String {
     use openssl::{hash::MessageDigest, pkey::PKey, rsa::Rsa, stack::Stack, x509};

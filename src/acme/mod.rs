@@ -50,6 +50,8 @@ pub struct AcmeState {
     pub store: Store,
     pub nonces: Arc<nonce::NonceStore>,
     pub profiles: Arc<Profiles>,
+    /// Closed when certgate stops, after signing requests in flight finish.
+    pub signing: Arc<crate::issuance::SigningGate>,
     pub validator: Arc<Validator>,
     pub clock: Arc<dyn Clock>,
     pub lifetimes: Lifetimes,
@@ -79,6 +81,7 @@ impl AcmeState {
         tokio::spawn(crate::issuance::run(
             self.store.clone(),
             self.profiles.clone(),
+            self.signing.clone(),
             self.clock.clone(),
             id,
         ))

@@ -4,7 +4,7 @@
 //! response is written, so a server reached under several names answers each
 //! client in the names it used.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, OriginalUri};
 use axum::http::header::HOST;
 use axum::http::request::Parts;
 
@@ -104,9 +104,12 @@ impl Urls {
     /// Host header over https, in the profile its path names.
     pub fn for_request(state: &AcmeState, parts: &Parts) -> Result<Self, Problem> {
         let urls = Self::base_for_request(state, parts)?;
-        let profile = parts
-            .uri
-            .path()
+        // Nested routers see the path without `/acme`; the original has it.
+        let path = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or(parts.uri.path(), |original| original.path());
+        let profile = path
             .strip_prefix("/acme/")
             .and_then(|rest| rest.split_once('/'))
             .map(|(first, _)| first)

@@ -89,7 +89,11 @@ fn check_name(name: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn vault_path_part(profile: &str, key: &str, value: Option<&String>) -> Result<String, ConfigError> {
+fn vault_path_part(
+    profile: &str,
+    key: &str,
+    value: Option<&String>,
+) -> Result<String, ConfigError> {
     let value = value
         .map(|v| v.trim_matches('/').to_owned())
         .filter(|v| !v.is_empty())
@@ -229,9 +233,21 @@ mod tests {
     #[test]
     fn refuses_what_cannot_work() {
         for (text, default, needle) in [
-            ("[profiles.lab]\nissuer = \"vault\"\nrole = \"r\"\n", None, "mount"),
-            ("[profiles.lab]\nissuer = \"vault\"\nmount = \"pki\"\n", None, "role"),
-            ("[profiles.lab]\nissuer = \"local\"\nrole = \"r\"\n", None, "only applies"),
+            (
+                "[profiles.lab]\nissuer = \"vault\"\nrole = \"r\"\n",
+                None,
+                "mount",
+            ),
+            (
+                "[profiles.lab]\nissuer = \"vault\"\nmount = \"pki\"\n",
+                None,
+                "role",
+            ),
+            (
+                "[profiles.lab]\nissuer = \"local\"\nrole = \"r\"\n",
+                None,
+                "only applies",
+            ),
             ("[profiles.lab]\nissuer = \"acme\"\n", None, "\"acme\""),
             ("[profiles.Lab]\nissuer = \"local\"\n", None, "lower-case"),
             ("[profiles.acct]\nissuer = \"local\"\n", None, "reserved"),
@@ -240,7 +256,11 @@ mod tests {
                 None,
                 "default_profile",
             ),
-            ("[profiles.a]\nissuer = \"local\"\n", Some("b"), "not a configured"),
+            (
+                "[profiles.a]\nissuer = \"local\"\n",
+                Some("b"),
+                "not a configured",
+            ),
             (
                 "[profiles.a]\nissuer = \"vault\"\nmount = \"pki/../sys\"\nrole = \"r\"\n",
                 None,

@@ -156,9 +156,8 @@ impl AuthFile {
         };
         let auth = match method {
             "token" => VaultAuth::Token {
-                token: credential(env, "VAULT_TOKEN", None, self.token_file.as_ref()).ok_or_else(
-                    || missing("method \"token\" needs VAULT_TOKEN or token_file"),
-                )?,
+                token: credential(env, "VAULT_TOKEN", None, self.token_file.as_ref())
+                    .ok_or_else(|| missing("method \"token\" needs VAULT_TOKEN or token_file"))?,
             },
             "approle" => VaultAuth::AppRole {
                 mount,
@@ -169,7 +168,9 @@ impl AuthFile {
                     self.role_id_file.as_ref(),
                 )
                 .ok_or_else(|| {
-                    missing("method \"approle\" needs role_id, role_id_file or CERTGATE_VAULT_ROLE_ID")
+                    missing(
+                        "method \"approle\" needs role_id, role_id_file or CERTGATE_VAULT_ROLE_ID",
+                    )
                 })?,
                 secret_id: credential(
                     env,
@@ -308,7 +309,9 @@ mod tests {
 
     #[test]
     fn kubernetes_defaults_to_the_pod_token_and_its_own_mount() {
-        let file = parse("address = \"http://v:8200\"\n[auth]\nmethod = \"kubernetes\"\nrole = \"certgate\"\n");
+        let file = parse(
+            "address = \"http://v:8200\"\n[auth]\nmethod = \"kubernetes\"\nrole = \"certgate\"\n",
+        );
         assert_eq!(
             file.resolve(&no_env).unwrap().auth,
             VaultAuth::Kubernetes {

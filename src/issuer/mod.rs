@@ -61,7 +61,10 @@ pub trait Issuer: Send + Sync {
     /// The identifiers (DNS names, `*.` wildcards, IP addresses) this issuer
     /// would refuse to certify, checked at newOrder so that a client hears
     /// `rejectedIdentifier` before it proves control of anything.
-    async fn refused_identifiers(&self, _identifiers: &[String]) -> Result<Vec<Refusal>, IssueError> {
+    async fn refused_identifiers(
+        &self,
+        _identifiers: &[String],
+    ) -> Result<Vec<Refusal>, IssueError> {
         Ok(Vec::new())
     }
 

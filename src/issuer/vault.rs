@@ -99,7 +99,10 @@ fn issued_certificate(
         chain_pem.push('\n');
     }
     Ok(IssuedCertificate {
-        serial: leaf.raw_serial_as_string().replace(':', "").to_ascii_lowercase(),
+        serial: leaf
+            .raw_serial_as_string()
+            .replace(':', "")
+            .to_ascii_lowercase(),
         chain_pem,
         not_before: leaf.validity().not_before.timestamp(),
         not_after: leaf.validity().not_after.timestamp(),
@@ -140,7 +143,11 @@ impl VaultIssuer {
                 return Ok(rules.clone());
             }
         }
-        match self.vault.read_role(&self.role.mount, &self.role.role).await {
+        match self
+            .vault
+            .read_role(&self.role.mount, &self.role.role)
+            .await
+        {
             Ok(rules) => {
                 *self.rules.write().expect("rules lock") = Some((rules.clone(), Instant::now()));
                 Ok(rules)
@@ -173,7 +180,10 @@ impl VaultIssuer {
     /// Sorts a failed sign by what the order should do next.
     fn sign_error(&self, call: &SignCall, error: VaultError) -> IssueError {
         match error {
-            VaultError::Api { status: 400, message } => {
+            VaultError::Api {
+                status: 400,
+                message,
+            } => {
                 // The role may have changed since its rules were read.
                 *self.rules.write().expect("rules lock") = None;
                 match refused_name(&message) {
@@ -210,7 +220,10 @@ impl VaultIssuer {
 #[async_trait]
 impl Issuer for VaultIssuer {
     async fn sign(&self, request: &SignRequest) -> Result<IssuedCertificate, IssueError> {
-        let csr_pem = pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", request.csr_der.clone()));
+        let csr_pem = pem::encode(&pem::Pem::new(
+            "CERTIFICATE REQUEST",
+            request.csr_der.clone(),
+        ));
         let call = self.sign_call(request, csr_pem);
         let signed = self
             .vault
@@ -227,7 +240,10 @@ impl Issuer for VaultIssuer {
         })
     }
 
-    async fn refused_identifiers(&self, identifiers: &[String]) -> Result<Vec<Refusal>, IssueError> {
+    async fn refused_identifiers(
+        &self,
+        identifiers: &[String],
+    ) -> Result<Vec<Refusal>, IssueError> {
         let rules = self.rules().await?;
         Ok(identifiers
             .iter()

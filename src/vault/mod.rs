@@ -268,4 +268,3 @@ impl Vault {
         Ok(chain.certificate)
     }
 }
-

@@ -204,7 +204,10 @@ impl TokenKeeper {
             return Ok(false);
         }
         let mut current = self.current.write().await;
-        if let Some(current) = current.as_mut().filter(|c| c.generation == token.generation) {
+        if let Some(current) = current
+            .as_mut()
+            .filter(|c| c.generation == token.generation)
+        {
             current.info.ttl = Duration::from_secs(auth.lease_duration);
             current.info.renewable = auth.renewable;
             current.obtained = Instant::now();

@@ -14,10 +14,19 @@ pub struct Instance {
     pub dns: DnsStub,
     pub http01: Http01Responder,
     pub data_dir: tempfile::TempDir,
+    /// Written to `<data-dir>/certgate.toml` and passed as `--config`.
+    config_file: Option<String>,
 }
 
 impl Instance {
     pub async fn start() -> Self {
+        Self::start_with_config(None).await
+    }
+
+    /// Starts with a config file (profiles, `[vault]`); the process
+    /// environment is not read, so a `VAULT_*` variable of the machine
+    /// running the tests changes nothing.
+    pub async fn start_with_config(config_file: Option<String>) -> Self {
         let dns = DnsStub::start().await;
         let http01 = Http01Responder::start().await;
         let data_dir = tempfile::tempdir().unwrap();
@@ -26,6 +35,7 @@ impl Instance {
             dns,
             http01,
             data_dir,
+            config_file,
         };
         instance.server = Some(instance.boot().await);
         instance
@@ -37,13 +47,22 @@ impl Instance {
             .server
             .as_ref()
             .map_or_else(|| "127.0.0.1:0".parse().unwrap(), |s| s.local_addr());
-        Config::load(ServeFlags {
-            listen: Some(listen),
-            data_dir: Some(self.data_dir.path().to_owned()),
-            http01_port: Some(self.http01.port()),
-            resolvers: vec![self.dns.addr().to_string()],
-            ..Default::default()
-        })
+        let config = self.config_file.as_ref().map(|text| {
+            let path = self.data_dir.path().join("certgate.toml");
+            std::fs::write(&path, text).unwrap();
+            path
+        });
+        Config::load_with_env(
+            ServeFlags {
+                config,
+                listen: Some(listen),
+                data_dir: Some(self.data_dir.path().to_owned()),
+                http01_port: Some(self.http01.port()),
+                resolvers: vec![self.dns.addr().to_string()],
+                ..Default::default()
+            },
+            &|_| None,
+        )
         .unwrap()
     }
 
@@ -75,6 +94,11 @@ impl Instance {
 
     pub fn directory_url(&self) -> String {
         format!("{}/acme/directory", self.base_url())
+    }
+
+    /// The directory of a named profile.
+    pub fn profile_directory_url(&self, profile: &str) -> String {
+        format!("{}/acme/{profile}/directory", self.base_url())
     }
 
     pub fn root_pem_path(&self) -> PathBuf {

@@ -71,6 +71,14 @@ pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// A finalize `csr` (base64url DER) for `names` as SANs, with an empty subject.
+pub fn csr(names: &[&str], key: &rcgen::KeyPair) -> String {
+    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let mut params = rcgen::CertificateParams::new(names).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    b64(params.serialize_request(key).unwrap().der())
+}
+
 pub struct RawClient {
     pub http: reqwest::Client,
     pub directory: Value,
@@ -214,6 +222,23 @@ impl RawClient {
         let order = self.post(&order_url, None).await.json();
         assert_eq!(order["status"], "ready");
         (order_url, order)
+    }
+
+    /// Polls the order until its status is one of `statuses` (20 s at most).
+    pub async fn wait_for_order(&self, order_url: &str, statuses: &[&str]) -> Value {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let order = self.post(order_url, None).await.json();
+            if statuses.iter().any(|s| order["status"] == *s) {
+                return order;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "order still {} after 20 s: {order}",
+                order["status"]
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     pub fn thumbprint(&self) -> String {

@@ -79,10 +79,8 @@ async fn known_profile(
 
 /// The `/acme` routes, with the headers every ACME response carries.
 pub fn router(state: AcmeState) -> Router {
-    let profile_entries = directory_entries().route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        known_profile,
-    ));
+    let profile_entries = directory_entries()
+        .route_layer(middleware::from_fn_with_state(state.clone(), known_profile));
     let acme = directory_entries()
         .nest("/{profile}", profile_entries)
         .route("/acct/{id}", post(account::account))
