@@ -4,6 +4,9 @@
 //! same data directory. What the clients forgive and what they don't is the
 //! point of this test, so nothing here is simulated.
 
+#[path = "support/vault/mod.rs"]
+mod vault;
+
 mod support;
 
 use std::collections::BTreeSet;
@@ -72,17 +75,18 @@ async fn run_client(what: &str, mut command: Command, certgate: &CertgateProcess
 /// server's host and port, which is why certgate restarts on the same port.
 struct Lego {
     dir: tempfile::TempDir,
+    directory: String,
     root_pem: PathBuf,
     http01_port: u16,
 }
 
 impl Lego {
-    fn command(&self, certgate: &CertgateProcess) -> Command {
+    fn command(&self) -> Command {
         let mut command = Command::new("lego");
         command
             .env("LEGO_CA_CERTIFICATES", &self.root_pem)
             .arg("--server")
-            .arg(certgate.directory_url())
+            .arg(&self.directory)
             .arg("--path")
             .arg(self.dir.path())
             .args(["--email", "lego@example.test", "--accept-tos"])
@@ -95,13 +99,13 @@ impl Lego {
     }
 
     async fn run(&self, certgate: &CertgateProcess) {
-        let mut command = self.command(certgate);
+        let mut command = self.command();
         command.arg("run");
         run_client("lego run", command, certgate).await;
     }
 
     async fn renew(&self, certgate: &CertgateProcess) {
-        let mut command = self.command(certgate);
+        let mut command = self.command();
         command.args(["renew", "--days", "99999", "--no-random-sleep"]);
         run_client("lego renew", command, certgate).await;
     }
@@ -133,12 +137,13 @@ impl Lego {
 /// certbot with its own config, work and log directories.
 struct Certbot {
     dir: tempfile::TempDir,
+    directory: String,
     root_pem: PathBuf,
     http01_port: u16,
 }
 
 impl Certbot {
-    fn command(&self, certgate: &CertgateProcess) -> Command {
+    fn command(&self) -> Command {
         let dir = self.dir.path();
         let mut command = Command::new("certbot");
         command
@@ -150,7 +155,7 @@ impl Certbot {
             .arg("--logs-dir")
             .arg(dir.join("l"))
             .arg("--server")
-            .arg(certgate.directory_url())
+            .arg(&self.directory)
             .args(["-n", "--agree-tos"]);
         command
     }
@@ -164,7 +169,7 @@ impl Certbot {
     }
 
     async fn certonly(&self, certgate: &CertgateProcess) {
-        let mut command = self.command(certgate);
+        let mut command = self.command();
         command.arg("certonly");
         self.standalone(&mut command);
         command.args(["--register-unsafely-without-email", "--key-type", "ecdsa"]);
@@ -175,7 +180,7 @@ impl Certbot {
     }
 
     async fn renew(&self, certgate: &CertgateProcess) {
-        let mut command = self.command(certgate);
+        let mut command = self.command();
         command.args(["renew", "--force-renewal", "--no-random-sleep-on-renew"]);
         command.args(["--cert-name", CERTBOT_NAMES[0]]);
         self.standalone(&mut command);
@@ -347,15 +352,19 @@ async fn certbot_and_lego_issue_and_renew_across_a_restart() {
         listen: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
         http01_port: free_port(),
         resolver: dns.addr(),
+        config: None,
     };
     let root_pem = data_dir.path().join("ca/root.pem");
+    let directory = format!("https://{}/acme/directory", args.listen);
     let lego = Lego {
         dir: tempfile::tempdir().unwrap(),
+        directory: directory.clone(),
         root_pem: root_pem.clone(),
         http01_port: args.http01_port,
     };
     let certbot = Certbot {
         dir: tempfile::tempdir().unwrap(),
+        directory,
         root_pem: root_pem.clone(),
         http01_port: args.http01_port,
     };
@@ -402,4 +411,98 @@ async fn certbot_and_lego_issue_and_renew_across_a_restart() {
         certbot_account,
         "certbot kept its account"
     );
+}
+
+/// A Vault profile behind the binary: both clients are issued certificates
+/// by the stand-in's intermediate, one `sign` call per order.
+#[tokio::test(flavor = "multi_thread")]
+async fn certbot_and_lego_issue_through_a_vault_profile() {
+    require_tool("certbot", "certbot");
+    require_tool("lego", "lego");
+    require_tool("openssl", "openssl");
+
+    let role = vault::Role::new("lab-internal")
+        .allowed_domains(["example.test"])
+        .allow_subdomains(true)
+        .key_type("any");
+    let standin = vault::VaultStandin::start(
+        vault::StandinConfig::new()
+            .mount(vault::Mount::new("pki_int").role(role))
+            .policy(
+                "certgate",
+                ["pki_int/sign/lab-internal", "pki_int/roles/lab-internal"],
+            )
+            .approle(
+                "approle",
+                "certgate-role-id",
+                "certgate-secret-id",
+                vault::Grant::new(["certgate"]),
+            ),
+    )
+    .await;
+    let dns = DnsStub::start().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let secret_id = data_dir.path().join("secret-id");
+    std::fs::write(&secret_id, "certgate-secret-id").unwrap();
+    let config = data_dir.path().join("certgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[vault]\naddress = \"{}\"\n\
+             [vault.auth]\nmethod = \"approle\"\nrole_id = \"certgate-role-id\"\nsecret_id_file = \"{}\"\n\
+             [profiles.lab]\nissuer = \"vault\"\nmount = \"pki_int\"\nrole = \"lab-internal\"\n",
+            standin.addr(),
+            secret_id.display()
+        ),
+    )
+    .unwrap();
+    let args = ServeArgs {
+        data_dir: data_dir.path().to_owned(),
+        listen: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        http01_port: free_port(),
+        resolver: dns.addr(),
+        config: Some(config),
+    };
+    // Clients reach certgate over TLS made by the embedded CA, and check the
+    // issued chain against Vault's root.
+    let tls_root = data_dir.path().join("ca/root.pem");
+    let vault_root = data_dir.path().join("vault-root.pem");
+    std::fs::write(&vault_root, standin.root_ca_pem()).unwrap();
+    let directory = format!("https://{}/acme/lab/directory", args.listen);
+    let lego = Lego {
+        dir: tempfile::tempdir().unwrap(),
+        directory: directory.clone(),
+        root_pem: tls_root.clone(),
+        http01_port: args.http01_port,
+    };
+    let certbot = Certbot {
+        dir: tempfile::tempdir().unwrap(),
+        directory,
+        root_pem: tls_root,
+        http01_port: args.http01_port,
+    };
+
+    let mut certgate = CertgateProcess::start(&args).await;
+    lego.run(&certgate).await;
+    certbot.certonly(&certgate).await;
+    check_both("issued through Vault", &vault_root, &lego, &certbot).await;
+    stop(&mut certgate).await;
+
+    let intermediate = pem::parse(standin.intermediate_pem("pki_int").unwrap()).unwrap();
+    for chain_file in [lego.issuer(), certbot.live().join("chain.pem")] {
+        let chain = pem::parse_many(std::fs::read(&chain_file).unwrap()).unwrap();
+        assert_eq!(
+            chain.first().map(|c| c.contents()),
+            Some(intermediate.contents()),
+            "{}: the issuer is Vault's intermediate",
+            chain_file.display()
+        );
+    }
+    assert_eq!(
+        standin.sign_count(),
+        2,
+        "one sign call per order: {:?}",
+        standin.sign_calls()
+    );
+    assert_eq!(standin.issued_count(), 2);
 }

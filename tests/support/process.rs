@@ -35,6 +35,8 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
     pub http01_port: u16,
     pub resolver: SocketAddr,
+    /// Passed as `--config` when set.
+    pub config: Option<PathBuf>,
 }
 
 /// A running `certgate serve`. Dropping it kills the process, so a failing
@@ -43,7 +45,6 @@ pub struct CertgateProcess {
     child: Child,
     log: Arc<Mutex<String>>,
     readers: Vec<JoinHandle<()>>,
-    listen: SocketAddr,
 }
 
 impl CertgateProcess {
@@ -61,6 +62,11 @@ impl CertgateProcess {
             .arg(args.http01_port.to_string())
             .arg("--resolver")
             .arg(args.resolver.to_string())
+            .args(
+                args.config
+                    .iter()
+                    .flat_map(|c| [std::ffi::OsStr::new("--config"), c.as_os_str()]),
+            )
             // The ready line is an INFO event; plain text keeps the log readable.
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
@@ -69,9 +75,10 @@ impl CertgateProcess {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         // Settings from the caller's environment would override nothing we
-        // pass, but could add a config file or database URL we did not choose.
+        // pass, but could add a config file, database URL or Vault we did not choose.
         for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("CERTGATE_") {
+            let name_text = name.to_string_lossy();
+            if name_text.starts_with("CERTGATE_") || name_text.starts_with("VAULT_") {
                 command.env_remove(name);
             }
         }
@@ -94,7 +101,6 @@ impl CertgateProcess {
             child,
             log,
             readers,
-            listen: args.listen,
         };
         match tokio::time::timeout(START_TIMEOUT, ready_rx).await {
             Ok(Ok(())) => process,
@@ -115,10 +121,6 @@ impl CertgateProcess {
     /// Everything certgate logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
-    }
-
-    pub fn directory_url(&self) -> String {
-        format!("https://{}/acme/directory", self.listen)
     }
 
     /// Sends SIGTERM and waits for the process to exit.
