@@ -298,9 +298,12 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
     let service = app(state.clone()).into_make_service();
     let server = axum_server::from_tcp_rustls(listener, tls).handle(handle.clone());
     let task = tokio::spawn(async move { server.serve(service).await });
+    let profiles: Vec<&str> = state.profiles.iter().map(|p| p.name.as_str()).collect();
     tracing::info!(
         listen = %local_addr,
         directory = %format!("https://{local_addr}/acme/directory"),
+        default_profile = %config.default_profile,
+        profiles = ?profiles,
         root = %config.data_dir.join("ca/root.pem").display(),
         "certgate is serving"
     );

@@ -7,6 +7,7 @@ use instant_acme::{
     Account, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus,
     RetryPolicy,
 };
+use support::chain_ders;
 use support::instance::Instance;
 use x509_parser::prelude::*;
 
@@ -29,15 +30,6 @@ async fn new_account(instance: &Instance) -> Account {
 
 fn retry() -> RetryPolicy {
     RetryPolicy::new().timeout(std::time::Duration::from_secs(20))
-}
-
-/// The DER certificates of a PEM chain.
-fn chain_ders(pem_chain: &str) -> Vec<Vec<u8>> {
-    ::pem::parse_many(pem_chain)
-        .unwrap()
-        .into_iter()
-        .map(|p| p.into_contents())
-        .collect()
 }
 
 fn dns_names(cert: &X509Certificate<'_>) -> Vec<String> {

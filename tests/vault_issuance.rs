@@ -9,6 +9,7 @@ mod vault;
 mod support;
 
 use serde_json::{json, Value};
+use support::chain_ders;
 use support::instance::Instance;
 use support::raw_client::{csr, RawClient, Reply};
 use vault::{Grant, Mount, Role, StandinConfig, VaultStandin};
@@ -133,14 +134,6 @@ async fn issue(lab: &Lab, client: &RawClient, names: &[&str]) -> (String, Value)
     (order_url, order)
 }
 
-fn ders(pem_chain: &str) -> Vec<Vec<u8>> {
-    ::pem::parse_many(pem_chain)
-        .unwrap()
-        .into_iter()
-        .map(|p| p.into_contents())
-        .collect()
-}
-
 fn problem_type(problem: &Value) -> &str {
     problem["type"]
         .as_str()
@@ -164,7 +157,7 @@ async fn a_vault_profile_issues_a_chain_that_leads_to_vaults_root() {
     let download = client
         .post(order["certificate"].as_str().unwrap(), None)
         .await;
-    let chain = ders(std::str::from_utf8(&download.body).unwrap());
+    let chain = chain_ders(std::str::from_utf8(&download.body).unwrap());
     assert_eq!(chain.len(), 2, "leaf + Vault's intermediate, not the root");
 
     let intermediate_pem = lab.standin.intermediate_pem("pki_int").unwrap();
@@ -220,7 +213,7 @@ async fn issuer_ref_signs_through_the_issuer_path() {
     let download = client
         .post(order["certificate"].as_str().unwrap(), None)
         .await;
-    let chain = ders(std::str::from_utf8(&download.body).unwrap());
+    let chain = chain_ders(std::str::from_utf8(&download.body).unwrap());
     let (_, leaf) = X509Certificate::from_der(&chain[0]).unwrap();
     let validity = leaf.validity();
     let lifetime = validity.not_after.timestamp() - validity.not_before.timestamp();
@@ -547,7 +540,7 @@ async fn a_no_store_role_issues_and_certgate_keeps_the_only_copy() {
         .post(order["certificate"].as_str().unwrap(), None)
         .await;
     assert_eq!(download.status, 200);
-    let chain = ders(std::str::from_utf8(&download.body).unwrap());
+    let chain = chain_ders(std::str::from_utf8(&download.body).unwrap());
     let (_, leaf) = X509Certificate::from_der(&chain[0]).unwrap();
     let serial = leaf.raw_serial_as_string();
     assert!(

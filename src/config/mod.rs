@@ -310,6 +310,40 @@ mod tests {
     }
 
     #[test]
+    fn a_file_with_profiles_and_vault() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("certgate.toml");
+        std::fs::write(
+            &path,
+            "default_profile = \"lab\"\n\
+             [vault]\naddress = \"https://vault.lab:8200\"\n\
+             [vault.auth]\nmethod = \"approle\"\nrole_id = \"r\"\nsecret_id_file = \"/run/s\"\n\
+             [profiles.lab]\nissuer = \"vault\"\nmount = \"pki_int\"\nrole = \"lab-internal\"\n\
+             [profiles.local]\nissuer = \"local\"\n",
+        )
+        .unwrap();
+        let flags = ServeFlags {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        let config = Config::load_with_env(flags, &|_| None).unwrap();
+        assert_eq!(config.default_profile, "lab");
+        assert_eq!(config.profiles.len(), 2);
+        assert_eq!(config.vault.unwrap().auth.method(), "approle");
+
+        // Only local profiles: no [vault] needed, and none is set up.
+        std::fs::write(&path, "[profiles.local]\nissuer = \"local\"\n").unwrap();
+        let flags = ServeFlags {
+            config: Some(path),
+            ..Default::default()
+        };
+        assert!(Config::load_with_env(flags, &|_| None)
+            .unwrap()
+            .vault
+            .is_none());
+    }
+
+    #[test]
     fn refuses_unknown_keys_and_bad_values() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.toml");

@@ -7,3 +7,12 @@ pub mod http01;
 pub mod instance;
 pub mod process;
 pub mod raw_client;
+
+/// The DER certificates of a PEM chain, in order.
+pub fn chain_ders(pem_chain: &str) -> Vec<Vec<u8>> {
+    ::pem::parse_many(pem_chain)
+        .unwrap()
+        .into_iter()
+        .map(|p| p.into_contents())
+        .collect()
+}
