@@ -41,6 +41,14 @@ fn refused_name(message: &str) -> Option<&str> {
     rest.strip_suffix(" not allowed by this role")
 }
 
+/// A 400 that no CSR could fix: the role is gone, or the profile's `ttl`
+/// reaches past what the CA can sign.
+fn is_setup_refusal(message: &str) -> bool {
+    message.starts_with("unknown role")
+        || message.contains("beyond the expiration of the CA certificate")
+        || message.contains("could not fetch the CA")
+}
+
 fn pem_to_der(pem_text: &str) -> Result<Vec<u8>, String> {
     pem::parse(pem_text)
         .map(|p| p.into_contents())
@@ -186,13 +194,17 @@ impl VaultIssuer {
             } => {
                 // The role may have changed since its rules were read.
                 *self.rules.write().expect("rules lock") = None;
-                match refused_name(&message) {
-                    Some(name) => IssueError::RefusedIdentifier {
+                if let Some(name) = refused_name(&message) {
+                    return IssueError::RefusedIdentifier {
                         identifier: name.to_owned(),
                         reason: message.clone(),
-                    },
-                    None => IssueError::Rejected(message),
+                    };
                 }
+                if is_setup_refusal(&message) {
+                    tracing::error!(path = %call.path(), %message, "Vault refused the profile's setup, not the CSR");
+                    return IssueError::Internal(message);
+                }
+                IssueError::Rejected(message)
             }
             e if e.is_permission_denied() => {
                 tracing::error!(
@@ -277,5 +289,14 @@ mod tests {
             Some("*.x.test")
         );
         assert_eq!(refused_name("request signature invalid"), None);
+    }
+
+    #[test]
+    fn refusals_of_the_setup_are_not_blamed_on_the_csr() {
+        assert!(is_setup_refusal("unknown role: lab"));
+        assert!(is_setup_refusal(
+            "cannot satisfy request, as TTL would result in notAfter of 2040 beyond the expiration of the CA certificate at 2030"
+        ));
+        assert!(!is_setup_refusal("role requires keys of type rsa"));
     }
 }
