@@ -12,16 +12,8 @@ use serde_json::{json, Value};
 use support::chain_ders;
 use support::instance::Instance;
 use support::raw_client::{csr, RawClient, Reply};
-use vault::{Grant, Mount, Role, StandinConfig, VaultStandin};
+use vault::{Grant, Mount, Role, StandinConfig, VaultStandin, CERTGATE_POLICY};
 use x509_parser::prelude::*;
-
-const POLICY_PATHS: [&str; 5] = [
-    "pki_int/sign/*",
-    "pki_int/issuer/*",
-    "pki_int/roles/*",
-    "pki_int/cert/*",
-    "pki_int/revoke",
-];
 
 /// The role most tests sign with: subdomains of lab.example, any key type
 /// (ACME clients send EC keys; Vault's default `rsa` would refuse them).
@@ -144,7 +136,7 @@ fn problem_type(problem: &Value) -> &str {
 #[tokio::test]
 async fn a_vault_profile_issues_a_chain_that_leads_to_vaults_root() {
     let lab = Lab::start(
-        standin_with(vec![lab_role()], &POLICY_PATHS),
+        standin_with(vec![lab_role()], &CERTGATE_POLICY),
         &vault_profile("lab", "lab-internal", ""),
     )
     .await;
@@ -192,7 +184,7 @@ async fn a_vault_profile_issues_a_chain_that_leads_to_vaults_root() {
 #[tokio::test]
 async fn issuer_ref_signs_through_the_issuer_path() {
     let lab = Lab::start(
-        standin_with(vec![lab_role()], &POLICY_PATHS),
+        standin_with(vec![lab_role()], &CERTGATE_POLICY),
         &vault_profile(
             "lab",
             "lab-internal",
@@ -258,7 +250,7 @@ async fn names_a_role_refuses_are_rejected_at_new_order() {
         .iter()
         .map(|r| vault_profile(&r.name, &r.name, ""))
         .collect();
-    let lab = Lab::start(standin_with(roles, &POLICY_PATHS), &profiles).await;
+    let lab = Lab::start(standin_with(roles, &CERTGATE_POLICY), &profiles).await;
     let client = lab.client("sub").await;
     let base = lab.instance.base_url();
 
@@ -341,7 +333,7 @@ async fn names_a_role_refuses_are_rejected_at_new_order() {
 /// signed exactly once after Vault unseals.
 async fn sealed_during_finalize(restart: bool) {
     let mut lab = Lab::start(
-        standin_with(vec![lab_role()], &POLICY_PATHS),
+        standin_with(vec![lab_role()], &CERTGATE_POLICY),
         &vault_profile("lab", "lab-internal", ""),
     )
     .await;
@@ -399,7 +391,7 @@ async fn vault_sealed_during_finalize_survives_a_restart() {
 #[tokio::test]
 async fn vault_errors_and_rate_limits_are_waited_out() {
     let lab = Lab::start(
-        standin_with(vec![lab_role()], &POLICY_PATHS),
+        standin_with(vec![lab_role()], &CERTGATE_POLICY),
         &vault_profile("lab", "lab-internal", ""),
     )
     .await;
@@ -427,7 +419,7 @@ async fn vault_errors_and_rate_limits_are_waited_out() {
 #[tokio::test]
 async fn a_lost_answer_fails_the_order_rather_than_signing_twice() {
     let lab = Lab::start(
-        standin_with(vec![lab_role()], &POLICY_PATHS),
+        standin_with(vec![lab_role()], &CERTGATE_POLICY),
         &vault_profile("lab", "lab-internal", ""),
     )
     .await;
@@ -458,7 +450,7 @@ async fn vault_refusals_keep_their_meaning() {
         .allowed_domains(["lab.example"])
         .allow_subdomains(true);
     let lab = Lab::start(
-        standin_with(vec![lab_role(), rsa_only], &POLICY_PATHS),
+        standin_with(vec![lab_role(), rsa_only], &CERTGATE_POLICY),
         &(vault_profile("lab", "lab-internal", "") + &vault_profile("rsa", "rsa-only", "")),
     )
     .await;
@@ -529,7 +521,7 @@ async fn a_policy_that_denies_signing_is_a_server_error_after_one_fresh_login() 
 #[tokio::test]
 async fn a_no_store_role_issues_and_certgate_keeps_the_only_copy() {
     let lab = Lab::start(
-        standin_with(vec![lab_role().no_store(true)], &POLICY_PATHS),
+        standin_with(vec![lab_role().no_store(true)], &CERTGATE_POLICY),
         &vault_profile("lab", "lab-internal", ""),
     )
     .await;

@@ -9,6 +9,16 @@ use super::auth::Grant;
 use super::login::{LoginRule, LoginSpec};
 use super::role::Role;
 
+/// The paths certgate's policy grants on `pki_int`, as `deploy/vault/setup.sh`
+/// writes it: sign (also through an issuer), read roles and the chain, revoke.
+pub const CERTGATE_POLICY: [&str; 5] = [
+    "pki_int/sign/*",
+    "pki_int/issuer/*",
+    "pki_int/roles/*",
+    "pki_int/cert/*",
+    "pki_int/revoke",
+];
+
 /// A PKI secrets engine mount.
 #[derive(Debug, Clone)]
 pub struct Mount {

@@ -46,7 +46,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use auth::Grant;
-pub use config::{Mount, StandinConfig};
+pub use config::{Mount, StandinConfig, CERTGATE_POLICY};
 pub use faults::{FaultState, HealthOverride};
 pub use record::{Login, Renewal, RequestLine, Revocation, SignCall};
 pub use role::Role;
