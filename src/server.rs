@@ -236,14 +236,18 @@ async fn root_pem(State(state): State<AcmeState>) -> impl IntoResponse {
     )
 }
 
-async fn index() -> &'static str {
-    concat!(
-        "certgate ",
+/// A plain-text page saying where the directories are.
+async fn index(State(state): State<AcmeState>) -> String {
+    let mut page = format!(
+        "certgate {}: an ACME server (RFC 8555)\nACME directory: /acme/directory (profile {})\n",
         env!("CARGO_PKG_VERSION"),
-        ": an ACME server (RFC 8555)\n",
-        "ACME directory: /acme/directory\n",
-        "Root CA to trust: /ca/root.pem\n",
-    )
+        state.profiles.default_profile().name
+    );
+    for profile in state.profiles.iter() {
+        page.push_str(&format!("Profile {0}: /acme/{0}/directory\n", profile.name));
+    }
+    page.push_str("Root of certgate's own TLS and of the embedded CA: /ca/root.pem\n");
+    page
 }
 
 /// The whole HTTP application.

@@ -142,6 +142,17 @@ async fn a_vault_profile_issues_a_chain_that_leads_to_vaults_root() {
     .await;
     let client = lab.client("lab").await;
     assert!(client.url("newOrder").ends_with("/acme/lab/new-order"));
+    let index = client
+        .http
+        .get(format!("{}/", lab.instance.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(index.contains("/acme/lab/directory"), "{index}");
+    assert!(index.contains("(profile local)"), "{index}");
 
     let names = ["web.lab.example", "api.lab.example"];
     let (_, order) = issue(&lab, &client, &names).await;
