@@ -209,7 +209,7 @@ fn failure_problem(error: IssueError) -> Problem {
             let sub = crate::acme::problem::Subproblem {
                 kind: ProblemType::RejectedIdentifier,
                 detail: problem.detail.clone(),
-                identifier: Identifier::dns(&identifier),
+                identifier: Identifier::from_value(&identifier),
             };
             problem.with_subproblems(vec![sub])
         }

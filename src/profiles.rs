@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::issuer::Issuer;
+use crate::validate::ValidationPolicy;
 
 pub struct Profile {
     pub name: String,
     pub issuer: Arc<dyn Issuer>,
     /// Lifetime asked of the issuer; `None` leaves it to the issuer.
     pub ttl: Option<Duration>,
+    pub validation: ValidationPolicy,
 }
 
 /// Every profile, and which one `/acme/directory` serves.

@@ -27,7 +27,7 @@ use crate::issuer::vault::{VaultIssuer, VaultRole};
 use crate::issuer::Issuer;
 use crate::profiles::{Profile, Profiles};
 use crate::store::{Store, StoreError};
-use crate::validate::{DnsResolver, Validator};
+use crate::validate::{DnsResolver, ValidationPorts, Validator};
 use crate::vault::{Vault, VaultSetupError};
 
 /// Lifetime of certgate's own HTTPS certificate, made anew at every start.
@@ -178,6 +178,7 @@ fn build_profiles(config: &Config, ca: &Arc<EmbeddedCa>, vault: Option<&Arc<Vaul
                 name: settings.name.clone(),
                 issuer,
                 ttl: settings.ttl,
+                validation: settings.validation.clone(),
             }
         })
         .collect();
@@ -201,7 +202,14 @@ async fn build_state(
         root_pem: ca.root_pem().into(),
         profiles: Arc::new(build_profiles(config, &ca, vault)),
         signing: Arc::default(),
-        validator: Arc::new(Validator::new(resolver, config.http01_port)),
+        validator: Arc::new(Validator::new(
+            resolver,
+            ValidationPorts {
+                http01: config.http01_port,
+                tls_alpn01: config.tls_alpn01_port,
+            },
+            config.external_url.clone(),
+        )),
         clock: Arc::new(SystemClock) as Arc<dyn Clock>,
         lifetimes: Lifetimes::default(),
         external_url: config.external_url.clone(),

@@ -38,6 +38,15 @@ fn key_problem(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Option<Str
     }
 }
 
+/// An IP address SAN's octets as an address.
+pub fn ip_from_bytes(bytes: &[u8]) -> Option<std::net::IpAddr> {
+    match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok().map(std::net::IpAddr::from),
+        16 => <[u8; 16]>::try_from(bytes).ok().map(std::net::IpAddr::from),
+        _ => None,
+    }
+}
+
 /// Checks the base64url CSR of a finalize request against the order's names
 /// (lower-case) and the account key.
 pub fn check(
@@ -73,7 +82,11 @@ pub fn check(
         let cn = cn
             .as_str()
             .map_err(|_| Problem::bad_csr("CSR common name is not a string"))?;
-        names.insert(cn.to_ascii_lowercase());
+        // An address in the CN is compared in its canonical form.
+        names.insert(match cn.parse::<std::net::IpAddr>() {
+            Ok(ip) => ip.to_string(),
+            Err(_) => cn.to_ascii_lowercase(),
+        });
     }
     // Every extensionRequest is read: a CA other than ours (Vault) may honour
     // names in a second one, or in one we could not parse, so both are refused.
@@ -96,6 +109,12 @@ pub fn check(
                     match name {
                         GeneralName::DNSName(dns) => {
                             names.insert(dns.to_ascii_lowercase());
+                        }
+                        GeneralName::IPAddress(bytes) => {
+                            let ip = ip_from_bytes(bytes).ok_or_else(|| {
+                                Problem::bad_csr("CSR has an IP address SAN of a wrong length")
+                            })?;
+                            names.insert(ip.to_string());
                         }
                         other => {
                             return Err(Problem::bad_csr(format!(

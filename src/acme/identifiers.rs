@@ -6,14 +6,59 @@ use super::types::Identifier;
 /// Most identifiers in one order; more is a mistake or an attack.
 pub const MAX_IDENTIFIERS: usize = 100;
 
-/// A DNS identifier after checking: lower-case, without a wildcard label.
+/// The identifier types certgate issues for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentifierKind {
+    Dns,
+    /// RFC 8738.
+    Ip,
+}
+
+impl IdentifierKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dns => "dns",
+            Self::Ip => "ip",
+        }
+    }
+}
+
+/// An identifier after checking, written the one way it is stored: a DNS
+/// name in lower case, an IP address in its canonical text (RFC 5952 for v6).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DnsName {
-    /// The name as ordered, e.g. `*.lab.example` or `nas.lab.example`.
+pub struct OrderedIdentifier {
+    pub kind: IdentifierKind,
+    /// As ordered, e.g. `*.lab.example`, `nas.lab.example` or `10.0.0.5`.
     pub ordered: String,
-    /// The name to validate: `lab.example` for `*.lab.example`.
+    /// What is validated: `lab.example` for `*.lab.example`.
     pub base: String,
     pub wildcard: bool,
+}
+
+impl OrderedIdentifier {
+    /// The identifier as the order lists it.
+    pub fn as_ordered(&self) -> Identifier {
+        Identifier::new(self.kind, &self.ordered)
+    }
+
+    /// The identifier its authorization proves (no wildcard label).
+    pub fn as_authorized(&self) -> Identifier {
+        Identifier::new(self.kind, &self.base)
+    }
+}
+
+/// An IP identifier's value in canonical form.
+pub fn parse_ip(value: &str) -> Result<OrderedIdentifier, String> {
+    let ip: std::net::IpAddr = value
+        .parse()
+        .map_err(|_| format!("{value:?} is not an IPv4 or IPv6 address"))?;
+    let canonical = ip.to_string();
+    Ok(OrderedIdentifier {
+        kind: IdentifierKind::Ip,
+        ordered: canonical.clone(),
+        base: canonical,
+        wildcard: false,
+    })
 }
 
 /// Why a DNS name is not acceptable, or `None` when it is a valid host name.
@@ -58,7 +103,7 @@ fn hostname_error(name: &str) -> Option<&'static str> {
 }
 
 /// Checks one DNS identifier value.
-pub fn parse_dns(value: &str) -> Result<DnsName, String> {
+pub fn parse_dns(value: &str) -> Result<OrderedIdentifier, String> {
     let ordered = value.to_ascii_lowercase();
     let (base, wildcard) = match ordered.strip_prefix("*.") {
         Some(rest) => (rest.to_owned(), true),
@@ -72,7 +117,8 @@ pub fn parse_dns(value: &str) -> Result<DnsName, String> {
     if let Some(why) = hostname_error(&base) {
         return Err(format!("{value:?} {why}"));
     }
-    Ok(DnsName {
+    Ok(OrderedIdentifier {
+        kind: IdentifierKind::Dns,
         ordered,
         base,
         wildcard,
@@ -82,7 +128,9 @@ pub fn parse_dns(value: &str) -> Result<DnsName, String> {
 /// Checks and normalises the identifiers of a newOrder: at least one, at
 /// most [`MAX_IDENTIFIERS`], duplicates (ignoring case) merged. All problems
 /// are reported at once, one subproblem per identifier (RFC 8555 §6.7.1).
-pub fn check_order_identifiers(identifiers: &[Identifier]) -> Result<Vec<DnsName>, Problem> {
+pub fn check_order_identifiers(
+    identifiers: &[Identifier],
+) -> Result<Vec<OrderedIdentifier>, Problem> {
     if identifiers.is_empty() {
         return Err(Problem::malformed("an order needs at least one identifier"));
     }
@@ -92,18 +140,22 @@ pub fn check_order_identifiers(identifiers: &[Identifier]) -> Result<Vec<DnsName
             format!("an order may have at most {MAX_IDENTIFIERS} identifiers"),
         ));
     }
-    let mut names: Vec<DnsName> = Vec::new();
+    let mut names: Vec<OrderedIdentifier> = Vec::new();
     let mut subproblems = Vec::new();
     for identifier in identifiers {
         let outcome = match identifier.kind.as_str() {
             "dns" => parse_dns(&identifier.value).map_err(|e| (ProblemType::RejectedIdentifier, e)),
+            "ip" => parse_ip(&identifier.value).map_err(|e| (ProblemType::Malformed, e)),
             other => Err((
                 ProblemType::UnsupportedIdentifier,
-                format!("identifier type {other:?} is not supported; use dns"),
+                format!("identifier type {other:?} is not supported; use dns or ip"),
             )),
         };
         match outcome {
-            Ok(name) if names.iter().any(|n| n.ordered == name.ordered) => {}
+            Ok(name)
+                if names
+                    .iter()
+                    .any(|n| n.kind == name.kind && n.ordered == name.ordered) => {}
             Ok(name) => names.push(name),
             Err((kind, detail)) => subproblems.push(Subproblem {
                 kind,
@@ -168,6 +220,15 @@ mod tests {
             assert!(parse_dns(value).is_err(), "{value:?} accepted");
         }
         assert!(parse_dns(&format!("{}.test", "a".repeat(64))).is_err());
+    }
+
+    #[test]
+    fn ip_identifiers_are_written_canonically() {
+        assert_eq!(parse_ip("127.0.0.1").unwrap().ordered, "127.0.0.1");
+        assert_eq!(parse_ip("2001:DB8:0:0::1").unwrap().ordered, "2001:db8::1");
+        for bad in ["127.0.0.01", "localhost", "10.0.0.0/8", "::ffff:zz"] {
+            assert!(parse_ip(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

@@ -69,6 +69,7 @@ impl AcmeState {
         tokio::spawn(crate::validate::run(
             self.store.clone(),
             self.validator.clone(),
+            self.profiles.clone(),
             self.clock.clone(),
             self.lifetimes.valid_authorization,
             id,

@@ -18,11 +18,26 @@ pub struct Identifier {
 }
 
 impl Identifier {
-    pub fn dns(value: impl Into<String>) -> Self {
+    pub fn new(kind: crate::acme::identifiers::IdentifierKind, value: impl Into<String>) -> Self {
         Self {
-            kind: "dns".into(),
+            kind: kind.as_str().into(),
             value: value.into(),
         }
+    }
+
+    pub fn dns(value: impl Into<String>) -> Self {
+        Self::new(crate::acme::identifiers::IdentifierKind::Dns, value)
+    }
+
+    /// A DNS name or, when `value` is an address, an IP identifier.
+    pub fn from_value(value: &str) -> Self {
+        use crate::acme::identifiers::IdentifierKind;
+        let kind = if value.parse::<std::net::IpAddr>().is_ok() {
+            IdentifierKind::Ip
+        } else {
+            IdentifierKind::Dns
+        };
+        Self::new(kind, value)
     }
 }
 

@@ -40,6 +40,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database_url: String,
     pub http01_port: u16,
+    pub tls_alpn01_port: u16,
     /// DNS servers for every validation lookup; empty means the system's.
     pub resolvers: Vec<SocketAddr>,
     pub cert_lifetime: Duration,
@@ -85,6 +86,14 @@ pub struct ServeFlags {
         value_name = "PORT"
     )]
     pub http01_port: Option<u16>,
+
+    /// Port on which TLS-ALPN-01 challenges are checked [default: 443].
+    #[arg(
+        long = "tls-alpn01-port",
+        env = "CERTGATE_TLS_ALPN01_PORT",
+        value_name = "PORT"
+    )]
+    pub tls_alpn01_port: Option<u16>,
 
     /// DNS server for validation lookups; repeat for several (env: comma-separated)
     /// [default: the system's resolvers].
@@ -217,6 +226,10 @@ impl Config {
             data_dir,
             database_url,
             http01_port: flags.http01_port.or(file.http01_port).unwrap_or(80),
+            tls_alpn01_port: flags
+                .tls_alpn01_port
+                .or(file.tls_alpn01_port)
+                .unwrap_or(443),
             resolvers,
             cert_lifetime,
             tls_names: first_list(flags.tls_names, file.tls_names),
@@ -233,8 +246,10 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.http01_port == 0 {
-            return Err(ConfigError::Invalid("http01-port must not be 0".into()));
+        if self.http01_port == 0 || self.tls_alpn01_port == 0 {
+            return Err(ConfigError::Invalid(
+                "http01-port and tls-alpn01-port must not be 0".into(),
+            ));
         }
         if self.cert_lifetime < Duration::from_secs(60) {
             return Err(ConfigError::Invalid(

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{parse_duration, ConfigError};
+use crate::validate::{Network, Networks, ValidationPolicy};
 
 /// The profile served at `/acme/directory` when none is configured.
 pub const DEFAULT_PROFILE: &str = "default";
@@ -38,6 +39,11 @@ pub struct ProfileFile {
     pub role: Option<String>,
     pub issuer_ref: Option<String>,
     pub ttl: Option<String>,
+    /// Networks validation may not connect to [default: link-local].
+    pub deny_networks: Option<Vec<String>>,
+    /// Issuer domains CAA records must name [default: none, CAA not checked].
+    #[serde(default)]
+    pub caa_identities: Vec<String>,
 }
 
 /// Who signs for a profile.
@@ -61,6 +67,7 @@ pub struct ProfileSettings {
     /// Asked-for certificate lifetime; `None` leaves it to the issuer (the
     /// Vault role's ttl, or `--cert-lifetime` for the embedded CA).
     pub ttl: Option<Duration>,
+    pub validation: ValidationPolicy,
 }
 
 impl ProfileSettings {
@@ -142,10 +149,36 @@ impl ProfileFile {
                 )))
             }
         };
+        let denied_networks = match &self.deny_networks {
+            None => Networks::link_local(),
+            Some(list) => Networks::new(
+                list.iter()
+                    .map(|n| n.parse::<Network>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| ConfigError::Invalid(format!("profile {name:?}: {e}")))?,
+            ),
+        };
+        let caa_identities = self
+            .caa_identities
+            .iter()
+            .map(|id| id.trim().trim_end_matches('.').to_ascii_lowercase())
+            .collect::<Vec<_>>();
+        if let Some(bad) = caa_identities
+            .iter()
+            .find(|id| crate::acme::identifiers::parse_dns(id).is_err())
+        {
+            return Err(ConfigError::Invalid(format!(
+                "profile {name:?}: caa_identities entry {bad:?} is not a domain name"
+            )));
+        }
         Ok(ProfileSettings {
             name: name.to_owned(),
             issuer,
             ttl: self.ttl.as_deref().map(parse_duration).transpose()?,
+            validation: ValidationPolicy {
+                denied_networks,
+                caa_identities,
+            },
         })
     }
 }
@@ -162,6 +195,10 @@ pub fn resolve(
             name: DEFAULT_PROFILE.to_owned(),
             issuer: ProfileIssuer::Local,
             ttl: None,
+            validation: ValidationPolicy {
+                denied_networks: Networks::link_local(),
+                caa_identities: Vec::new(),
+            },
         }]
     } else {
         files
@@ -226,6 +263,10 @@ mod tests {
                     issuer_ref: Some("next".into()),
                 },
                 ttl: Some(Duration::from_secs(72 * 3600)),
+                validation: ValidationPolicy {
+                    denied_networks: Networks::link_local(),
+                    caa_identities: Vec::new(),
+                },
             }
         );
     }
@@ -249,6 +290,16 @@ mod tests {
                 "only applies",
             ),
             ("[profiles.lab]\nissuer = \"acme\"\n", None, "\"acme\""),
+            (
+                "[profiles.lab]\nissuer = \"local\"\ndeny_networks = [\"10.0.0.0/33\"]\n",
+                None,
+                "prefix",
+            ),
+            (
+                "[profiles.lab]\nissuer = \"local\"\ncaa_identities = [\"not a domain\"]\n",
+                None,
+                "caa_identities",
+            ),
             ("[profiles.Lab]\nissuer = \"local\"\n", None, "lower-case"),
             ("[profiles.acct]\nissuer = \"local\"\n", None, "reserved"),
             (

@@ -12,6 +12,7 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::{IssueError, IssuedCertificate, Issuer, Refusal, SignRequest};
+use crate::acme::csr::ip_from_bytes;
 use crate::policy::RoleRules;
 use crate::vault::{SignCall, Vault, VaultError};
 
@@ -84,12 +85,7 @@ fn issued_certificate(
                     covered.insert(dns.to_ascii_lowercase());
                 }
                 GeneralName::IPAddress(bytes) => {
-                    let ip = match bytes.len() {
-                        4 => <[u8; 4]>::try_from(*bytes).map(IpAddr::from).ok(),
-                        16 => <[u8; 16]>::try_from(*bytes).map(IpAddr::from).ok(),
-                        _ => None,
-                    };
-                    covered.extend(ip.map(|ip| ip.to_string()));
+                    covered.extend(ip_from_bytes(bytes).map(|ip| ip.to_string()));
                 }
                 _ => {}
             }
@@ -132,7 +128,14 @@ impl VaultIssuer {
             role: self.role.role.clone(),
             issuer_ref: self.role.issuer_ref.clone(),
             csr_pem,
-            common_name: request.names.first().cloned().unwrap_or_default(),
+            // Vault checks a CN against the role's domain rules, so an
+            // address never goes there; an order of addresses only needs a
+            // role with require_cn=false.
+            common_name: request
+                .names
+                .iter()
+                .find(|n| n.parse::<IpAddr>().is_err())
+                .cloned(),
             ttl: request.lifetime,
         }
     }

@@ -166,6 +166,20 @@ impl Store {
         .await?)
     }
 
+    /// The profile of the (first) order an authorization was made for.
+    pub async fn authorization_profile(
+        &self,
+        authorization_id: &str,
+    ) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT o.profile FROM order_authorizations oa JOIN orders o ON o.id = oa.order_id
+             WHERE oa.authorization_id = ? ORDER BY o.created_at LIMIT 1",
+        )
+        .bind(authorization_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     pub async fn authorization(&self, id: &str) -> StoreResult<Option<Authorization>> {
         let Some(row) = sqlx::query(
             "SELECT id, account_id, identifier_type, identifier_value, wildcard, status, expires_at

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 
-use super::{dns01_txt_value, DnsResolver, Method};
+use super::{dns01_txt_value, DnsResolver, Method, Subject};
 use crate::acme::problem::{Problem, ProblemType};
 
 pub struct Dns01 {
@@ -19,14 +19,9 @@ impl Dns01 {
 
 #[async_trait]
 impl Method for Dns01 {
-    async fn validate(
-        &self,
-        name: &str,
-        _token: &str,
-        key_authorization: &str,
-    ) -> Result<(), Problem> {
-        let record = format!("_acme-challenge.{name}");
-        let expected = dns01_txt_value(key_authorization);
+    async fn validate(&self, subject: &Subject<'_>) -> Result<(), Problem> {
+        let record = format!("_acme-challenge.{}", subject.identifier.value);
+        let expected = dns01_txt_value(subject.key_authorization);
         let found = self
             .resolver
             .txt(&record)

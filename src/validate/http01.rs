@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::redirect::Policy;
 
-use super::{DnsResolver, Method};
+use super::{DnsResolver, Method, Networks, Subject};
+use crate::acme::identifiers::IdentifierKind;
 use crate::acme::problem::{Problem, ProblemType};
 
 /// Whole-fetch time limit, redirects included.
@@ -27,19 +28,43 @@ pub struct Http01 {
     port: u16,
 }
 
-/// Lets reqwest resolve redirect targets through our resolvers.
-struct ViaResolver(DnsResolver);
+/// Lets reqwest resolve redirect targets through our resolvers, leaving
+/// out addresses in denied networks.
+struct ViaResolver {
+    resolver: DnsResolver,
+    denied: Networks,
+}
 
 impl Resolve for ViaResolver {
     fn resolve(&self, name: Name) -> Resolving {
-        let resolver = self.0.clone();
+        let resolver = self.resolver.clone();
+        let denied = self.denied.clone();
         Box::pin(async move {
-            let addrs = resolver
-                .addresses(name.as_str())
-                .await
-                .map_err(|e| -> Box<dyn StdError + Send + Sync> { e.into() })?;
-            Ok(Box::new(addrs.into_iter().map(|ip| SocketAddr::new(ip, 0))) as Addrs)
+            let error = |e: String| -> Box<dyn StdError + Send + Sync> { e.into() };
+            let addrs = resolver.addresses(name.as_str()).await.map_err(error)?;
+            let allowed: Vec<IpAddr> = addrs
+                .iter()
+                .copied()
+                .filter(|ip| denied.containing(*ip).is_none())
+                .collect();
+            if allowed.is_empty() {
+                let why = addrs.first().and_then(|ip| denied.refusal(*ip));
+                return Err(error(format!(
+                    "{}: {}",
+                    name.as_str(),
+                    why.unwrap_or_else(|| "no addresses".into())
+                )));
+            }
+            Ok(Box::new(allowed.into_iter().map(|ip| SocketAddr::new(ip, 0))) as Addrs)
         })
+    }
+}
+
+/// The host part of a URL for `name`: IPv6 addresses go in brackets.
+fn url_host(name: &str) -> String {
+    match name.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => format!("[{v6}]"),
+        _ => name.to_owned(),
     }
 }
 
@@ -74,14 +99,21 @@ impl Http01 {
     }
 
     fn url(&self, name: &str, token: &str) -> String {
+        let host = url_host(name);
         match self.port {
-            80 => format!("http://{name}/.well-known/acme-challenge/{token}"),
-            port => format!("http://{name}:{port}/.well-known/acme-challenge/{token}"),
+            80 => format!("http://{host}/.well-known/acme-challenge/{token}"),
+            port => format!("http://{host}:{port}/.well-known/acme-challenge/{token}"),
         }
     }
 
-    fn client(&self, name: &str, addrs: &[IpAddr]) -> reqwest::Result<reqwest::Client> {
+    fn client(
+        &self,
+        name: &str,
+        addrs: &[IpAddr],
+        denied: &Networks,
+    ) -> reqwest::Result<reqwest::Client> {
         let challenge_port = self.port;
+        let redirect_denied = denied.clone();
         let sockets: Vec<SocketAddr> = addrs
             .iter()
             .map(|&ip| SocketAddr::new(ip, self.port))
@@ -103,6 +135,13 @@ impl Http01 {
                 } else if !matches!(url.scheme(), "http" | "https") {
                     let scheme = url.scheme().to_owned();
                     attempt.error(format!("redirect to a {scheme}: URL"))
+                } else if let Some(why) = url
+                    .host_str()
+                    .and_then(|h| h.trim_matches(['[', ']']).parse::<IpAddr>().ok())
+                    .and_then(|ip| redirect_denied.refusal(ip))
+                {
+                    let to = url.to_string();
+                    attempt.error(format!("redirect to {to}: {why}"))
                 } else if !matches!(port, Some(p) if p == 80 || p == 443 || p == challenge_port) {
                     // As Let's Encrypt: a redirect may not aim validation at
                     // arbitrary services.
@@ -119,25 +158,31 @@ impl Http01 {
             // what this proves (as Let's Encrypt does).
             .danger_accept_invalid_certs(true)
             .resolve_to_addrs(name, &sockets)
-            .dns_resolver(std::sync::Arc::new(ViaResolver(self.resolver.clone())))
+            .dns_resolver(std::sync::Arc::new(ViaResolver {
+                resolver: self.resolver.clone(),
+                denied: denied.clone(),
+            }))
             .build()
     }
 }
 
 #[async_trait]
 impl Method for Http01 {
-    async fn validate(
-        &self,
-        name: &str,
-        token: &str,
-        key_authorization: &str,
-    ) -> Result<(), Problem> {
-        let url = self.url(name, token);
-        let addrs = self
-            .resolver
-            .addresses(name)
-            .await
-            .map_err(|e| Problem::new(ProblemType::Dns, e))?;
+    async fn validate(&self, subject: &Subject<'_>) -> Result<(), Problem> {
+        let name = subject.identifier.value.as_str();
+        let key_authorization = subject.key_authorization;
+        let url = self.url(name, subject.token);
+        let addrs = match subject.kind() {
+            IdentifierKind::Ip => vec![name
+                .parse::<IpAddr>()
+                .map_err(|_| Problem::malformed(format!("{name:?} is not an IP address")))?],
+            IdentifierKind::Dns => self
+                .resolver
+                .addresses(name)
+                .await
+                .map_err(|e| Problem::new(ProblemType::Dns, e))?,
+        };
+        let addrs = subject.reachable(name, &addrs)?;
         let listed = addrs
             .iter()
             .map(ToString::to_string)
@@ -150,7 +195,7 @@ impl Method for Http01 {
             )
         };
         let client = self
-            .client(name, &addrs)
+            .client(name, &addrs, &subject.policy.denied_networks)
             .map_err(|e| Problem::internal("building the HTTP-01 client", &e))?;
 
         let fetch = async {

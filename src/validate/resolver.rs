@@ -7,8 +7,43 @@ use std::time::Duration;
 
 use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig};
 use hickory_resolver::name_server::TokioConnectionProvider;
+use hickory_resolver::proto::rr::rdata::caa::{Property, CAA};
+use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::proto::xfer::Protocol;
 use hickory_resolver::{ResolveError, TokioResolver};
+
+use super::caa::CaaRecord;
+
+/// A CAA record as the decision reads it.
+fn caa_record(caa: &CAA) -> CaaRecord {
+    let tag = match caa.tag() {
+        Property::Issue => "issue".to_owned(),
+        Property::IssueWild => "issuewild".to_owned(),
+        Property::Iodef => "iodef".to_owned(),
+        Property::Unknown(tag) => tag.to_ascii_lowercase(),
+    };
+    let issue = (caa.tag().is_issue() || caa.tag().is_issuewild())
+        .then(|| caa.value_as_issue().ok())
+        .flatten();
+    let (issuer, parameters) = match &issue {
+        Some((name, values)) => (
+            name.as_ref()
+                .map(|n| n.to_ascii().trim_end_matches('.').to_ascii_lowercase()),
+            values
+                .iter()
+                .map(|kv| (kv.key().to_owned(), kv.value().to_owned()))
+                .collect(),
+        ),
+        None => (None, Vec::new()),
+    };
+    CaaRecord {
+        critical: caa.issuer_critical(),
+        well_formed: issue.is_some() || !(caa.tag().is_issue() || caa.tag().is_issuewild()),
+        tag,
+        issuer,
+        parameters,
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct DnsResolver {
@@ -84,6 +119,24 @@ impl DnsResolver {
                 .collect()),
             Err(e) => Err(self.describe(name, "TXT", &e)),
         }
+    }
+
+    /// The CAA records at `name` (following a CNAME); none when the name
+    /// or its CAA set does not exist, an error when the lookup itself fails.
+    pub async fn caa(&self, name: &str) -> Result<Vec<CaaRecord>, String> {
+        let fqdn = format!("{}.", name.trim_end_matches('.'));
+        let lookup = match self.inner.lookup(fqdn.as_str(), RecordType::CAA).await {
+            Ok(lookup) => lookup,
+            Err(e) if e.is_nx_domain() || e.is_no_records_found() => return Ok(Vec::new()),
+            Err(e) => return Err(self.describe(name, "CAA", &e)),
+        };
+        Ok(lookup
+            .record_iter()
+            .filter_map(|record| match record.data() {
+                RData::CAA(caa) => Some(caa_record(caa)),
+                _ => None,
+            })
+            .collect())
     }
 
     fn describe(&self, name: &str, kind: &str, e: &ResolveError) -> String {

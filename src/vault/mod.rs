@@ -40,7 +40,7 @@ pub struct SignCall {
     pub issuer_ref: Option<String>,
     pub csr_pem: String,
     /// Used by Vault only when the CSR has no common name of its own.
-    pub common_name: String,
+    pub common_name: Option<String>,
     pub ttl: Option<Duration>,
 }
 
@@ -227,8 +227,10 @@ impl Vault {
             endpoint
                 .mount(mount.as_str())
                 .role(request.role.as_str())
-                .csr(request.csr_pem.as_str())
-                .common_name(request.common_name.as_str());
+                .csr(request.csr_pem.as_str());
+            if let Some(common_name) = &request.common_name {
+                endpoint.common_name(common_name.as_str());
+            }
             if let Some(ttl) = request.ttl {
                 endpoint.ttl(format!("{}s", ttl.as_secs()));
             }

@@ -41,7 +41,7 @@ async fn check_identifiers_allowed(profile: &Profile, names: &[String]) -> Resul
         .map(|r| Subproblem {
             kind: ProblemType::RejectedIdentifier,
             detail: format!("{}: {}", r.identifier, r.reason),
-            identifier: Identifier::dns(&r.identifier),
+            identifier: Identifier::from_value(&r.identifier),
         })
         .collect();
     let detail = match subproblems.as_slice() {
@@ -78,10 +78,10 @@ pub async fn new_order(
         .iter()
         .map(|name| NewAuthorization {
             id: ids::resource_id(),
-            identifier: Identifier::dns(&name.base),
+            identifier: name.as_authorized(),
             wildcard: name.wildcard,
             expires_at: pending_until,
-            challenges: ChallengeKind::offered_for(name.wildcard)
+            challenges: ChallengeKind::offered_for(name.kind, name.wildcard)
                 .iter()
                 .map(|kind| NewChallenge {
                     id: ids::resource_id(),
@@ -95,7 +95,7 @@ pub async fn new_order(
         id: ids::resource_id(),
         account_id: account.id.clone(),
         profile: profile.name.clone(),
-        identifiers: names.iter().map(|n| Identifier::dns(&n.ordered)).collect(),
+        identifiers: names.iter().map(|n| n.as_ordered()).collect(),
         expires_at: pending_until,
         authorizations,
     };
