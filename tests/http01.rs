@@ -112,3 +112,38 @@ async fn a_redirect_to_another_port_is_not_followed() {
     let detail = challenge["error"]["detail"].as_str().unwrap();
     assert!(detail.contains("only ports 80, 443"), "{detail}");
 }
+
+#[tokio::test]
+async fn a_redirect_to_a_cloud_metadata_address_is_refused() {
+    let instance = Instance::start().await;
+    for target in [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fe80::1]/",
+    ] {
+        let challenge = validate(&instance, "meta.lab.example", |token, _| {
+            instance.http01.redirect(token, target);
+        })
+        .await;
+        assert_eq!(challenge["status"], "invalid", "{target}");
+        assert_eq!(
+            challenge["error"]["type"],
+            "urn:ietf:params:acme:error:connection"
+        );
+        let detail = challenge["error"]["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("a network validation may not connect to"),
+            "{target}: {detail}"
+        );
+        assert!(detail.contains(target.trim_end_matches('/')), "{detail}");
+    }
+}
+
+#[tokio::test]
+async fn an_ip_identifier_validates_over_http01_at_the_address_itself() {
+    let instance = Instance::start().await;
+    let challenge = validate(&instance, "127.0.0.1", |token, key_authz| {
+        instance.http01.serve(token, key_authz);
+    })
+    .await;
+    assert_eq!(challenge["status"], "valid", "{challenge}");
+}

@@ -552,3 +552,77 @@ async fn a_no_store_role_issues_and_certgate_keeps_the_only_copy() {
     );
     assert_eq!(lab.standin.issued_count(), 1);
 }
+
+#[tokio::test]
+async fn an_ip_identifier_issues_through_a_role_that_allows_ip_sans() {
+    // An order of addresses alone has no DNS name to put in a CN, so the
+    // role must not require one.
+    let ip_role = lab_role().require_cn(false);
+    let no_ip_role = Role::new("no-ip")
+        .allow_any_name(true)
+        .allow_ip_sans(false)
+        .key_type("any");
+    let lab = Lab::start(
+        standin_with(vec![ip_role, no_ip_role], &CERTGATE_POLICY),
+        &(vault_profile("lab", "lab-internal", "") + &vault_profile("no-ip", "no-ip", "")),
+    )
+    .await;
+    let client = lab.client("lab").await;
+    let (order_url, order) = client.new_order(&["127.0.0.1"]).await;
+    assert_eq!(
+        order["identifiers"][0],
+        json!({"type": "ip", "value": "127.0.0.1"})
+    );
+    let authz = client
+        .post(order["authorizations"][0].as_str().unwrap(), None)
+        .await
+        .json();
+    let offered: Vec<&str> = authz["challenges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        offered,
+        ["http-01", "tls-alpn-01"],
+        "never dns-01 for an address"
+    );
+
+    let (order_url2, order) = client
+        .ready_order(&lab.instance.http01, &["127.0.0.1"])
+        .await;
+    assert_ne!(order_url, order_url2);
+    finalize(&client, &order, &["127.0.0.1"]).await;
+    let order = client
+        .wait_for_order(&order_url2, &["valid", "invalid"])
+        .await;
+    assert_eq!(order["status"], "valid", "{order}");
+    let download = client
+        .post(order["certificate"].as_str().unwrap(), None)
+        .await;
+    let chain = chain_ders(std::str::from_utf8(&download.body).unwrap());
+    let (_, leaf) = X509Certificate::from_der(&chain[0]).unwrap();
+    let sans: Vec<GeneralName> = leaf
+        .subject_alternative_name()
+        .unwrap()
+        .unwrap()
+        .value
+        .general_names
+        .clone();
+    assert_eq!(sans, [GeneralName::IPAddress(&[127, 0, 0, 1])]);
+    let calls = lab.standin.sign_calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].csr_ip_sans, ["127.0.0.1"]);
+
+    // A role without allow_ip_sans refuses the address at newOrder.
+    let reply = client
+        .post(
+            &format!("{}/acme/no-ip/new-order", lab.instance.base_url()),
+            Some(json!({"identifiers": [{"type": "ip", "value": "127.0.0.1"}]})),
+        )
+        .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.problem_type(), "rejectedIdentifier");
+    assert_eq!(reply.json()["subproblems"][0]["identifier"]["type"], "ip");
+}

@@ -184,11 +184,19 @@ impl RawClient {
         reply
     }
 
-    /// Creates an order for `names` and returns (order URL, order JSON).
+    /// Creates an order for `names` (IP addresses become `ip` identifiers)
+    /// and returns (order URL, order JSON).
     pub async fn new_order(&self, names: &[&str]) -> (String, Value) {
         let identifiers: Vec<Value> = names
             .iter()
-            .map(|n| json!({"type": "dns", "value": n}))
+            .map(|n| {
+                let kind = if n.parse::<std::net::IpAddr>().is_ok() {
+                    "ip"
+                } else {
+                    "dns"
+                };
+                json!({"type": kind, "value": n})
+            })
             .collect();
         let reply = self
             .post(
