@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 use crate::acme::identifiers::IdentifierKind;
-use crate::acme::problem::Problem;
+use crate::acme::problem::{Problem, ProblemType};
 use crate::acme::types::Identifier;
 use crate::backoff::until_ok;
 use crate::clock::Clock;
@@ -79,6 +79,13 @@ pub fn dns01_txt_value(key_authorization: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(key_authorization.as_bytes()))
 }
 
+/// Pauses before each new attempt when a challenge failed on a DNS lookup.
+const LOOKUP_RETRIES: [Duration; 3] = [
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+];
+
 /// A profile's limits on validation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ValidationPolicy {
@@ -117,7 +124,7 @@ impl Subject<'_> {
             .collect();
         match (allowed.is_empty(), addrs.first()) {
             (true, Some(&first)) => Err(Problem::new(
-                crate::acme::problem::ProblemType::Connection,
+                ProblemType::Connection,
                 format!("{name}: {}", denied.refusal(first).unwrap_or_default()),
             )),
             _ => Ok(allowed),
@@ -219,7 +226,23 @@ pub async fn run(
             .as_deref()
             .and_then(|name| profiles.get(name))
             .unwrap_or_else(|| profiles.default_profile());
-        let outcome = validator.check(&challenge, &profile.validation).await;
+        let mut outcome = validator.check(&challenge, &profile.validation).await;
+        // A lookup that failed may succeed a moment later (a record still
+        // propagating, a resolver timing out): try again a few times before
+        // the challenge is given up.
+        for pause in LOOKUP_RETRIES {
+            match &outcome {
+                ValidationOutcome::Invalid(problem) if problem.kind == ProblemType::Dns => {
+                    tracing::info!(
+                        retry_in_s = pause.as_secs(),
+                        "DNS lookup failed; trying again"
+                    );
+                    tokio::time::sleep(pause).await;
+                    outcome = validator.check(&challenge, &profile.validation).await;
+                }
+                _ => break,
+            }
+        }
         until_ok("recording the validation", || {
             let now = clock.now();
             store.finish_challenge(

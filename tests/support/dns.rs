@@ -15,10 +15,13 @@ use hickory_resolver::proto::serialize::binary::{BinDecodable, BinEncodable};
 use tokio::net::UdpSocket;
 
 type TxtRecords = Arc<Mutex<HashMap<String, Vec<String>>>>;
+/// TXT questions asked so far, by name.
+type TxtQueries = Arc<Mutex<HashMap<String, usize>>>;
 
 pub struct DnsStub {
     addr: SocketAddr,
     txt: TxtRecords,
+    txt_queries: TxtQueries,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -32,7 +35,7 @@ fn normalise(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
-fn answer(request: &Message, txt: &TxtRecords) -> Message {
+fn answer(request: &Message, txt: &TxtRecords, txt_queries: &TxtQueries) -> Message {
     let mut response = Message::new();
     response
         .set_id(request.id())
@@ -57,6 +60,7 @@ fn answer(request: &Message, txt: &TxtRecords) -> Message {
                 ));
             }
             RecordType::TXT => {
+                *txt_queries.lock().unwrap().entry(name.clone()).or_default() += 1;
                 for value in txt.lock().unwrap().get(&name).into_iter().flatten() {
                     response.add_answer(Record::from_rdata(
                         query.name().clone(),
@@ -77,6 +81,8 @@ impl DnsStub {
         let addr = socket.local_addr().unwrap();
         let txt: TxtRecords = Arc::default();
         let records = txt.clone();
+        let txt_queries: TxtQueries = Arc::default();
+        let counts = txt_queries.clone();
         let task = tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             loop {
@@ -86,16 +92,31 @@ impl DnsStub {
                 let Ok(request) = Message::from_bytes(&buf[..len]) else {
                     continue;
                 };
-                if let Ok(bytes) = answer(&request, &records).to_bytes() {
+                if let Ok(bytes) = answer(&request, &records, &counts).to_bytes() {
                     let _ = socket.send_to(&bytes, peer).await;
                 }
             }
         });
-        Self { addr, txt, task }
+        Self {
+            addr,
+            txt,
+            txt_queries,
+            task,
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// How many TXT questions for `name` were answered so far.
+    pub fn txt_queries(&self, name: &str) -> usize {
+        self.txt_queries
+            .lock()
+            .unwrap()
+            .get(&normalise(name))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Adds a TXT value at `name` (kept beside values already there).
