@@ -12,6 +12,10 @@ declare -A needs=(
   [openssl]="command -v openssl"
   [libssl-dev]="test -e /usr/include/openssl/ssl.h"
   [pkg-config]="command -v pkg-config"
+  # named is in /usr/sbin, which is not on every user's PATH.
+  [bind9]="test -x /usr/sbin/named"
+  [bind9-dnsutils]="command -v nsupdate"
+  [python3-certbot-dns-rfc2136]="test -d /usr/lib/python3/dist-packages/certbot_dns_rfc2136"
 )
 missing=()
 for package in "${!needs[@]}"; do

@@ -2,6 +2,7 @@
 //! them, hence the allowance for unused items.
 #![allow(dead_code)]
 
+pub mod bind;
 pub mod dns;
 pub mod http01;
 pub mod instance;
