@@ -54,12 +54,7 @@ impl ServerCertVerifier for ChallengeCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        self.verify_with_certificate_key(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -68,16 +63,58 @@ impl ServerCertVerifier for ChallengeCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        // TLS 1.3 has no PKCS#1 v1.5 or SHA-1 signatures (RFC 8446 §4.2.3).
+        let legacy = matches!(
+            dss.scheme,
+            SignatureScheme::RSA_PKCS1_SHA1
+                | SignatureScheme::RSA_PKCS1_SHA256
+                | SignatureScheme::RSA_PKCS1_SHA384
+                | SignatureScheme::RSA_PKCS1_SHA512
+                | SignatureScheme::ECDSA_SHA1_Legacy
+        );
+        if legacy {
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::BadSignature,
+            ));
+        }
+        self.verify_with_certificate_key(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+impl ChallengeCertificate {
+    /// Checks a handshake signature against the certificate's public key.
+    /// rustls' own helpers parse the certificate with webpki, which refuses
+    /// the critical acmeIdentifier extension every challenge certificate
+    /// carries, so the key is read here and handed to the same algorithms.
+    fn verify_with_certificate_key(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let bad = |e| rustls::Error::InvalidCertificate(e);
+        let (_, parsed) = X509Certificate::from_der(cert.as_ref())
+            .map_err(|_| bad(rustls::CertificateError::BadEncoding))?;
+        let key = &parsed.public_key().subject_public_key.data;
+        let algorithms = self
+            .0
+            .signature_verification_algorithms
+            .mapping
+            .iter()
+            .find(|(scheme, _)| *scheme == dss.scheme)
+            .map_or(&[][..], |(_, algorithms)| *algorithms);
+        if algorithms
+            .iter()
+            .any(|alg| alg.verify_signature(key, message, dss.signature()).is_ok())
+        {
+            Ok(HandshakeSignatureValid::assertion())
+        } else {
+            Err(bad(rustls::CertificateError::BadSignature))
+        }
     }
 }
 

@@ -8,6 +8,7 @@ pub mod http01;
 pub mod instance;
 pub mod process;
 pub mod raw_client;
+pub mod tls_alpn;
 
 /// The DER certificates of a PEM chain, in order.
 pub fn chain_ders(pem_chain: &str) -> Vec<Vec<u8>> {
