@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::EabPolicy;
 use crate::issuer::Issuer;
 use crate::validate::ValidationPolicy;
 
@@ -15,6 +16,11 @@ pub struct Profile {
     /// Lifetime asked of the issuer; `None` leaves it to the issuer.
     pub ttl: Option<Duration>,
     pub validation: ValidationPolicy,
+    /// Shown in the directory's `meta.profiles`.
+    pub description: String,
+    pub eab: EabPolicy,
+    /// Fraction of a certificate's life at which its ARI window opens.
+    pub renewal_window_start: f64,
 }
 
 /// Every profile, and which one `/acme/directory` serves.

@@ -179,6 +179,9 @@ fn build_profiles(config: &Config, ca: &Arc<EmbeddedCa>, vault: Option<&Arc<Vaul
                 issuer,
                 ttl: settings.ttl,
                 validation: settings.validation.clone(),
+                description: settings.description.clone(),
+                eab: settings.eab,
+                renewal_window_start: settings.renewal_window_start,
             }
         })
         .collect();

@@ -26,6 +26,8 @@ pub enum ProblemType {
     ExternalAccountRequired,
     IncorrectResponse,
     InvalidContact,
+    /// draft-ietf-acme-profiles: newOrder named a profile the server lacks.
+    InvalidProfile,
     Malformed,
     OrderNotReady,
     RateLimited,
@@ -38,7 +40,7 @@ pub enum ProblemType {
 }
 
 impl ProblemType {
-    pub const ALL: [ProblemType; 22] = [
+    pub const ALL: [ProblemType; 23] = [
         Self::AccountDoesNotExist,
         Self::AlreadyRevoked,
         Self::BadCsr,
@@ -52,6 +54,7 @@ impl ProblemType {
         Self::ExternalAccountRequired,
         Self::IncorrectResponse,
         Self::InvalidContact,
+        Self::InvalidProfile,
         Self::Malformed,
         Self::OrderNotReady,
         Self::RateLimited,
@@ -84,6 +87,7 @@ impl ProblemType {
             Self::ExternalAccountRequired => "externalAccountRequired",
             Self::IncorrectResponse => "incorrectResponse",
             Self::InvalidContact => "invalidContact",
+            Self::InvalidProfile => "invalidProfile",
             Self::Malformed => "malformed",
             Self::OrderNotReady => "orderNotReady",
             Self::RateLimited => "rateLimited",

@@ -49,6 +49,8 @@ pub struct Directory {
     pub new_order: String,
     pub revoke_cert: String,
     pub key_change: String,
+    /// RFC 9773.
+    pub renewal_info: String,
     pub meta: DirectoryMeta,
 }
 
@@ -59,6 +61,8 @@ pub struct DirectoryMeta {
     pub website: Option<String>,
     pub caa_identities: Vec<String>,
     pub external_account_required: bool,
+    /// draft-ietf-acme-profiles: profile name → description.
+    pub profiles: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -77,6 +81,7 @@ pub struct OrderView {
     pub status: OrderStatus,
     pub expires: String,
     pub identifiers: Vec<Identifier>,
+    pub profile: String,
     pub authorizations: Vec<String>,
     pub finalize: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -144,6 +149,12 @@ pub struct AccountUpdateRequest {
 #[serde(rename_all = "camelCase")]
 pub struct NewOrderRequest {
     pub identifiers: Vec<Identifier>,
+    /// draft-ietf-acme-profiles: the profile to issue under.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// RFC 9773: the certID of the certificate this order replaces.
+    #[serde(default)]
+    pub replaces: Option<String>,
     #[serde(default)]
     pub not_before: Option<String>,
     #[serde(default)]

@@ -72,6 +72,9 @@ impl Urls {
     pub fn key_change(&self) -> String {
         self.entry("key-change")
     }
+    pub fn renewal_info(&self) -> String {
+        self.at("renewal-info")
+    }
     pub fn account(&self, id: &str) -> String {
         self.at(&format!("acct/{id}"))
     }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 
-pub use profiles::{ProfileIssuer, ProfileSettings};
+pub use profiles::{EabPolicy, ProfileIssuer, ProfileSettings};
 pub use vault::{VaultAuth, VaultSettings};
 
 #[derive(Debug, thiserror::Error)]

@@ -44,7 +44,37 @@ pub struct ProfileFile {
     /// Issuer domains CAA records must name [default: none, CAA not checked].
     #[serde(default)]
     pub caa_identities: Vec<String>,
+    /// Shown to clients in the directory's `meta.profiles`.
+    pub description: Option<String>,
+    /// External account binding: `off` (default), `optional` or `required`.
+    pub eab: Option<String>,
+    /// Where in a certificate's life its ARI renewal window opens
+    /// [default: 0.667, two thirds].
+    pub renewal_window_start: Option<f64>,
 }
+
+/// Whether newAccount through a profile needs an external account binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EabPolicy {
+    #[default]
+    Off,
+    Optional,
+    Required,
+}
+
+impl EabPolicy {
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "off" => Some(Self::Off),
+            "optional" => Some(Self::Optional),
+            "required" => Some(Self::Required),
+            _ => None,
+        }
+    }
+}
+
+/// The default fraction of a certificate's life after which ARI suggests renewing.
+pub const DEFAULT_RENEWAL_WINDOW_START: f64 = 2.0 / 3.0;
 
 /// Who signs for a profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +90,7 @@ pub enum ProfileIssuer {
 }
 
 /// A validated profile.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProfileSettings {
     pub name: String,
     pub issuer: ProfileIssuer,
@@ -68,9 +98,29 @@ pub struct ProfileSettings {
     /// Vault role's ttl, or `--cert-lifetime` for the embedded CA).
     pub ttl: Option<Duration>,
     pub validation: ValidationPolicy,
+    pub description: String,
+    pub eab: EabPolicy,
+    /// Fraction of a certificate's life at which its renewal window opens.
+    pub renewal_window_start: f64,
 }
 
 impl ProfileSettings {
+    /// A profile of this name on the embedded CA with every default.
+    pub fn local(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            issuer: ProfileIssuer::Local,
+            ttl: None,
+            validation: ValidationPolicy {
+                denied_networks: Networks::link_local(),
+                caa_identities: Vec::new(),
+            },
+            description: "certificates from the embedded CA".to_owned(),
+            eab: EabPolicy::Off,
+            renewal_window_start: DEFAULT_RENEWAL_WINDOW_START,
+        }
+    }
+
     pub fn uses_vault(&self) -> bool {
         matches!(self.issuer, ProfileIssuer::Vault { .. })
     }
@@ -171,6 +221,28 @@ impl ProfileFile {
                 "profile {name:?}: caa_identities entry {bad:?} is not a domain name"
             )));
         }
+        let eab = match self.eab.as_deref() {
+            None => EabPolicy::Off,
+            Some(text) => EabPolicy::parse(text).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "profile {name:?}: eab {text:?} is not \"off\", \"optional\" or \"required\""
+                ))
+            })?,
+        };
+        let renewal_window_start = self
+            .renewal_window_start
+            .unwrap_or(DEFAULT_RENEWAL_WINDOW_START);
+        if !(renewal_window_start > 0.0 && renewal_window_start < 1.0) {
+            return Err(ConfigError::Invalid(format!(
+                "profile {name:?}: renewal_window_start must be between 0 and 1"
+            )));
+        }
+        let description = self.description.clone().unwrap_or_else(|| match &issuer {
+            ProfileIssuer::Local => "certificates from the embedded CA".to_owned(),
+            ProfileIssuer::Vault { mount, role, .. } => {
+                format!("certificates from Vault role {mount}/{role}")
+            }
+        });
         Ok(ProfileSettings {
             name: name.to_owned(),
             issuer,
@@ -179,6 +251,9 @@ impl ProfileFile {
                 denied_networks,
                 caa_identities,
             },
+            description,
+            eab,
+            renewal_window_start,
         })
     }
 }
@@ -191,15 +266,7 @@ pub fn resolve(
     default_profile: Option<&str>,
 ) -> Result<(Vec<ProfileSettings>, String), ConfigError> {
     let profiles = if files.is_empty() {
-        vec![ProfileSettings {
-            name: DEFAULT_PROFILE.to_owned(),
-            issuer: ProfileIssuer::Local,
-            ttl: None,
-            validation: ValidationPolicy {
-                denied_networks: Networks::link_local(),
-                caa_identities: Vec::new(),
-            },
-        }]
+        vec![ProfileSettings::local(DEFAULT_PROFILE)]
     } else {
         files
             .iter()
@@ -267,6 +334,9 @@ mod tests {
                     denied_networks: Networks::link_local(),
                     caa_identities: Vec::new(),
                 },
+                description: "certificates from Vault role pki_int/lab-internal".into(),
+                eab: EabPolicy::Off,
+                renewal_window_start: DEFAULT_RENEWAL_WINDOW_START,
             }
         );
     }

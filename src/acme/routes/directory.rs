@@ -4,21 +4,37 @@ use axum::http::header::CACHE_CONTROL;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use axum::extract::State;
+
 use crate::acme::response::Json;
 use crate::acme::types::{Directory, DirectoryMeta};
 use crate::acme::urls::Urls;
+use crate::acme::AcmeState;
+use crate::config::EabPolicy;
 
-pub async fn directory(urls: Urls) -> Json<Directory> {
+/// The directory of the profile the URL names (or the default one), which
+/// lists every profile so a client may pick another in newOrder.
+pub async fn directory(State(state): State<AcmeState>, urls: Urls) -> Json<Directory> {
+    let profile = urls
+        .profile()
+        .and_then(|name| state.profiles.get(name))
+        .unwrap_or_else(|| state.profiles.default_profile());
     Json::ok(Directory {
         new_nonce: urls.new_nonce(),
         new_account: urls.new_account(),
         new_order: urls.new_order(),
         revoke_cert: urls.revoke_cert(),
         key_change: urls.key_change(),
+        renewal_info: urls.renewal_info(),
         meta: DirectoryMeta {
             website: Some(format!("{}/", urls.base())),
-            caa_identities: Vec::new(),
-            external_account_required: false,
+            caa_identities: profile.validation.caa_identities.clone(),
+            external_account_required: profile.eab == EabPolicy::Required,
+            profiles: state
+                .profiles
+                .iter()
+                .map(|p| (p.name.clone(), p.description.clone()))
+                .collect(),
         },
     })
 }

@@ -6,7 +6,10 @@ mod certificate;
 mod challenge;
 mod directory;
 mod finalize;
+mod key_change;
 mod order;
+mod renewal_info;
+mod revoke;
 mod views;
 
 use axum::extract::{Path, Request, State};
@@ -60,8 +63,8 @@ fn directory_entries() -> Router<AcmeState> {
         )
         .route("/new-account", post(account::new_account))
         .route("/new-order", post(order::new_order))
-        .route("/revoke-cert", post(not_implemented))
-        .route("/key-change", post(not_implemented))
+        .route("/revoke-cert", post(revoke::revoke_cert))
+        .route("/key-change", post(key_change::key_change))
 }
 
 /// A path under `/acme/<profile>/` for a profile that does not exist is a 404.
@@ -90,6 +93,7 @@ pub fn router(state: AcmeState) -> Router {
         .route("/authz/{id}", post(authorization::authorization))
         .route("/chall/{id}", post(challenge::challenge))
         .route("/cert/{id}", post(certificate::certificate))
+        .route("/renewal-info/{cert_id}", get(renewal_info::renewal_info))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), acme_headers))
@@ -122,10 +126,4 @@ async fn not_found() -> Problem {
 async fn method_not_allowed() -> Problem {
     Problem::malformed("method not allowed; ACME resources are read with POST-as-GET")
         .with_status(StatusCode::METHOD_NOT_ALLOWED)
-}
-
-async fn not_implemented() -> Response {
-    Problem::malformed("this server does not implement this resource yet")
-        .with_status(StatusCode::NOT_IMPLEMENTED)
-        .into_response()
 }

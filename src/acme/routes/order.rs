@@ -18,6 +18,28 @@ use crate::profiles::Profile;
 use crate::store::{NewAuthorization, NewChallenge, NewOrder, Order};
 use crate::validate::ChallengeKind;
 
+/// The profile an order is for: the one newOrder names (draft-ietf-acme-
+/// profiles), else the one whose directory the client used.
+fn select_profile<'a>(
+    state: &'a AcmeState,
+    request: &SignedRequest,
+    asked: Option<&str>,
+) -> Result<&'a Profile, Problem> {
+    match (asked, request.urls.profile()) {
+        (Some(name), _) => state.profiles.get(name).ok_or_else(|| {
+            Problem::new(
+                ProblemType::InvalidProfile,
+                format!("there is no profile {name:?}; the directory's meta.profiles lists them"),
+            )
+        }),
+        (None, Some(name)) => state
+            .profiles
+            .get(name)
+            .ok_or_else(|| Problem::not_found(&format!("profile {name:?}"))),
+        (None, None) => Ok(state.profiles.default_profile()),
+    }
+}
+
 /// Refuses the order at once when the profile's CA would refuse any of its
 /// identifiers, naming each one (like Vault's own ACME server).
 async fn check_identifiers_allowed(profile: &Profile, names: &[String]) -> Result<(), Problem> {
@@ -63,13 +85,7 @@ pub async fn new_order(
         ));
     }
     let names = check_order_identifiers(&body.identifiers)?;
-    let profile = match request.urls.profile() {
-        Some(name) => state
-            .profiles
-            .get(name)
-            .ok_or_else(|| Problem::not_found(&format!("profile {name:?}")))?,
-        None => state.profiles.default_profile(),
-    };
+    let profile = select_profile(&state, &request, body.profile.as_deref())?;
     let ordered: Vec<String> = names.iter().map(|n| n.ordered.clone()).collect();
     check_identifiers_allowed(profile, &ordered).await?;
     let now = state.clock.now();

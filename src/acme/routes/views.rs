@@ -27,6 +27,7 @@ pub fn order(urls: &Urls, order: &Order, now: i64) -> OrderView {
         status,
         expires: rfc3339(order.expires_at),
         identifiers: order.identifiers.clone(),
+        profile: order.profile.clone(),
         authorizations: order
             .authorization_ids
             .iter()
