@@ -28,6 +28,9 @@ enum Command {
     /// read each profile's role and its mount's CA chain. Prints one line
     /// per finding; exits 1 if any is a problem.
     CheckConfig(ServeFlags),
+    /// External account binding keys (RFC 8555 §7.3.4) for profiles with
+    /// eab = "optional" or "required": create, list, revoke.
+    Eab(certgate::eab::cli::EabArgs),
 }
 
 async fn shutdown_signal() {
@@ -90,5 +93,6 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
         Command::Serve(flags) => serve(flags).await.map(|()| std::process::ExitCode::SUCCESS),
         Command::CheckConfig(flags) => check_config(flags).await,
+        Command::Eab(args) => certgate::eab::cli::run(args).await,
     }
 }

@@ -148,7 +148,7 @@ fn tls_config(ca: &EmbeddedCa, config: &Config) -> Result<RustlsConfig, ServerEr
 
 /// The configured profiles, each with its issuer.
 fn build_profiles(config: &Config, ca: &Arc<EmbeddedCa>, vault: Option<&Arc<Vault>>) -> Profiles {
-    let local: Arc<dyn Issuer> = Arc::new(LocalIssuer::new(ca.clone(), config.cert_lifetime));
+    let local: Arc<dyn Issuer> = Arc::new(LocalIssuer::for_config(ca.clone(), config));
     let profiles = config
         .profiles
         .iter()
@@ -215,7 +215,9 @@ async fn build_state(
         )),
         clock: Arc::new(SystemClock) as Arc<dyn Clock>,
         lifetimes: Lifetimes::default(),
+        rate_limits: config.rate_limits,
         external_url: config.external_url.clone(),
+        eab: crate::eab::Keyring::in_data_dir(&config.data_dir),
     })
 }
 
@@ -267,6 +269,7 @@ pub fn app(state: AcmeState) -> Router {
         .route("/", get(index))
         .route("/health", get(health))
         .route("/ca/root.pem", get(root_pem))
+        .route("/ca/crl.der", get(crate::issuer::crl::crl_der))
         .with_state(state.clone())
         .merge(routes::router(state))
         .layer(

@@ -86,6 +86,17 @@ pub fn bad_algorithm(alg: &str) -> Problem {
 impl ParsedJws {
     /// Parses the request body and checks everything that needs no state.
     pub fn parse(body: &[u8]) -> Result<Self, Problem> {
+        Self::parse_with(body, true)
+    }
+
+    /// Parses a JWS carried in another one's payload (keyChange, RFC 8555
+    /// §7.3.5). It has no nonce of its own: `nonce` is then empty and the
+    /// caller refuses one that `header.nonce` shows was sent anyway.
+    pub fn parse_nested(body: &[u8]) -> Result<Self, Problem> {
+        Self::parse_with(body, false)
+    }
+
+    fn parse_with(body: &[u8], nonce_required: bool) -> Result<Self, Problem> {
         let jws: FlattenedJws = serde_json::from_slice(body).map_err(|e| {
             Problem::malformed(format!(
                 "request body is not a flattened JWS JSON object: {e}"
@@ -116,9 +127,16 @@ impl ParsedJws {
                 ))
             }
         };
-        let nonce = header.nonce.clone().ok_or_else(|| {
-            Problem::new(ProblemType::BadNonce, "JWS protected header has no nonce")
-        })?;
+        let nonce = match header.nonce.clone() {
+            Some(nonce) => nonce,
+            None if !nonce_required => String::new(),
+            None => {
+                return Err(Problem::new(
+                    ProblemType::BadNonce,
+                    "JWS protected header has no nonce",
+                ))
+            }
+        };
         let url = header
             .url
             .clone()

@@ -1,6 +1,7 @@
 //! The ACME wire protocol (RFC 8555): JWS requests, nonces, problem
 //! documents, resource views and the HTTP routes that serve them.
 
+pub mod ari;
 pub mod csr;
 pub mod identifiers;
 pub mod jwk;
@@ -55,11 +56,15 @@ pub struct AcmeState {
     pub validator: Arc<Validator>,
     pub clock: Arc<dyn Clock>,
     pub lifetimes: Lifetimes,
+    /// The rate limits newOrder is held to.
+    pub rate_limits: crate::ratelimit::RateLimits,
     /// Fixed public base URL (`https://acme.example:8443`); when `None` it is
     /// taken from each request's Host header.
     pub external_url: Option<String>,
     /// The embedded root, served at `/ca/root.pem`.
     pub root_pem: Arc<str>,
+    /// The key that decrypts external account keys (`<data-dir>/eab.key`).
+    pub eab: crate::eab::Keyring,
 }
 
 impl AcmeState {

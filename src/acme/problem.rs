@@ -14,6 +14,8 @@ use super::types::Identifier;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProblemType {
     AccountDoesNotExist,
+    /// RFC 9773: the certificate named in `replaces` already has a replacement.
+    AlreadyReplaced,
     AlreadyRevoked,
     BadCsr,
     BadNonce,
@@ -40,8 +42,9 @@ pub enum ProblemType {
 }
 
 impl ProblemType {
-    pub const ALL: [ProblemType; 23] = [
+    pub const ALL: [ProblemType; 24] = [
         Self::AccountDoesNotExist,
+        Self::AlreadyReplaced,
         Self::AlreadyRevoked,
         Self::BadCsr,
         Self::BadNonce,
@@ -75,6 +78,7 @@ impl ProblemType {
     pub fn name(self) -> &'static str {
         match self {
             Self::AccountDoesNotExist => "accountDoesNotExist",
+            Self::AlreadyReplaced => "alreadyReplaced",
             Self::AlreadyRevoked => "alreadyRevoked",
             Self::BadCsr => "badCSR",
             Self::BadNonce => "badNonce",
@@ -111,6 +115,7 @@ impl ProblemType {
             Self::Unauthorized | Self::OrderNotReady => StatusCode::FORBIDDEN,
             Self::ServerInternal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::AlreadyReplaced => StatusCode::CONFLICT,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -128,6 +133,10 @@ pub struct Problem {
     /// For `badSignatureAlgorithm`: the algorithms the server accepts.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub algorithms: Option<Vec<String>>,
+    /// Seconds to send as `Retry-After` with the response (`rateLimited`,
+    /// RFC 8555 §6.6); a header, not part of the document.
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 /// One identifier's part of a compound problem (RFC 8555 §6.7.1).
@@ -147,6 +156,7 @@ impl Problem {
             status: kind.default_status().as_u16(),
             subproblems: Vec::new(),
             algorithms: None,
+            retry_after: None,
         }
     }
 
@@ -158,6 +168,12 @@ impl Problem {
 
     pub fn with_subproblems(mut self, subproblems: Vec<Subproblem>) -> Self {
         self.subproblems = subproblems;
+        self
+    }
+
+    /// The same problem, sent with `Retry-After: seconds`.
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
         self
     }
 

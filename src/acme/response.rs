@@ -17,7 +17,7 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status_code();
         let body = serde_json::to_vec(&self).expect("a problem serializes");
-        (
+        let mut response = (
             status,
             [(
                 CONTENT_TYPE,
@@ -25,7 +25,13 @@ impl IntoResponse for Problem {
             )],
             body,
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 

@@ -17,6 +17,8 @@ use serde::Deserialize;
 pub use profiles::{EabPolicy, ProfileIssuer, ProfileSettings};
 pub use vault::{VaultAuth, VaultSettings};
 
+use crate::ratelimit::{self, Limit, RateLimits};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("reading config file {path}: {source}")]
@@ -54,6 +56,8 @@ pub struct Config {
     pub default_profile: String,
     /// Set when at least one profile signs through Vault.
     pub vault: Option<VaultSettings>,
+    /// Limits on newOrder per account and per registered domain.
+    pub rate_limits: RateLimits,
 }
 
 /// Settings of `certgate serve`: each is a flag, reads `CERTGATE_<NAME>`,
@@ -131,6 +135,24 @@ pub struct ServeFlags {
     #[arg(long, env = "CERTGATE_DEFAULT_PROFILE", value_name = "NAME")]
     pub default_profile: Option<String>,
 
+    /// New orders one account may create: BURST/PERIOD, a bucket of BURST
+    /// refilled evenly over PERIOD, or off [default: 300/3h].
+    #[arg(
+        long,
+        env = "CERTGATE_RATE_LIMIT_ORDERS_PER_ACCOUNT",
+        value_name = "BURST/PERIOD"
+    )]
+    pub rate_limit_orders_per_account: Option<String>,
+
+    /// New orders for names under one registered domain (or for one IP
+    /// address), all accounts together: BURST/PERIOD or off [default: 300/1h].
+    #[arg(
+        long,
+        env = "CERTGATE_RATE_LIMIT_ORDERS_PER_DOMAIN",
+        value_name = "BURST/PERIOD"
+    )]
+    pub rate_limit_orders_per_domain: Option<String>,
+
     /// `[profiles.<name>]` tables (config file only).
     #[arg(skip)]
     pub profiles: BTreeMap<String, profiles::ProfileFile>,
@@ -146,6 +168,16 @@ pub fn parse_resolver(text: &str) -> Result<SocketAddr, ConfigError> {
     text.parse::<SocketAddr>()
         .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
         .map_err(|_| ConfigError::Invalid(format!("resolver {text:?} is not ADDR or ADDR:PORT")))
+}
+
+/// Rate limit `setting`: `text` when given, else `default`.
+fn parse_rate_limit(
+    setting: &str,
+    text: Option<String>,
+    default: &str,
+) -> Result<Option<Limit>, ConfigError> {
+    Limit::parse(text.as_deref().unwrap_or(default))
+        .map_err(|e| ConfigError::Invalid(format!("{setting}: {e}")))
 }
 
 /// A duration such as `90d`, `24h`, `1h30m` or `3600s`.
@@ -218,6 +250,22 @@ impl Config {
         } else {
             None
         };
+        let rate_limits = RateLimits {
+            orders_per_account: parse_rate_limit(
+                "rate-limit-orders-per-account",
+                flags
+                    .rate_limit_orders_per_account
+                    .or(file.rate_limit_orders_per_account),
+                ratelimit::DEFAULT_ORDERS_PER_ACCOUNT,
+            )?,
+            orders_per_domain: parse_rate_limit(
+                "rate-limit-orders-per-domain",
+                flags
+                    .rate_limit_orders_per_domain
+                    .or(file.rate_limit_orders_per_domain),
+                ratelimit::DEFAULT_ORDERS_PER_DOMAIN,
+            )?,
+        };
         let config = Self {
             listen: flags
                 .listen
@@ -240,6 +288,7 @@ impl Config {
             profiles,
             default_profile,
             vault,
+            rate_limits,
         };
         config.validate()?;
         Ok(config)
@@ -356,6 +405,43 @@ mod tests {
             .unwrap()
             .vault
             .is_none());
+    }
+
+    #[test]
+    fn rate_limits_from_flags_file_and_defaults() {
+        let defaults = Config::load(ServeFlags::default()).unwrap().rate_limits;
+        assert_eq!(defaults, RateLimits::default());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("certgate.toml");
+        std::fs::write(
+            &path,
+            "rate_limit_orders_per_account = \"3/1h\"\nrate_limit_orders_per_domain = \"off\"\n",
+        )
+        .unwrap();
+        let file = ServeFlags {
+            config: Some(path),
+            ..Default::default()
+        };
+        let limits = Config::load(file.clone()).unwrap().rate_limits;
+        assert_eq!(limits.orders_per_account, Limit::parse("3/1h").unwrap());
+        assert_eq!(limits.orders_per_domain, None);
+        let flags = ServeFlags {
+            rate_limit_orders_per_account: Some("off".into()),
+            ..file
+        };
+        assert_eq!(
+            Config::load(flags).unwrap().rate_limits.orders_per_account,
+            None
+        );
+        let err = Config::load(ServeFlags {
+            rate_limit_orders_per_domain: Some("many".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("rate-limit-orders-per-domain"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,27 +5,33 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rand::RngCore;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer as RcgenIssuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CrlDistributionPoint,
+    DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer as RcgenIssuer, KeyIdMethod,
+    KeyPair, KeyUsagePurpose, PublicKeyData, RevokedCertParams, SanType, SerialNumber,
     SignatureAlgorithm,
 };
 use time::OffsetDateTime;
+use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
-use super::{IssueError, IssuedCertificate, Issuer, SignRequest};
+use super::{IssueError, IssuedCertificate, Issuer, RevocationReason, RevokeRequest, SignRequest};
 
 const ROOT_LIFETIME: Duration = Duration::from_secs(20 * 365 * 86_400);
 const INTERMEDIATE_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
 /// Allowance for clients whose clocks run a little behind ours.
 const BACKDATE: Duration = Duration::from_secs(60);
+/// How long a CRL says it is current (its nextUpdate). Each request gets a
+/// fresh one, so this only bounds how long a client may cache it.
+pub const CRL_VALIDITY: Duration = Duration::from_secs(86_400);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaError {
@@ -47,7 +53,24 @@ pub struct EmbeddedCa {
     root_pem: String,
     intermediate_pem: String,
     intermediate_not_after: i64,
+    /// The intermediate's subject, DER: the issuer name of every leaf.
+    intermediate_subject: Vec<u8>,
+    /// The intermediate's key identifier: the authority key identifier of
+    /// every leaf and of every CRL.
+    intermediate_key_id: Vec<u8>,
     issuer: RcgenIssuer<'static, KeyPair>,
+    /// The last CRL number used, so that numbers only grow (RFC 5280 §5.2.3).
+    last_crl_number: AtomicI64,
+}
+
+/// One revoked certificate, as the CRL lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlEntry {
+    /// The serial's big-endian bytes, as in the certificate.
+    pub serial: Vec<u8>,
+    /// Unix seconds.
+    pub revoked_at: i64,
+    pub reason: RevocationReason,
 }
 
 impl std::fmt::Debug for EmbeddedCa {
@@ -195,12 +218,29 @@ impl EmbeddedCa {
             ));
         }
         let intermediate_not_after = parsed.validity().not_after.timestamp();
+        let intermediate_subject = parsed.subject().as_raw().to_vec();
+        // The identifier rcgen put in the intermediate, or the one it puts
+        // in leaves when there is none.
+        let intermediate_key_id = parsed
+            .iter_extensions()
+            .find_map(|ext| match ext.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
+                _ => None,
+            })
+            .unwrap_or_else(|| {
+                // rcgen's default: SHA-256 of the key info, cut to 20 bytes.
+                use sha2::Digest;
+                sha2::Sha256::digest(key.subject_public_key_info())[..20].to_vec()
+            });
         let issuer = RcgenIssuer::from_ca_cert_pem(&intermediate_pem, key)?;
         Ok(Self {
             root_pem,
             intermediate_pem,
             intermediate_not_after,
+            intermediate_subject,
+            intermediate_key_id,
             issuer,
+            last_crl_number: AtomicI64::new(0),
         })
     }
 
@@ -209,15 +249,86 @@ impl EmbeddedCa {
         &self.root_pem
     }
 
+    /// Whether this CA's intermediate issued the certificate `leaf_der`: the
+    /// issuer name and the authority key identifier are the intermediate's.
+    /// (Every install's intermediate has the same name; the key tells them
+    /// apart.)
+    pub fn issued(&self, leaf_der: &[u8]) -> bool {
+        let Ok((_, leaf)) = X509Certificate::from_der(leaf_der) else {
+            return false;
+        };
+        if leaf.issuer().as_raw() != self.intermediate_subject.as_slice() {
+            return false;
+        }
+        // Bound to a name so the iterator is dropped before `leaf`.
+        let issued_here = leaf
+            .iter_extensions()
+            .any(|ext| match ext.parsed_extension() {
+                ParsedExtension::AuthorityKeyIdentifier(aki) => aki
+                    .key_identifier
+                    .as_ref()
+                    .is_some_and(|id| id.0 == self.intermediate_key_id.as_slice()),
+                _ => false,
+            });
+        issued_here
+    }
+
+    /// A CRL (DER) signed by the intermediate that lists `entries`, current
+    /// from `now` for [`CRL_VALIDITY`]. Its number is the time in
+    /// milliseconds, or one more than the last number when that is larger,
+    /// so numbers grow across restarts too.
+    pub fn crl(&self, entries: &[CrlEntry], now: OffsetDateTime) -> Result<Vec<u8>, CaError> {
+        let millis = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+        let next = |last: i64| millis.max(last + 1);
+        let last = self
+            .last_crl_number
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| Some(next(last)))
+            .unwrap_or_else(|last| last);
+        let number = next(last);
+        let revoked_certs = entries
+            .iter()
+            .map(|entry| RevokedCertParams {
+                serial_number: SerialNumber::from_slice(&entry.serial),
+                revocation_time: OffsetDateTime::from_unix_timestamp(entry.revoked_at)
+                    .unwrap_or(now),
+                // rcgen leaves the extension out for `unspecified`, as
+                // RFC 5280 §5.3.1 asks.
+                reason_code: Some(match entry.reason {
+                    RevocationReason::Unspecified => rcgen::RevocationReason::Unspecified,
+                    RevocationReason::KeyCompromise => rcgen::RevocationReason::KeyCompromise,
+                    RevocationReason::AffiliationChanged => {
+                        rcgen::RevocationReason::AffiliationChanged
+                    }
+                    RevocationReason::Superseded => rcgen::RevocationReason::Superseded,
+                    RevocationReason::CessationOfOperation => {
+                        rcgen::RevocationReason::CessationOfOperation
+                    }
+                }),
+                invalidity_date: None,
+            })
+            .collect();
+        let params = CertificateRevocationListParams {
+            this_update: now,
+            next_update: now + CRL_VALIDITY,
+            crl_number: SerialNumber::from_slice(&number.to_be_bytes()),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: KeyIdMethod::PreSpecified(self.intermediate_key_id.clone()),
+        };
+        Ok(params.signed_by(&self.issuer)?.der().to_vec())
+    }
+
     /// Signs a leaf certificate for `names` over `public_key`, valid for
     /// `lifetime` but never past the intermediate. Returns the serial (hex),
     /// leaf + intermediate PEM, and the validity period (unix seconds).
+    /// With `crl_url`, the leaf names it as its CRL distribution point.
     fn issue_leaf(
         &self,
         public_key: &impl PublicKeyData,
         names: &[String],
         lifetime: Duration,
         server_auth_only: bool,
+        crl_url: Option<&str>,
     ) -> Result<IssuedCertificate, CaError> {
         let now = OffsetDateTime::now_utc();
         let mut params = CertificateParams::default();
@@ -246,6 +357,12 @@ impl EmbeddedCa {
         let serial = random_serial();
         params.serial_number = Some(serial.clone());
         params.use_authority_key_identifier_extension = true;
+        params.crl_distribution_points = crl_url
+            .map(|url| CrlDistributionPoint {
+                uris: vec![url.to_owned()],
+            })
+            .into_iter()
+            .collect();
         params.not_before = now - BACKDATE;
         let not_after = (now + lifetime)
             .unix_timestamp()
@@ -267,14 +384,15 @@ impl EmbeddedCa {
         })
     }
 
-    /// A certificate and key for certgate's own HTTPS listener.
+    /// A certificate and key for certgate's own HTTPS listener. It names no
+    /// CRL: it is made anew at every start and never revoked.
     pub fn server_identity(
         &self,
         names: &[String],
         lifetime: Duration,
     ) -> Result<(String, String), CaError> {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let issued = self.issue_leaf(&key, names, lifetime, true)?;
+        let issued = self.issue_leaf(&key, names, lifetime, true, None)?;
         Ok((issued.chain_pem, key.serialize_pem()))
     }
 }
@@ -329,6 +447,8 @@ pub struct LocalIssuer {
     ca: Arc<EmbeddedCa>,
     /// Used when the profile asks for no lifetime (`--cert-lifetime`).
     default_lifetime: Duration,
+    /// The CRL distribution point written into each leaf.
+    crl_url: Option<String>,
 }
 
 impl LocalIssuer {
@@ -336,7 +456,25 @@ impl LocalIssuer {
         Self {
             ca,
             default_lifetime,
+            crl_url: None,
         }
+    }
+
+    /// The issuer `certgate serve` uses: `--cert-lifetime` by default, and
+    /// the CRL under `--external-url` (see [`Self::with_external_url`]).
+    pub fn for_config(ca: Arc<EmbeddedCa>, config: &crate::config::Config) -> Self {
+        Self::new(ca, config.cert_lifetime).with_external_url(config.external_url.as_deref())
+    }
+
+    /// Leaves name `<external_url>/ca/crl.der` as their CRL distribution
+    /// point. Without an external URL they name none: certgate answers
+    /// under whatever host a client used, and a guessed URL (localhost, the
+    /// listen address) would send relying parties somewhere that is not
+    /// certgate, or fail their check outright.
+    pub fn with_external_url(mut self, external_url: Option<&str>) -> Self {
+        self.crl_url = external_url
+            .map(|base| format!("{}{}", base.trim_end_matches('/'), super::crl::CRL_PATH));
+        self
     }
 }
 
@@ -355,8 +493,29 @@ impl Issuer for LocalIssuer {
                 &request.names,
                 request.lifetime.unwrap_or(self.default_lifetime),
                 false,
+                self.crl_url.as_deref(),
             )
             .map_err(|e| IssueError::Internal(e.to_string()))
+    }
+
+    /// The embedded CA's revocation list is certgate's store: once the
+    /// caller records the revocation, the next CRL lists it. Here it is
+    /// only checked that the certificate is one of ours.
+    async fn revoke(&self, certificate: &RevokeRequest) -> Result<(), IssueError> {
+        let der = pem::parse(&certificate.leaf_pem)
+            .map_err(|e| IssueError::Internal(format!("stored certificate: {e}")))?;
+        if self.ca.issued(der.contents()) {
+            Ok(())
+        } else {
+            Err(IssueError::Rejected(format!(
+                "certificate {} was not issued by this embedded CA",
+                certificate.serial
+            )))
+        }
+    }
+
+    fn embedded_ca(&self) -> Option<&EmbeddedCa> {
+        Some(&self.ca)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Who signs certificates. Finalize hands an accepted CSR to an [`Issuer`];
 //! the issuer knows X.509 and its CA, never ACME.
 
+pub mod crl;
 pub mod local;
 pub mod vault;
 
@@ -51,12 +52,69 @@ pub enum IssueError {
     Internal(String),
 }
 
+/// A certificate to revoke at the CA that signed it, as certgate stored it.
+#[derive(Debug, Clone)]
+pub struct RevokeRequest {
+    /// Lower-case hex, no separators (as in [`IssuedCertificate`]).
+    pub serial: String,
+    /// The leaf alone, PEM.
+    pub leaf_pem: String,
+}
+
+/// The revocation reasons (RFC 5280 §5.3.1) a subscriber may give in
+/// revokeCert. The others are for CAs (cACompromise, aACompromise,
+/// privilegeWithdrawn), are not reasons at all (certificateHold,
+/// removeFromCRL), or do not exist (7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationReason {
+    Unspecified = 0,
+    KeyCompromise = 1,
+    AffiliationChanged = 3,
+    Superseded = 4,
+    CessationOfOperation = 5,
+}
+
+impl RevocationReason {
+    pub const ALL: [Self; 5] = [
+        Self::Unspecified,
+        Self::KeyCompromise,
+        Self::AffiliationChanged,
+        Self::Superseded,
+        Self::CessationOfOperation,
+    ];
+
+    /// The reason with this CRLReason code, if a subscriber may give it.
+    pub fn from_code(code: i64) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    pub fn code(self) -> i64 {
+        self as i64
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Unspecified => "unspecified",
+            Self::KeyCompromise => "keyCompromise",
+            Self::AffiliationChanged => "affiliationChanged",
+            Self::Superseded => "superseded",
+            Self::CessationOfOperation => "cessationOfOperation",
+        }
+    }
+}
+
 /// One identifier the issuer would refuse, and why.
 pub use crate::policy::Refusal;
 
 #[async_trait]
 pub trait Issuer: Send + Sync {
     async fn sign(&self, request: &SignRequest) -> Result<IssuedCertificate, IssueError>;
+
+    /// Revokes a certificate this issuer signed. Revoking one that is
+    /// already revoked succeeds. `Unavailable` means nothing was revoked
+    /// that the caller can rely on: it records nothing and the client may
+    /// ask again.
+    async fn revoke(&self, certificate: &RevokeRequest) -> Result<(), IssueError>;
 
     /// The identifiers (DNS names, `*.` wildcards, IP addresses) this issuer
     /// would refuse to certify, checked at newOrder so that a client hears
@@ -73,5 +131,11 @@ pub trait Issuer: Send + Sync {
     /// An embedded CA signs in-process: an interrupted attempt left nothing.
     fn signs_remotely(&self) -> bool {
         false
+    }
+
+    /// The embedded CA behind this issuer, when it is one: it publishes a
+    /// CRL of its own (see [`crl`]). Vault publishes its CRLs itself.
+    fn embedded_ca(&self) -> Option<&local::EmbeddedCa> {
+        None
     }
 }

@@ -11,10 +11,10 @@ use async_trait::async_trait;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::{IssueError, IssuedCertificate, Issuer, Refusal, SignRequest};
+use super::{IssueError, IssuedCertificate, Issuer, Refusal, RevokeRequest, SignRequest};
 use crate::acme::csr::ip_from_bytes;
 use crate::policy::RoleRules;
-use crate::vault::{SignCall, Vault, VaultError};
+use crate::vault::{RevokeBy, SignCall, Vault, VaultError};
 
 /// How long a role's rules are trusted before they are read again.
 const RULES_FRESH_FOR: Duration = Duration::from_secs(300);
@@ -48,6 +48,27 @@ fn is_setup_refusal(message: &str) -> bool {
     message.starts_with("unknown role")
         || message.contains("beyond the expiration of the CA certificate")
         || message.contains("could not fetch the CA")
+}
+
+/// Vault's form of a serial stored as plain hex: lower-case pairs joined by
+/// `:`, without the leading zero byte DER adds to keep a serial positive
+/// (Vault prints the number, not its encoding).
+fn vault_serial(hex: &str) -> String {
+    let hex = hex.to_ascii_lowercase();
+    let mut pairs: Vec<&str> = (0..hex.len())
+        .step_by(2)
+        .map(|i| &hex[i..(i + 2).min(hex.len())])
+        .collect();
+    while pairs.len() > 1 && pairs[0] == "00" {
+        pairs.remove(0);
+    }
+    pairs.join(":")
+}
+
+/// Vault's 400 for a serial it holds no certificate for: the role has
+/// `no_store`, or had it when the certificate was signed.
+fn is_unknown_serial(message: &str) -> bool {
+    message.starts_with("certificate with serial") && message.contains("not found")
 }
 
 fn pem_to_der(pem_text: &str) -> Result<Vec<u8>, String> {
@@ -188,6 +209,30 @@ impl VaultIssuer {
         }
     }
 
+    /// Sorts a failed revocation. Asking Vault to revoke again is harmless
+    /// (a second revocation answers with the first one's time), so a lost
+    /// answer is only "try again later".
+    fn revoke_error(&self, path: &str, error: VaultError) -> IssueError {
+        match error {
+            VaultError::Api {
+                status: 400,
+                message,
+            } => IssueError::Rejected(message),
+            e if e.is_permission_denied() => {
+                tracing::error!(%path, "Vault denied revoking: certgate's policy must allow update on this path");
+                IssueError::Internal(format!("Vault denied {path}: {e}"))
+            }
+            e if e.is_temporary() => IssueError::Unavailable(e.to_string()),
+            e @ (VaultError::NoAnswer(_) | VaultError::Credentials(_)) => {
+                IssueError::Unavailable(e.to_string())
+            }
+            e => {
+                tracing::error!(%path, error = %e, "Vault refused the revocation");
+                IssueError::Internal(e.to_string())
+            }
+        }
+    }
+
     /// Sorts a failed sign by what the order should do next.
     fn sign_error(&self, call: &SignCall, error: VaultError) -> IssueError {
         match error {
@@ -255,6 +300,46 @@ impl Issuer for VaultIssuer {
         })
     }
 
+    /// Revokes by serial, as Vault keeps its certificates; by PEM when the
+    /// role keeps none (`no_store`) or Vault does not know the serial.
+    async fn revoke(&self, certificate: &RevokeRequest) -> Result<(), IssueError> {
+        let path = format!("{}/revoke", self.role.mount);
+        let no_store = match self.rules().await {
+            Ok(rules) => rules.no_store,
+            Err(e @ IssueError::Unavailable(_)) => return Err(e),
+            // A role deleted or unreadable since: the PEM works either way.
+            Err(e) => {
+                tracing::warn!(error = %e, role = %self.role_path(), "revoking by PEM, as the role cannot be read");
+                true
+            }
+        };
+        if !no_store {
+            let serial = vault_serial(&certificate.serial);
+            match self
+                .vault
+                .revoke(&self.role.mount, &RevokeBy::Serial(serial.clone()))
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(VaultError::Api {
+                    status: 400,
+                    message,
+                }) if is_unknown_serial(&message) => {
+                    tracing::info!(%path, %serial, "Vault keeps no certificate with this serial; revoking by PEM");
+                }
+                Err(e) => return Err(self.revoke_error(&path, e)),
+            }
+        }
+        self.vault
+            .revoke(
+                &self.role.mount,
+                &RevokeBy::Pem(certificate.leaf_pem.clone()),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| self.revoke_error(&path, e))
+    }
+
     async fn refused_identifiers(
         &self,
         identifiers: &[String],
@@ -292,6 +377,19 @@ mod tests {
             Some("*.x.test")
         );
         assert_eq!(refused_name("request signature invalid"), None);
+    }
+
+    #[test]
+    fn serials_are_written_as_vault_prints_them() {
+        assert_eq!(vault_serial("3A0F9C"), "3a:0f:9c");
+        assert_eq!(vault_serial("00ff01"), "ff:01");
+        assert_eq!(vault_serial("00"), "00");
+        assert!(is_unknown_serial(
+            "certificate with serial 3a:0f not found."
+        ));
+        assert!(!is_unknown_serial(
+            "The serial number or certificate to revoke must be provided."
+        ));
     }
 
     #[test]

@@ -82,6 +82,52 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Moves a valid account from the key `old_thumbprint` to `new_jwk`
+    /// (keyChange, RFC 8555 §7.3.5). The update is a compare-and-set on the
+    /// old key, so of two concurrent rollovers only one wins.
+    ///
+    /// `Ok(true)`: the key was changed. `Ok(false)`: the account no longer
+    /// has the old key or is no longer valid. `Err(id)`: the new key already
+    /// belongs to account `id` (the UNIQUE thumbprint said so; the lookup
+    /// runs in the same write transaction, so `id` is the current holder).
+    pub async fn update_account_key(
+        &self,
+        id: &str,
+        old_thumbprint: &str,
+        new_thumbprint: &str,
+        new_jwk: &serde_json::Value,
+    ) -> StoreResult<Result<bool, String>> {
+        let mut tx = self.write_tx().await?;
+        let updated = sqlx::query(
+            "UPDATE accounts SET key_thumbprint = ?, jwk = ?
+             WHERE id = ? AND key_thumbprint = ? AND status = 'valid'",
+        )
+        .bind(new_thumbprint)
+        .bind(new_jwk.to_string())
+        .bind(id)
+        .bind(old_thumbprint)
+        .execute(&mut *tx)
+        .await;
+        let outcome = match updated {
+            Ok(done) => Ok(done.rows_affected() == 1),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                // SQLite undoes only the failed statement; the transaction
+                // and its write lock are still held.
+                let holder: Option<String> =
+                    sqlx::query_scalar("SELECT id FROM accounts WHERE key_thumbprint = ?")
+                        .bind(new_thumbprint)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                Err(holder.ok_or_else(|| {
+                    StoreError::Corrupt("key thumbprint conflict without a holder".into())
+                })?)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
     /// valid → deactivated. Unfinished orders of the account become invalid
     /// in the same transaction (RFC 8555 §7.3.6: pending operations are cancelled).
     pub async fn deactivate_account(&self, id: &str, now: i64) -> StoreResult<bool> {

@@ -6,6 +6,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::{Certificate, NewCertificate, Store, StoreResult};
+use crate::acme::types::Identifier;
 
 fn certificate_from_row(row: &SqliteRow) -> StoreResult<Certificate> {
     Ok(Certificate {
@@ -74,6 +75,67 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(certificate_from_row).transpose()
+    }
+
+    /// Records a revocation the CA confirmed. False (and nothing written)
+    /// when the certificate was already revoked: of two concurrent
+    /// revocations, one wins.
+    pub async fn revoke_certificate(&self, id: &str, reason: i64, now: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE certificates SET revoked_at = ?, revocation_reason = ?
+             WHERE id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Revoked certificates that expire after `not_after_from`, oldest
+    /// revocation first: what a CRL must still list.
+    pub async fn revoked_certificates(&self, not_after_from: i64) -> StoreResult<Vec<Certificate>> {
+        let rows = sqlx::query(
+            "SELECT id, order_id, account_id, profile, serial, names, chain_pem, not_before,
+                    not_after, revoked_at, revocation_reason, created_at
+             FROM certificates WHERE revoked_at IS NOT NULL AND not_after > ?
+             ORDER BY revoked_at, serial",
+        )
+        .bind(not_after_from)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(certificate_from_row).collect()
+    }
+
+    /// Whether `account_id` holds a valid, unexpired authorization for each
+    /// of `identifiers` (any wildcard flag: control of a name covers its
+    /// wildcard too). What lets an account revoke a certificate it did not
+    /// order (RFC 8555 §7.6).
+    pub async fn holds_authorizations_for(
+        &self,
+        account_id: &str,
+        identifiers: &[Identifier],
+        now: i64,
+    ) -> StoreResult<bool> {
+        for identifier in identifiers {
+            let held: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM authorizations
+                                WHERE account_id = ? AND identifier_type = ?
+                                  AND identifier_value = ? AND status = 'valid'
+                                  AND expires_at > ?)",
+            )
+            .bind(account_id)
+            .bind(&identifier.kind)
+            .bind(&identifier.value)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?;
+            if !held {
+                return Ok(false);
+            }
+        }
+        Ok(!identifiers.is_empty())
     }
 
     /// How many certificates were issued for an order (tests and audits).

@@ -8,8 +8,11 @@
 
 mod accounts;
 mod certificates;
+pub mod eab;
 mod models;
 mod orders;
+mod rate_limits;
+mod reuse;
 mod signing;
 
 use std::str::FromStr;

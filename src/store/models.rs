@@ -38,6 +38,8 @@ pub struct Order {
     pub error: Option<Problem>,
     /// Set while a signing request may be out at the CA (see `store::signing`).
     pub sign_attempted_at: Option<i64>,
+    /// Id of the certificate this order replaces (RFC 9773).
+    pub replaces: Option<String>,
     pub authorization_ids: Vec<String>,
     pub certificate_id: Option<String>,
     pub created_at: i64,
@@ -64,7 +66,17 @@ pub struct NewOrder {
     pub profile: String,
     pub identifiers: Vec<Identifier>,
     pub expires_at: i64,
-    pub authorizations: Vec<NewAuthorization>,
+    /// One per identifier, in order.
+    pub authorizations: Vec<OrderAuthorization>,
+    /// Id of the certificate this order replaces (RFC 9773).
+    pub replaces: Option<String>,
+}
+
+/// An order's authorization: made for it, or a valid one it reuses.
+#[derive(Debug, Clone)]
+pub enum OrderAuthorization {
+    New(NewAuthorization),
+    Reused(String),
 }
 
 #[derive(Debug, Clone)]

@@ -5,7 +5,8 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::{
-    Authorization, Challenge, NewOrder, Order, Store, StoreError, StoreResult, ValidationOutcome,
+    Authorization, Challenge, NewAuthorization, NewOrder, Order, OrderAuthorization, Store,
+    StoreError, StoreResult, ValidationOutcome,
 };
 use crate::acme::problem::Problem;
 use crate::acme::status::{AuthorizationStatus, ChallengeStatus, OrderStatus};
@@ -53,58 +54,83 @@ async fn invalidate_orders_of(
     Ok(())
 }
 
+/// Inserts a new pending authorization and its challenges.
+async fn insert_authorization(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    account_id: &str,
+    authz: &NewAuthorization,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO authorizations (id, account_id, identifier_type, identifier_value, wildcard, status, expires_at, created_at)
+         VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+    )
+    .bind(&authz.id)
+    .bind(account_id)
+    .bind(&authz.identifier.kind)
+    .bind(&authz.identifier.value)
+    .bind(authz.wildcard)
+    .bind(authz.expires_at)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    for (position, challenge) in authz.challenges.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO challenges (id, authorization_id, type, token, status, position)
+             VALUES (?, ?, ?, ?, 'pending', ?)",
+        )
+        .bind(&challenge.id)
+        .bind(&authz.id)
+        .bind(&challenge.kind)
+        .bind(&challenge.token)
+        .bind(position as i64)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
 impl Store {
-    /// Stores an order with its authorizations and challenges, all or nothing.
+    /// Stores an order with its new authorizations and challenges, all or
+    /// nothing. An order whose authorizations are all reused is `ready` at once.
     pub async fn create_order(&self, order: &NewOrder, now: i64) -> StoreResult<()> {
+        let all_reused = order
+            .authorizations
+            .iter()
+            .all(|a| matches!(a, OrderAuthorization::Reused(_)));
         let mut tx = self.write_tx().await?;
         sqlx::query(
-            "INSERT INTO orders (id, account_id, profile, status, identifiers, expires_at, created_at, updated_at)
-             VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)",
+            "INSERT INTO orders (id, account_id, profile, status, identifiers, expires_at, replaces,
+                                 created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&order.id)
         .bind(&order.account_id)
         .bind(&order.profile)
+        .bind(if all_reused { "ready" } else { "pending" })
         .bind(serde_json::to_string(&order.identifiers)?)
         .bind(order.expires_at)
+        .bind(&order.replaces)
         .bind(now)
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        for (position, authz) in order.authorizations.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO authorizations (id, account_id, identifier_type, identifier_value, wildcard, status, expires_at, created_at)
-                 VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
-            )
-            .bind(&authz.id)
-            .bind(&order.account_id)
-            .bind(&authz.identifier.kind)
-            .bind(&authz.identifier.value)
-            .bind(authz.wildcard)
-            .bind(authz.expires_at)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        for (position, authorization) in order.authorizations.iter().enumerate() {
+            let authz_id = match authorization {
+                OrderAuthorization::Reused(id) => id,
+                OrderAuthorization::New(authz) => {
+                    insert_authorization(&mut tx, &order.account_id, authz, now).await?;
+                    &authz.id
+                }
+            };
             sqlx::query(
                 "INSERT INTO order_authorizations (order_id, authorization_id, position) VALUES (?, ?, ?)",
             )
             .bind(&order.id)
-            .bind(&authz.id)
+            .bind(authz_id)
             .bind(position as i64)
             .execute(&mut *tx)
             .await?;
-            for (position, challenge) in authz.challenges.iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO challenges (id, authorization_id, type, token, status, position)
-                     VALUES (?, ?, ?, ?, 'pending', ?)",
-                )
-                .bind(&challenge.id)
-                .bind(&authz.id)
-                .bind(&challenge.kind)
-                .bind(&challenge.token)
-                .bind(position as i64)
-                .execute(&mut *tx)
-                .await?;
-            }
         }
         tx.commit().await?;
         Ok(())
@@ -113,7 +139,7 @@ impl Store {
     pub async fn order(&self, id: &str) -> StoreResult<Option<Order>> {
         let Some(row) = sqlx::query(
             "SELECT o.id, o.account_id, o.profile, o.status, o.identifiers, o.expires_at, o.csr,
-                    o.error, o.sign_attempted_at, o.created_at, c.id AS certificate_id
+                    o.error, o.sign_attempted_at, o.replaces, o.created_at, c.id AS certificate_id
              FROM orders o LEFT JOIN certificates c ON c.order_id = o.id
              WHERE o.id = ?",
         )
@@ -140,6 +166,7 @@ impl Store {
             csr: row.try_get("csr")?,
             error: problem_column(&row, "error")?,
             sign_attempted_at: row.try_get("sign_attempted_at")?,
+            replaces: row.try_get("replaces")?,
             authorization_ids,
             certificate_id: row.try_get("certificate_id")?,
             created_at: row.try_get("created_at")?,

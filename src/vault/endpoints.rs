@@ -30,3 +30,22 @@ pub struct CaChain {
     /// The chain as one PEM string (issuer first).
     pub certificate: String,
 }
+
+/// `POST <mount>/revoke` by `serial_number` or by `certificate` (PEM), never
+/// both. vaultrs has the serial form only, and it demands a `data` block,
+/// which Vault leaves out when the certificate had already expired.
+#[derive(Debug, Endpoint)]
+#[endpoint(path = "{self.mount}/revoke", method = "POST", response = "Revoked")]
+pub struct RevokeCertificate {
+    #[endpoint(skip)]
+    pub mount: String,
+    pub serial_number: Option<String>,
+    pub certificate: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Revoked {
+    /// Unix seconds; the first revocation's time when revoked before.
+    #[serde(default)]
+    pub revocation_time: Option<i64>,
+}

@@ -13,6 +13,7 @@ use crate::acme::response::Json;
 use crate::acme::status::AccountStatus;
 use crate::acme::types::{AccountUpdateRequest, NewAccountRequest, OrderList};
 use crate::acme::AcmeState;
+use crate::eab;
 use crate::store::{Account, NewAccount};
 
 /// Most contact URLs one account may list.
@@ -84,24 +85,27 @@ pub async fn new_account(
             "no account exists for this key",
         ));
     }
-    if body.external_account_binding.is_some() {
-        tracing::info!("newAccount carries an external account binding; none is required, so it is not checked");
-    }
+    let profile = eab::request_profile(&state, &request.urls);
+    let binding = eab::binding_to_verify(profile, body.external_account_binding.as_ref())?;
     let contact = body.contact.unwrap_or_default();
     check_contacts(&contact)?;
-    let (account, created) = state
-        .store
-        .create_account(
-            &crate::ids::resource_id(),
-            &NewAccount {
-                key_thumbprint: key.thumbprint.clone(),
-                jwk: key.value.clone(),
-                contact,
-                tos_agreed: body.terms_of_service_agreed,
-            },
-            state.clock.now(),
-        )
-        .await?;
+    let new = NewAccount {
+        key_thumbprint: key.thumbprint.clone(),
+        jwk: key.value.clone(),
+        contact,
+        tos_agreed: body.terms_of_service_agreed,
+    };
+    let (account, created) = match binding {
+        Some(binding) => {
+            eab::create_bound_account(&state, &request.urls, profile, key, binding, &new).await?
+        }
+        None => {
+            state
+                .store
+                .create_account(&crate::ids::resource_id(), &new, state.clock.now())
+                .await?
+        }
+    };
     tracing::Span::current().record("account", account.id.as_str());
     let location = request.urls.account(&account.id);
     let view = views::account(&request.urls, &account);

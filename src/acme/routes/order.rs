@@ -5,7 +5,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::{owned, views};
+use crate::acme::ari::CertId;
 use crate::acme::identifiers::check_order_identifiers;
+use crate::acme::identifiers::OrderedIdentifier;
 use crate::acme::problem::{Problem, ProblemType, Subproblem};
 use crate::acme::request::SignedRequest;
 use crate::acme::response::Json;
@@ -15,7 +17,7 @@ use crate::acme::AcmeState;
 use crate::ids;
 use crate::issuer::IssueError;
 use crate::profiles::Profile;
-use crate::store::{NewAuthorization, NewChallenge, NewOrder, Order};
+use crate::store::{NewAuthorization, NewChallenge, NewOrder, Order, OrderAuthorization};
 use crate::validate::ChallengeKind;
 
 /// The profile an order is for: the one newOrder names (draft-ietf-acme-
@@ -38,6 +40,48 @@ fn select_profile<'a>(
             .ok_or_else(|| Problem::not_found(&format!("profile {name:?}"))),
         (None, None) => Ok(state.profiles.default_profile()),
     }
+}
+
+/// RFC 9773 `replaces`: the certificate must be this account's, share an
+/// identifier with the new order and not be replaced already. Returns the
+/// replaced certificate's id.
+async fn check_replaces(
+    state: &AcmeState,
+    account_id: &str,
+    replaces: Option<&str>,
+    names: &[OrderedIdentifier],
+) -> Result<Option<String>, Problem> {
+    let Some(text) = replaces else {
+        return Ok(None);
+    };
+    let cert_id = CertId::parse(text)?;
+    let unknown = || Problem::malformed(format!("replaces: no certificate {text} was issued here"));
+    let certificate = state
+        .store
+        .certificate_by_serial(&cert_id.serial_hex())
+        .await?
+        .ok_or_else(unknown)?;
+    let leaf = pem::parse(&certificate.chain_pem).map_err(|_| unknown())?;
+    if CertId::of_certificate(leaf.contents()).as_ref() != Some(&cert_id) {
+        return Err(unknown());
+    }
+    if certificate.account_id != account_id {
+        return Err(Problem::unauthorized(
+            "replaces: the certificate belongs to another account",
+        ));
+    }
+    if !names.iter().any(|n| certificate.names.contains(&n.ordered)) {
+        return Err(Problem::malformed(
+            "replaces: the new order shares no identifier with the certificate it replaces",
+        ));
+    }
+    if let Some(order) = state.store.replacing_order(&certificate.id).await? {
+        return Err(Problem::new(
+            ProblemType::AlreadyReplaced,
+            format!("certificate {text} is already replaced by order {order}"),
+        ));
+    }
+    Ok(Some(certificate.id))
 }
 
 /// Refuses the order at once when the profile's CA would refuse any of its
@@ -88,25 +132,36 @@ pub async fn new_order(
     let profile = select_profile(&state, &request, body.profile.as_deref())?;
     let ordered: Vec<String> = names.iter().map(|n| n.ordered.clone()).collect();
     check_identifiers_allowed(profile, &ordered).await?;
+    crate::eab::check_new_order(&state.store, &account.id, profile, &names).await?;
     let now = state.clock.now();
+    let replaces = check_replaces(&state, &account.id, body.replaces.as_deref(), &names).await?;
+    crate::ratelimit::check_new_order(&state, &account.id, &names).await?;
     let pending_until = now + state.lifetimes.pending.as_secs() as i64;
-    let authorizations = names
-        .iter()
-        .map(|name| NewAuthorization {
-            id: ids::resource_id(),
-            identifier: name.as_authorized(),
-            wildcard: name.wildcard,
-            expires_at: pending_until,
-            challenges: ChallengeKind::offered_for(name.kind, name.wildcard)
-                .iter()
-                .map(|kind| NewChallenge {
-                    id: ids::resource_id(),
-                    kind: kind.as_str().to_owned(),
-                    token: ids::challenge_token(),
-                })
-                .collect(),
-        })
-        .collect();
+    let mut authorizations = Vec::with_capacity(names.len());
+    for name in &names {
+        let identifier = name.as_authorized();
+        let reusable = state
+            .store
+            .reusable_authorization(&account.id, &identifier, name.wildcard, &profile.name, now)
+            .await?;
+        authorizations.push(match reusable {
+            Some(id) => OrderAuthorization::Reused(id),
+            None => OrderAuthorization::New(NewAuthorization {
+                id: ids::resource_id(),
+                identifier,
+                wildcard: name.wildcard,
+                expires_at: pending_until,
+                challenges: ChallengeKind::offered_for(name.kind, name.wildcard)
+                    .iter()
+                    .map(|kind| NewChallenge {
+                        id: ids::resource_id(),
+                        kind: kind.as_str().to_owned(),
+                        token: ids::challenge_token(),
+                    })
+                    .collect(),
+            }),
+        });
+    }
     let order = NewOrder {
         id: ids::resource_id(),
         account_id: account.id.clone(),
@@ -114,6 +169,7 @@ pub async fn new_order(
         identifiers: names.iter().map(|n| n.as_ordered()).collect(),
         expires_at: pending_until,
         authorizations,
+        replaces,
     };
     state.store.create_order(&order, now).await?;
     tracing::Span::current().record("order", order.id.as_str());

@@ -1,13 +1,50 @@
-//! ACME Renewal Information (RFC 9773).
+//! ACME Renewal Information (RFC 9773 §4): `GET /acme/renewal-info/<certID>`
+//! tells a client when to renew, without authentication.
 
-use axum::extract::Path;
-use axum::http::StatusCode;
+use axum::extract::{Path, State};
+use axum::http::header::RETRY_AFTER;
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
+use serde_json::json;
 
+use crate::acme::ari::{suggested_window, CertId, RETRY_AFTER_SECS};
 use crate::acme::problem::Problem;
+use crate::acme::response::rfc3339;
+use crate::acme::AcmeState;
 
-pub async fn renewal_info(Path(_cert_id): Path<String>) -> Response {
-    Problem::malformed("renewal information is not available yet")
-        .with_status(StatusCode::NOT_IMPLEMENTED)
-        .into_response()
+pub async fn renewal_info(
+    State(state): State<AcmeState>,
+    Path(text): Path<String>,
+) -> Result<Response, Problem> {
+    let cert_id = CertId::parse(&text)?;
+    let unknown = || Problem::not_found("certificate");
+    let certificate = state
+        .store
+        .certificate_by_serial(&cert_id.serial_hex())
+        .await?
+        .ok_or_else(unknown)?;
+    let leaf = pem::parse(&certificate.chain_pem).map_err(|_| unknown())?;
+    if CertId::of_certificate(leaf.contents()).as_ref() != Some(&cert_id) {
+        return Err(unknown());
+    }
+    let start_fraction = state
+        .profiles
+        .get(&certificate.profile)
+        .unwrap_or_else(|| state.profiles.default_profile())
+        .renewal_window_start;
+    let (start, end) = suggested_window(
+        certificate.not_before,
+        certificate.not_after,
+        start_fraction,
+        certificate.revoked_at.is_some(),
+        state.clock.now(),
+    );
+    let mut response = axum::Json(json!({
+        "suggestedWindow": {"start": rfc3339(start), "end": rfc3339(end)}
+    }))
+    .into_response();
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+    Ok(response)
 }

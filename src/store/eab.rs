@@ -1,0 +1,232 @@
+//! External account binding keys: stored encrypted (see [`crate::eab`]),
+//! bound to at most one account by a compare-and-set.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use super::{Account, NewAccount, Store, StoreError, StoreResult};
+
+const COLUMNS: &str = "kid, profile, key_ciphertext, key_nonce, names, note, created_at,
+                       expires_at, revoked_at, account_id, bound_at";
+
+/// One `eab_keys` row. The HMAC key is only here encrypted.
+#[derive(Clone)]
+pub struct EabKeyRecord {
+    pub kid: String,
+    pub profile: String,
+    /// AES-256-GCM ciphertext of the HMAC key, tag appended.
+    pub key_ciphertext: Vec<u8>,
+    pub key_nonce: Vec<u8>,
+    /// Name patterns the bound account may order; `None` means no limit.
+    pub names: Option<Vec<String>>,
+    pub note: Option<String>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub account_id: Option<String>,
+    pub bound_at: Option<i64>,
+}
+
+impl std::fmt::Debug for EabKeyRecord {
+    /// Leaves the (encrypted) key material out of logs and panics.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EabKeyRecord")
+            .field("kid", &self.kid)
+            .field("profile", &self.profile)
+            .field("names", &self.names)
+            .field("note", &self.note)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .field("revoked_at", &self.revoked_at)
+            .field("account_id", &self.account_id)
+            .field("bound_at", &self.bound_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EabKeyRecord {
+    /// True once `expires_at` has passed.
+    pub fn expired(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+}
+
+/// What binding a key while creating an account came to.
+#[derive(Debug)]
+pub enum BoundAccount {
+    /// The account was created and the key now names it.
+    Created(Account),
+    /// An account already held the JWK (a concurrent newAccount with the
+    /// same key won); nothing was bound, nothing created.
+    Existing(Account),
+    /// The key was bound, revoked or expired by the time of the write, or
+    /// is not a key of the profile; no account was created.
+    KeyUnavailable,
+}
+
+/// What `revoke_eab_key` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevokeOutcome {
+    Revoked,
+    AlreadyRevoked(i64),
+    Unknown,
+}
+
+fn record_from_row(row: &SqliteRow) -> StoreResult<EabKeyRecord> {
+    let names: Option<String> = row.try_get("names")?;
+    Ok(EabKeyRecord {
+        kid: row.try_get("kid")?,
+        profile: row.try_get("profile")?,
+        key_ciphertext: row.try_get("key_ciphertext")?,
+        key_nonce: row.try_get("key_nonce")?,
+        names: names.map(|n| serde_json::from_str(&n)).transpose()?,
+        note: row.try_get("note")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+        account_id: row.try_get("account_id")?,
+        bound_at: row.try_get("bound_at")?,
+    })
+}
+
+impl Store {
+    /// Stores a new key; `bound_at`, `revoked_at` and `account_id` of
+    /// `record` are ignored (a new key is unused).
+    pub async fn insert_eab_key(&self, record: &EabKeyRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO eab_keys (kid, profile, key_ciphertext, key_nonce, names, note,
+                                   created_at, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&record.kid)
+        .bind(&record.profile)
+        .bind(&record.key_ciphertext)
+        .bind(&record.key_nonce)
+        .bind(
+            record
+                .names
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()?,
+        )
+        .bind(&record.note)
+        .bind(record.created_at)
+        .bind(record.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn eab_key(&self, kid: &str) -> StoreResult<Option<EabKeyRecord>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM eab_keys WHERE kid = ?"))
+            .bind(kid)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+
+    /// Every key, oldest first.
+    pub async fn eab_keys(&self) -> StoreResult<Vec<EabKeyRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM eab_keys ORDER BY created_at, kid"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    /// The key account `account_id` was bound with, if any.
+    pub async fn eab_key_of_account(&self, account_id: &str) -> StoreResult<Option<EabKeyRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM eab_keys WHERE account_id = ?"
+        ))
+        .bind(account_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+
+    /// Marks a key revoked, once.
+    pub async fn revoke_eab_key(&self, kid: &str, now: i64) -> StoreResult<RevokeOutcome> {
+        let done =
+            sqlx::query("UPDATE eab_keys SET revoked_at = ? WHERE kid = ? AND revoked_at IS NULL")
+                .bind(now)
+                .bind(kid)
+                .execute(&self.pool)
+                .await?;
+        if done.rows_affected() == 1 {
+            return Ok(RevokeOutcome::Revoked);
+        }
+        Ok(match self.eab_key(kid).await? {
+            Some(EabKeyRecord {
+                revoked_at: Some(at),
+                ..
+            }) => RevokeOutcome::AlreadyRevoked(at),
+            _ => RevokeOutcome::Unknown,
+        })
+    }
+
+    /// Creates account `id` and binds key `kid` of `profile` to it in one
+    /// write transaction: the key is taken by a compare-and-set (unbound,
+    /// unrevoked, unexpired), so of two accounts racing for one key exactly
+    /// one is created, and an account is never left behind without the
+    /// binding it was created with.
+    pub async fn create_account_with_eab(
+        &self,
+        id: &str,
+        new: &NewAccount,
+        kid: &str,
+        profile: &str,
+        now: i64,
+    ) -> StoreResult<BoundAccount> {
+        let mut tx = self.write_tx().await?;
+        // The same row as `create_account` writes.
+        let inserted = sqlx::query(
+            "INSERT INTO accounts (id, key_thumbprint, jwk, contact, tos_agreed, status, created_at)
+             VALUES (?, ?, ?, ?, ?, 'valid', ?)
+             ON CONFLICT (key_thumbprint) DO NOTHING",
+        )
+        .bind(id)
+        .bind(&new.key_thumbprint)
+        .bind(new.jwk.to_string())
+        .bind(serde_json::to_string(&new.contact)?)
+        .bind(new.tos_agreed)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !inserted {
+            tx.rollback().await?;
+            let existing = self
+                .account_by_thumbprint(&new.key_thumbprint)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("account vanished after a conflict".into()))?;
+            return Ok(BoundAccount::Existing(existing));
+        }
+        let bound = sqlx::query(
+            "UPDATE eab_keys SET account_id = ?, bound_at = ?
+             WHERE kid = ? AND profile = ? AND account_id IS NULL AND revoked_at IS NULL
+               AND (expires_at IS NULL OR expires_at > ?)",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(kid)
+        .bind(profile)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !bound {
+            tx.rollback().await?;
+            return Ok(BoundAccount::KeyUnavailable);
+        }
+        tx.commit().await?;
+        let account = self
+            .account(id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("account vanished after insert".into()))?;
+        Ok(BoundAccount::Created(account))
+    }
+}

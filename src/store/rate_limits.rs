@@ -1,0 +1,83 @@
+//! The token buckets of the rate limits ([`crate::ratelimit`]).
+
+use sqlx::Row;
+
+use super::{Store, StoreResult};
+use crate::ratelimit::{Bucket, BucketState, Refusal};
+
+impl Store {
+    /// Takes one token from each of `buckets` at `now`, all or none, in one
+    /// write transaction: concurrent orders (of this process or of another
+    /// sharing the database) queue on the write lock instead of both taking
+    /// the last token. `Err(refusal)` names the empty bucket that refills
+    /// last; then no bucket changes.
+    pub async fn take_tokens(
+        &self,
+        buckets: &[Bucket],
+        now: i64,
+    ) -> StoreResult<Result<(), Refusal>> {
+        let mut tx = self.write_tx().await?;
+        // A bucket full again is no different from one never stored.
+        sqlx::query("DELETE FROM rate_limit_buckets WHERE full_at <= ?")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let mut refusal: Option<Refusal> = None;
+        for bucket in buckets {
+            let stored =
+                sqlx::query("SELECT tokens, updated_at FROM rate_limit_buckets WHERE key = ?")
+                    .bind(&bucket.key)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|row| -> StoreResult<BucketState> {
+                        Ok(BucketState {
+                            tokens: row.try_get("tokens")?,
+                            updated_at: row.try_get("updated_at")?,
+                        })
+                    })
+                    .transpose()?;
+            match bucket.limit.take(bucket.limit.refill(stored, now)) {
+                Ok(after) => {
+                    sqlx::query(
+                        "INSERT INTO rate_limit_buckets (key, tokens, updated_at, full_at)
+                         VALUES (?, ?, ?, ?)
+                         ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens,
+                             updated_at = excluded.updated_at, full_at = excluded.full_at",
+                    )
+                    .bind(&bucket.key)
+                    .bind(after.tokens)
+                    .bind(after.updated_at)
+                    .bind(bucket.limit.full_at(after))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Err(wait) => {
+                    if refusal.as_ref().is_none_or(|r| wait > r.retry_after) {
+                        refusal = Some(Refusal {
+                            bucket: bucket.clone(),
+                            retry_after: wait,
+                        });
+                    }
+                }
+            }
+        }
+        match refusal {
+            Some(refusal) => {
+                tx.rollback().await?;
+                Ok(Err(refusal))
+            }
+            None => {
+                tx.commit().await?;
+                Ok(Ok(()))
+            }
+        }
+    }
+
+    /// Buckets stored (those not yet full again, or not yet dropped).
+    pub async fn rate_limit_bucket_count(&self) -> StoreResult<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM rate_limit_buckets")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?)
+    }
+}

@@ -1,0 +1,59 @@
+//! What a new order builds on: valid authorizations it may reuse, and the
+//! certificate it replaces (RFC 9773).
+
+use super::{Certificate, Store, StoreResult};
+use crate::acme::types::Identifier;
+
+impl Store {
+    /// A valid, unexpired authorization of `account_id` for `identifier`
+    /// (same wildcard flag) that was made for an order of `profile`: reused
+    /// so a renewal skips validation. Only the same profile's, because each
+    /// profile validates under its own rules (CAA, denied networks).
+    pub async fn reusable_authorization(
+        &self,
+        account_id: &str,
+        identifier: &Identifier,
+        wildcard: bool,
+        profile: &str,
+        now: i64,
+    ) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT a.id FROM authorizations a
+             WHERE a.account_id = ? AND a.identifier_type = ? AND a.identifier_value = ?
+               AND a.wildcard = ? AND a.status = 'valid' AND a.expires_at > ?
+               AND EXISTS (SELECT 1 FROM order_authorizations oa JOIN orders o ON o.id = oa.order_id
+                           WHERE oa.authorization_id = a.id AND o.profile = ?)
+             ORDER BY a.expires_at DESC LIMIT 1",
+        )
+        .bind(account_id)
+        .bind(&identifier.kind)
+        .bind(&identifier.value)
+        .bind(wildcard)
+        .bind(now)
+        .bind(profile)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// The certificate with this serial (lower-case hex, no separators).
+    pub async fn certificate_by_serial(&self, serial: &str) -> StoreResult<Option<Certificate>> {
+        let id: Option<String> = sqlx::query_scalar("SELECT id FROM certificates WHERE serial = ?")
+            .bind(serial)
+            .fetch_optional(&self.pool)
+            .await?;
+        match id {
+            Some(id) => self.certificate(&id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The live (not invalid) order that already replaces certificate `id`.
+    pub async fn replacing_order(&self, certificate_id: &str) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM orders WHERE replaces = ? AND status != 'invalid' LIMIT 1",
+        )
+        .bind(certificate_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+}

@@ -1,0 +1,616 @@
+//! External account binding (RFC 8555 §7.3.4): keys made with the built
+//! binary's `certgate eab create` while the server runs, used by lego and
+//! certbot, and by a raw client for everything a real client would never
+//! send: no binding, a wrong MAC, a key used twice, a revoked or expired
+//! key, and orders outside a key's `--names`.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde_json::{json, Value};
+use tokio::process::Command;
+
+use support::dns::DnsStub;
+use support::instance::Instance;
+use support::process::{free_port, CertgateProcess, ServeArgs};
+use support::raw_client::{b64, RawClient};
+
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Two profiles: `default` needs a binding, `open` needs none.
+const CONFIG: &str = "[profiles.default]\nissuer = \"local\"\neab = \"required\"\n\
+                      [profiles.open]\nissuer = \"local\"\neab = \"off\"\n";
+
+/// Fails (never skips) when a tool is missing, naming the package to install.
+fn require_tool(program: &str, package: &str) {
+    let found = std::process::Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    assert!(
+        found,
+        "`{program}` is not installed; this test needs it: apt-get install -y {package}"
+    );
+}
+
+/// `certgate eab <args>` with the built binary, on `data_dir` and `config`;
+/// returns stdout, panicking with both streams if it fails.
+async fn certgate_eab(data_dir: &Path, config: &Path, args: &[&str]) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_certgate"));
+    command
+        .arg("eab")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--config")
+        .arg(config)
+        .env("NO_COLOR", "1");
+    for (name, _) in std::env::vars_os() {
+        let text = name.to_string_lossy();
+        if text.starts_with("CERTGATE_") || text.starts_with("VAULT_") {
+            command.env_remove(name);
+        }
+    }
+    let output = command.output().await.expect("running certgate eab");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "certgate eab {args:?} failed ({})\n{stdout}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// A key as `eab create` printed it.
+#[derive(Debug, Clone)]
+struct EabKey {
+    kid: String,
+    hmac: String,
+}
+
+async fn create_key(data_dir: &Path, config: &Path, extra: &[&str]) -> EabKey {
+    let mut args = vec!["create", "--profile", "default"];
+    args.extend_from_slice(extra);
+    let out = certgate_eab(data_dir, config, &args).await;
+    let field = |label: &str| {
+        out.lines()
+            .find_map(|line| line.strip_prefix(label))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| panic!("no {label} line in:\n{out}"))
+    };
+    let key = EabKey {
+        kid: field("kid:"),
+        hmac: field("hmac_key:"),
+    };
+    assert!(
+        out.contains(&format!("--eab --kid={} --hmac={}", key.kid, key.hmac))
+            && out.contains(&format!(
+                "--eab-kid={} --eab-hmac-key={}",
+                key.kid, key.hmac
+            )),
+        "the lego and certbot flags are printed:\n{out}"
+    );
+    key
+}
+
+/// Runs a client to completion, showing its output and certgate's log if it fails.
+async fn run_client(what: &str, mut command: Command, certgate: &CertgateProcess) {
+    let log_dir = tempfile::tempdir().unwrap();
+    let log_path = log_dir.path().join("output");
+    let log = std::fs::File::create(&log_path).unwrap();
+    command
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .kill_on_drop(true);
+    let status = tokio::time::timeout(CLIENT_TIMEOUT, command.status()).await;
+    let output = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    match status {
+        Ok(Ok(status)) if status.success() => {}
+        Ok(Ok(status)) => panic!(
+            "{what} failed ({status})\n--- {what} output ---\n{}\n--- certgate log ---\n{}",
+            output(),
+            certgate.log()
+        ),
+        Ok(Err(e)) => panic!("{what} could not be started: {e}"),
+        Err(_) => panic!(
+            "{what} did not finish within {CLIENT_TIMEOUT:?}\n--- {what} output ---\n{}\n--- certgate log ---\n{}",
+            output(),
+            certgate.log()
+        ),
+    }
+}
+
+/// The DNS names of the first certificate in a PEM file.
+fn leaf_names(path: &Path) -> Vec<String> {
+    let text = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let blocks = pem::parse_many(&text).unwrap();
+    let (_, leaf) = x509_parser::parse_x509_certificate(blocks[0].contents()).unwrap();
+    let mut names: Vec<String> = leaf
+        .subject_alternative_name()
+        .unwrap()
+        .unwrap()
+        .value
+        .general_names
+        .iter()
+        .map(|name| match name {
+            x509_parser::extensions::GeneralName::DNSName(dns) => dns.to_string(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lego_and_certbot_issue_with_external_account_binding() {
+    require_tool("lego", "lego");
+    require_tool("certbot", "certbot");
+
+    let dns = DnsStub::start().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let config = data_dir.path().join("certgate.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let args = ServeArgs {
+        data_dir: data_dir.path().to_owned(),
+        listen: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        http01_port: free_port(),
+        resolver: dns.addr(),
+        config: Some(config.clone()),
+    };
+    let mut certgate = CertgateProcess::start(&args).await;
+    let root_pem = data_dir.path().join("ca/root.pem");
+    let directory = format!("https://{}/acme/directory", args.listen);
+
+    // Keys are made while the server runs, and bind without a restart.
+    let lego_key = create_key(data_dir.path(), &config, &["--note", "lego"]).await;
+    let certbot_key = create_key(
+        data_dir.path(),
+        &config,
+        &["--names", "certbot.example.test", "--expires", "1h"],
+    )
+    .await;
+
+    let lego_dir = tempfile::tempdir().unwrap();
+    let mut lego = Command::new("lego");
+    lego.env("LEGO_CA_CERTIFICATES", &root_pem)
+        .arg("--server")
+        .arg(&directory)
+        .arg("--path")
+        .arg(lego_dir.path())
+        .args(["--email", "lego@example.test", "--accept-tos"])
+        .args(["--key-type", "ec256", "--http", "--http.port"])
+        .arg(format!("127.0.0.1:{}", args.http01_port))
+        .args(["--eab", "--kid", &lego_key.kid, "--hmac", &lego_key.hmac])
+        .args(["-d", "lego.example.test", "run"]);
+    run_client("lego run", lego, &certgate).await;
+    assert_eq!(
+        leaf_names(&lego_dir.path().join("certificates/lego.example.test.crt")),
+        ["lego.example.test"]
+    );
+
+    let certbot_dir = tempfile::tempdir().unwrap();
+    let dir = certbot_dir.path();
+    let mut certbot = Command::new("certbot");
+    certbot
+        .env("REQUESTS_CA_BUNDLE", &root_pem)
+        .arg("--config-dir")
+        .arg(dir.join("c"))
+        .arg("--work-dir")
+        .arg(dir.join("w"))
+        .arg("--logs-dir")
+        .arg(dir.join("l"))
+        .arg("--server")
+        .arg(&directory)
+        .args(["-n", "--agree-tos", "certonly", "--standalone"])
+        .args(["--preferred-challenges", "http"])
+        .args(["--http-01-address", "127.0.0.1", "--http-01-port"])
+        .arg(args.http01_port.to_string())
+        .args(["--register-unsafely-without-email", "--key-type", "ecdsa"])
+        // The `=` form: an HMAC key may start with '-'.
+        .arg(format!("--eab-kid={}", certbot_key.kid))
+        .arg(format!("--eab-hmac-key={}", certbot_key.hmac))
+        .args(["-d", "certbot.example.test"]);
+    run_client("certbot certonly", certbot, &certgate).await;
+    assert_eq!(
+        leaf_names(&dir.join("c/live/certbot.example.test/cert.pem")),
+        ["certbot.example.test"]
+    );
+
+    let listing = certgate_eab(data_dir.path(), &config, &["list"]).await;
+    for key in [&lego_key, &certbot_key] {
+        let line = listing
+            .lines()
+            .find(|l| l.starts_with(&format!("kid={} ", key.kid)))
+            .unwrap_or_else(|| panic!("{} not listed:\n{listing}", key.kid));
+        assert!(line.contains("state=bound:"), "{line}");
+        assert!(!listing.contains(&key.hmac), "list never shows HMAC keys");
+    }
+    let log = certgate.log();
+    assert!(
+        !log.contains(&lego_key.hmac) && !log.contains(&certbot_key.hmac),
+        "HMAC keys are never logged"
+    );
+    assert!(certgate.stop().await.success());
+}
+
+/// A signed binding of `client`'s key for `url` under `kid` with `hmac`.
+fn binding(client: &RawClient, kid: &str, hmac: &str, url: &str) -> Value {
+    let protected =
+        b64(&serde_json::to_vec(&json!({"alg": "HS256", "kid": kid, "url": url})).unwrap());
+    let payload = b64(&serde_json::to_vec(&client.key.jwk).unwrap());
+    let key = ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA256,
+        &URL_SAFE_NO_PAD.decode(hmac).unwrap(),
+    );
+    let mac = ring::hmac::sign(&key, format!("{protected}.{payload}").as_bytes());
+    json!({"protected": protected, "payload": payload, "signature": b64(mac.as_ref())})
+}
+
+/// newAccount with `binding` (none when `None`).
+async fn new_account(client: &RawClient, binding: Option<Value>) -> support::raw_client::Reply {
+    let mut payload = json!({"termsOfServiceAgreed": true});
+    if let Some(binding) = binding {
+        payload["externalAccountBinding"] = binding;
+    }
+    client.post(&client.url("newAccount"), Some(payload)).await
+}
+
+/// Registers `client` with `key`, which must succeed.
+async fn register(client: &mut RawClient, key: &EabKey) {
+    let url = client.url("newAccount");
+    let reply = new_account(client, Some(binding(client, &key.kid, &key.hmac, &url))).await;
+    assert_eq!(reply.status, 201, "newAccount: {:?}", reply.json());
+    client.kid = Some(reply.header("location").unwrap().to_owned());
+}
+
+async fn order(
+    client: &RawClient,
+    names: &[&str],
+    profile: Option<&str>,
+) -> support::raw_client::Reply {
+    let identifiers: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"type": "dns", "value": n}))
+        .collect();
+    let mut payload = json!({"identifiers": identifiers});
+    if let Some(profile) = profile {
+        payload["profile"] = json!(profile);
+    }
+    client.post(&client.url("newOrder"), Some(payload)).await
+}
+
+struct Setup {
+    instance: Instance,
+    config: PathBuf,
+}
+
+impl Setup {
+    async fn start() -> Self {
+        let instance = Instance::start_with_config(Some(CONFIG.to_owned())).await;
+        let config = instance.data_dir.path().join("certgate.toml");
+        Self { instance, config }
+    }
+
+    async fn key(&self, extra: &[&str]) -> EabKey {
+        create_key(self.instance.data_dir.path(), &self.config, extra).await
+    }
+
+    async fn client(&self) -> RawClient {
+        RawClient::new(
+            &self.instance.directory_url(),
+            &self.instance.root_pem_path(),
+        )
+        .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_account_needs_a_valid_unused_binding() {
+    let setup = Setup::start().await;
+    let client = setup.client().await;
+    assert_eq!(client.directory["meta"]["externalAccountRequired"], true);
+
+    // No binding.
+    let reply = new_account(&client, None).await;
+    assert_eq!(
+        reply.problem_type(),
+        "externalAccountRequired",
+        "{:?}",
+        reply.json()
+    );
+    assert_eq!(reply.status, 403);
+
+    // A wrong HMAC key, and a binding for another URL or another key.
+    let key = setup.key(&[]).await;
+    let url = client.url("newAccount");
+    let wrong = URL_SAFE_NO_PAD.encode([9u8; 32]);
+    let reply = new_account(&client, Some(binding(&client, &key.kid, &wrong, &url))).await;
+    assert_eq!(reply.problem_type(), "unauthorized", "{:?}", reply.json());
+    assert!(reply.json()["detail"].as_str().unwrap().contains("MAC"));
+    let other_url = format!("{}/acme/open/new-account", setup.instance.base_url());
+    let reply = new_account(
+        &client,
+        Some(binding(&client, &key.kid, &key.hmac, &other_url)),
+    )
+    .await;
+    assert_eq!(reply.problem_type(), "unauthorized", "{:?}", reply.json());
+    let stranger = setup.client().await;
+    let reply = new_account(&client, Some(binding(&stranger, &key.kid, &key.hmac, &url))).await;
+    assert_eq!(reply.problem_type(), "unauthorized", "{:?}", reply.json());
+    let reply = new_account(
+        &client,
+        Some(binding(&client, "no-such-kid", &key.hmac, &url)),
+    )
+    .await;
+    assert_eq!(reply.problem_type(), "unauthorized", "{:?}", reply.json());
+    let reply = new_account(
+        &client,
+        Some(json!({"protected": "e30", "payload": "", "signature": ""})),
+    )
+    .await;
+    assert_eq!(reply.problem_type(), "malformed", "{:?}", reply.json());
+
+    // The right key binds; asking again with the same account key returns the account.
+    let mut first = client;
+    register(&mut first, &key).await;
+    let account_url = first.kid.take();
+    let again = new_account(&first, Some(binding(&first, &key.kid, &key.hmac, &url))).await;
+    assert_eq!(again.status, 200, "{:?}", again.json());
+    assert_eq!(again.header("location"), account_url.as_deref());
+
+    // A second account cannot use the same key.
+    let second = setup.client().await;
+    let reply = new_account(&second, Some(binding(&second, &key.kid, &key.hmac, &url))).await;
+    assert_eq!(reply.problem_type(), "unauthorized", "{:?}", reply.json());
+    assert!(
+        reply.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("already bound"),
+        "{:?}",
+        reply.json()
+    );
+    assert_eq!(
+        reply.json()["detail"]
+            .as_str()
+            .map(|d| d.contains(&key.hmac)),
+        Some(false)
+    );
+
+    // A revoked key is refused.
+    let revoked = setup.key(&[]).await;
+    let out = certgate_eab(
+        setup.instance.data_dir.path(),
+        &setup.config,
+        &["revoke", &revoked.kid],
+    )
+    .await;
+    assert!(out.contains("revoked"), "{out}");
+    let reply = new_account(
+        &second,
+        Some(binding(&second, &revoked.kid, &revoked.hmac, &url)),
+    )
+    .await;
+    assert_eq!(reply.problem_type(), "unauthorized", "{:?}", reply.json());
+    assert!(reply.json()["detail"].as_str().unwrap().contains("revoked"));
+
+    // An expired key is refused.
+    let expiring = setup.key(&["--expires", "1s"]).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let reply = new_account(
+        &second,
+        Some(binding(&second, &expiring.kid, &expiring.hmac, &url)),
+    )
+    .await;
+    assert_eq!(reply.problem_type(), "unauthorized", "{:?}", reply.json());
+    assert!(reply.json()["detail"].as_str().unwrap().contains("expired"));
+
+    // None of the refusals left an account behind.
+    let accounts = setup
+        .instance
+        .store()
+        .account_by_thumbprint(&second.thumbprint())
+        .await
+        .unwrap();
+    assert!(accounts.is_none(), "a refused binding creates no account");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_key_binds_one_account_even_when_two_race() {
+    let setup = Setup::start().await;
+    let key = setup.key(&[]).await;
+    let clients = [setup.client().await, setup.client().await];
+    let url = clients[0].url("newAccount");
+    let (a, b) = tokio::join!(
+        new_account(
+            &clients[0],
+            Some(binding(&clients[0], &key.kid, &key.hmac, &url))
+        ),
+        new_account(
+            &clients[1],
+            Some(binding(&clients[1], &key.kid, &key.hmac, &url))
+        ),
+    );
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(statuses, [201, 403], "{:?} {:?}", a.json(), b.json());
+    let mut bound = 0;
+    for client in &clients {
+        if setup
+            .instance
+            .store()
+            .account_by_thumbprint(&client.thumbprint())
+            .await
+            .unwrap()
+            .is_some()
+        {
+            bound += 1;
+        }
+    }
+    assert_eq!(bound, 1, "exactly one account exists");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_names_limited_key_orders_only_its_names() {
+    let setup = Setup::start().await;
+    let key = setup
+        .key(&[
+            "--names",
+            "nas.lab.example,*.nas.lab.example",
+            "--note",
+            "the NAS",
+        ])
+        .await;
+    let mut client = setup.client().await;
+    register(&mut client, &key).await;
+
+    let refused = order(&client, &["other.lab.example"], None).await;
+    assert_eq!(
+        refused.problem_type(),
+        "rejectedIdentifier",
+        "{:?}",
+        refused.json()
+    );
+    let mixed = order(
+        &client,
+        &["nas.lab.example", "other.lab.example", "lab.example"],
+        None,
+    )
+    .await;
+    assert_eq!(
+        mixed.problem_type(),
+        "rejectedIdentifier",
+        "{:?}",
+        mixed.json()
+    );
+    let refused: Vec<String> = mixed.json()["subproblems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["identifier"]["value"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        refused,
+        ["other.lab.example", "lab.example"],
+        "one subproblem per refused name"
+    );
+    // Another profile's directory does not lift the limit either.
+    let elsewhere = order(&client, &["other.lab.example"], Some("open")).await;
+    assert_eq!(
+        elsewhere.problem_type(),
+        "rejectedIdentifier",
+        "{:?}",
+        elsewhere.json()
+    );
+
+    for names in [
+        &["nas.lab.example"][..],
+        &["nas.lab.example", "*.nas.lab.example"],
+    ] {
+        let reply = order(&client, names, None).await;
+        assert_eq!(reply.status, 201, "{names:?}: {:?}", reply.json());
+    }
+
+    // Revoking the key stops its account from ordering.
+    certgate_eab(
+        setup.instance.data_dir.path(),
+        &setup.config,
+        &["revoke", &key.kid],
+    )
+    .await;
+    let reply = order(&client, &["nas.lab.example"], None).await;
+    assert_eq!(reply.problem_type(), "unauthorized", "{:?}", reply.json());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_without_a_binding_cannot_order_in_a_profile_that_requires_one() {
+    let setup = Setup::start().await;
+    let mut open = RawClient::new(
+        &setup.instance.profile_directory_url("open"),
+        &setup.instance.root_pem_path(),
+    )
+    .await;
+    assert_eq!(open.directory["meta"]["externalAccountRequired"], false);
+    open.register().await;
+    let reply = order(&open, &["host.example.test"], None).await;
+    assert_eq!(
+        reply.status,
+        201,
+        "the open profile needs no binding: {:?}",
+        reply.json()
+    );
+    let reply = order(&open, &["host.example.test"], Some("default")).await;
+    assert_eq!(reply.problem_type(), "unauthorized", "{:?}", reply.json());
+}
+
+#[tokio::test]
+async fn the_database_holds_no_usable_hmac_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("certgate.db").display());
+    let store = certgate::store::Store::open(&url).await.unwrap();
+    let keyring = certgate::eab::Keyring::in_data_dir(dir.path());
+    let created = certgate::eab::create_key(
+        &store,
+        &keyring,
+        "default",
+        Some(certgate::eab::NamesLimit::parse("nas.lab.example").unwrap()),
+        None,
+        Some("the NAS".into()),
+        1_700_000_000,
+    )
+    .await
+    .unwrap();
+    let encoded = created.hmac_key.encoded();
+    let raw = URL_SAFE_NO_PAD.decode(&encoded).unwrap();
+    assert_eq!(raw.len(), 32);
+
+    let record = store.eab_key(&created.record.kid).await.unwrap().unwrap();
+    for column in [&record.key_ciphertext, &record.key_nonce] {
+        assert!(!contains(column, &raw));
+        assert!(!contains(column, encoded.as_bytes()));
+    }
+    store.close().await;
+    // Everything SQLite wrote: the database and any write-ahead log.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("certgate.db")
+        {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !contains(&bytes, &raw),
+                "{} has the raw key",
+                path.display()
+            );
+            assert!(
+                !contains(&bytes, encoded.as_bytes()),
+                "{} has the encoded key",
+                path.display()
+            );
+        }
+    }
+    let mode = {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(keyring.path())
+            .unwrap()
+            .permissions()
+            .mode()
+    };
+    assert_eq!(mode & 0o777, 0o600, "eab.key is private to its owner");
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
