@@ -214,7 +214,10 @@ async fn build_state(
             config.external_url.clone(),
         )),
         clock: Arc::new(SystemClock) as Arc<dyn Clock>,
-        lifetimes: Lifetimes::default(),
+        lifetimes: Lifetimes {
+            valid_authorization: config.authorization_reuse,
+            ..Lifetimes::default()
+        },
         rate_limits: config.rate_limits,
         external_url: config.external_url.clone(),
         eab: crate::eab::Keyring::in_data_dir(&config.data_dir),

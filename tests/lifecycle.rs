@@ -234,3 +234,25 @@ async fn renewal_info_suggests_a_window_and_replaces_is_checked() {
     .await;
     assert_eq!(reply.status, 400);
 }
+
+#[tokio::test]
+async fn the_reuse_window_is_how_long_a_valid_authorization_lives() {
+    let config = format!("authorization_reuse = \"2h\"\n{PROFILES}");
+    let instance = Instance::start_with_config(Some(config)).await;
+    let client = client(&instance).await;
+    let (_, order) = client
+        .ready_order(&instance.http01, &["window.lab.example"])
+        .await;
+    let authz = client
+        .post(order["authorizations"][0].as_str().unwrap(), None)
+        .await
+        .json();
+    assert_eq!(authz["status"], "valid");
+    let expires = ::time::OffsetDateTime::parse(
+        authz["expires"].as_str().unwrap(),
+        &::time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let left = (expires - ::time::OffsetDateTime::now_utc()).whole_seconds();
+    assert!((7190..=7200).contains(&left), "valid for {left} s more");
+}

@@ -46,6 +46,9 @@ pub struct Config {
     /// DNS servers for every validation lookup; empty means the system's.
     pub resolvers: Vec<SocketAddr>,
     pub cert_lifetime: Duration,
+    /// How long a valid authorization stays valid, and so reusable by new
+    /// orders of the same account and profile.
+    pub authorization_reuse: Duration,
     /// Extra names for certgate's own HTTPS certificate.
     pub tls_names: Vec<String>,
     /// Public base URL when certgate sits behind a proxy or a fixed name.
@@ -113,6 +116,12 @@ pub struct ServeFlags {
     /// Lifetime of issued certificates, e.g. 90d, 24h, 1h [default: 90d].
     #[arg(long, env = "CERTGATE_CERT_LIFETIME", value_name = "DURATION")]
     pub cert_lifetime: Option<String>,
+
+    /// How long a validated authorization stays valid and is reused by new
+    /// orders of the same account and profile, so renewals skip validation
+    /// [default: 30d].
+    #[arg(long, env = "CERTGATE_AUTHORIZATION_REUSE", value_name = "DURATION")]
+    pub authorization_reuse: Option<String>,
 
     /// Extra name for certgate's own HTTPS certificate, besides localhost and
     /// 127.0.0.1; repeat for several (env: comma-separated).
@@ -280,6 +289,13 @@ impl Config {
                 .unwrap_or(443),
             resolvers,
             cert_lifetime,
+            authorization_reuse: parse_duration(
+                flags
+                    .authorization_reuse
+                    .or(file.authorization_reuse)
+                    .as_deref()
+                    .unwrap_or("30d"),
+            )?,
             tls_names: first_list(flags.tls_names, file.tls_names),
             external_url: flags
                 .external_url
@@ -298,6 +314,13 @@ impl Config {
         if self.http01_port == 0 || self.tls_alpn01_port == 0 {
             return Err(ConfigError::Invalid(
                 "http01-port and tls-alpn01-port must not be 0".into(),
+            ));
+        }
+        if self.authorization_reuse < Duration::from_secs(60)
+            || self.authorization_reuse > Duration::from_secs(397 * 86_400)
+        {
+            return Err(ConfigError::Invalid(
+                "authorization-reuse must be between 1m and 397d".into(),
             ));
         }
         if self.cert_lifetime < Duration::from_secs(60) {
