@@ -236,7 +236,7 @@ impl Refusal {
 }
 
 /// The registered domain `name` counts under: the label left of its public
-/// suffix and that suffix (`lab.example.co.uk` for `nas.lab.example.co.uk`).
+/// suffix and that suffix (`example.co.uk` for `nas.lab.example.co.uk`).
 /// A name outside the Public Suffix List (`.home`, `.lan`, `.test`,
 /// `.internal`) counts under its last two labels, a name of one label or a
 /// public suffix itself under the name.

@@ -263,6 +263,14 @@ async fn index(State(state): State<AcmeState>) -> String {
         page.push_str(&format!("Profile {0}: /acme/{0}/directory\n", profile.name));
     }
     page.push_str("Root of certgate's own TLS and of the embedded CA: /ca/root.pem\n");
+    if state
+        .profiles
+        .iter()
+        .any(|profile| profile.issuer.embedded_ca().is_some())
+    {
+        page.push_str("Certificate revocation list of the embedded CA: /ca/crl.der\n");
+    }
+    page.push_str("ACME Renewal Information (RFC 9773): /acme/renewal-info/<certID>\n");
     page
 }
 
