@@ -16,6 +16,8 @@ declare -A needs=(
   [bind9]="test -x /usr/sbin/named"
   [bind9-dnsutils]="command -v nsupdate"
   [python3-certbot-dns-rfc2136]="test -d /usr/lib/python3/dist-packages/certbot_dns_rfc2136"
+  # Debian's python3 makes a virtualenv with pip only when this is installed.
+  [python3-venv]="python3 -m ensurepip --version"
 )
 missing=()
 for package in "${!needs[@]}"; do
@@ -27,6 +29,22 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# certbot 5.x from PyPI (Debian's certbot predates ACME Renewal Information),
+# in a virtualenv under target/ that later runs reuse; tests/ari_certbot.rs
+# runs the certbot named by CERTGATE_TEST_CERTBOT5.
+certbot_venv="$PWD/target/certbot-venv"
+certbot_version=$("$certbot_venv/bin/certbot" --version 2>&1 || true)
+case "$certbot_version" in
+  "certbot 5."*) ;;
+  *)
+    echo "installing certbot 5.x into $certbot_venv"
+    rm -rf "$certbot_venv"
+    python3 -m venv "$certbot_venv"
+    "$certbot_venv/bin/pip" install --quiet --disable-pip-version-check 'certbot>=5,<6'
+    ;;
+esac
+export CERTGATE_TEST_CERTBOT5="$certbot_venv/bin/certbot"
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "installing cargo-nextest"
