@@ -8,22 +8,19 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::process::Command;
-use x509_parser::extensions::GeneralName;
 
 use support::bind::BindServer;
+use support::clients::{certbot_command, check_certificate, require_tool, run_client};
 use support::dns::DnsStub;
 use support::process::{free_port, CertgateProcess, ServeArgs};
 use support::raw_client::{b64, RawClient};
 
-/// An issuance takes seconds; this only catches a client that hangs.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Validation of one TXT lookup takes milliseconds; this bounds a stuck one.
 const VALIDATION_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -66,101 +63,6 @@ impl Certgate {
     }
 }
 
-/// Fails (never skips) when a tool is missing, naming the package to install.
-fn require_tool(program: &str, package: &str) {
-    let found = std::process::Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    assert!(
-        found,
-        "`{program}` is not installed; this test needs it: apt-get install -y {package}"
-    );
-}
-
-/// Runs a client to completion; on failure shows its output and both
-/// servers' logs, since the cause may be in any of the three.
-async fn run_client(what: &str, mut command: Command, certgate: &Certgate, bind: &BindServer) {
-    let log_dir = tempfile::tempdir().unwrap();
-    let log_path = log_dir.path().join("output");
-    let log = std::fs::File::create(&log_path).unwrap();
-    command
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .kill_on_drop(true);
-    let status = tokio::time::timeout(CLIENT_TIMEOUT, command.status()).await;
-    let outcome = match status {
-        Ok(Ok(status)) if status.success() => return,
-        Ok(Ok(status)) => format!("failed ({status})"),
-        Ok(Err(e)) => panic!("{what} could not be started: {e}"),
-        Err(_) => format!("did not finish within {CLIENT_TIMEOUT:?}"),
-    };
-    panic!(
-        "{what} {outcome}\n--- {what} output ---\n{}\n--- certgate log ---\n{}\n--- named log ---\n{}",
-        std::fs::read_to_string(&log_path).unwrap_or_default(),
-        certgate.process.log(),
-        bind.log()
-    );
-}
-
-/// Checks a certificate a client saved: `openssl verify` (an independent
-/// judge) accepts it up to certgate's root, and its SANs are exactly `names`.
-async fn check_certificate(
-    what: &str,
-    root_pem: &Path,
-    leaf_file: &Path,
-    chain_file: &Path,
-    names: &[&str],
-) {
-    let text = std::fs::read(leaf_file)
-        .unwrap_or_else(|e| panic!("{what}: reading {}: {e}", leaf_file.display()));
-    let blocks = pem::parse_many(&text).expect("well-formed PEM");
-    let leaf_pem = blocks
-        .first()
-        .unwrap_or_else(|| panic!("{what}: no PEM in {}", leaf_file.display()));
-    // lego's file is a bundle that starts with the leaf; verify the leaf alone.
-    let scratch = tempfile::tempdir().unwrap();
-    let leaf_only = scratch.path().join("leaf.pem");
-    std::fs::write(&leaf_only, pem::encode(leaf_pem)).unwrap();
-    let verify = Command::new("openssl")
-        .arg("verify")
-        .arg("-CAfile")
-        .arg(root_pem)
-        .arg("-untrusted")
-        .arg(chain_file)
-        .arg(&leaf_only)
-        .output()
-        .await
-        .expect("running openssl verify");
-    let stdout = String::from_utf8_lossy(&verify.stdout);
-    assert!(
-        verify.status.success() && stdout.trim_end().ends_with(": OK"),
-        "{what}: openssl verify rejected {}:\n{stdout}{}",
-        leaf_file.display(),
-        String::from_utf8_lossy(&verify.stderr)
-    );
-
-    let (_, leaf) =
-        x509_parser::parse_x509_certificate(leaf_pem.contents()).expect("the leaf parses as X.509");
-    let sans: BTreeSet<String> = leaf
-        .subject_alternative_name()
-        .expect("at most one SAN extension")
-        .expect("a SAN extension")
-        .value
-        .general_names
-        .iter()
-        .map(|name| match name {
-            GeneralName::DNSName(dns) => dns.to_string(),
-            other => format!("{other:?}"),
-        })
-        .collect();
-    let expected: BTreeSet<String> = names.iter().map(|n| n.to_string()).collect();
-    assert_eq!(sans, expected, "{what}: SANs of the leaf");
-}
-
 /// RFC 8555 §8.4, computed here rather than borrowed from certgate, so that
 /// a mistake there cannot cancel out.
 fn txt_value(token: &str, thumbprint: &str) -> String {
@@ -201,6 +103,15 @@ async fn dns01_challenge(client: &RawClient, name: &str) -> Value {
         .clone()
 }
 
+/// certgate's log, then named's: the cause of a failure may be in either.
+fn logs(certgate: &Certgate, bind: &BindServer) -> String {
+    format!(
+        "{}\n--- named log ---\n{}",
+        certgate.process.log(),
+        bind.log()
+    )
+}
+
 /// Asks certgate to validate `challenge` and polls it until it is no longer
 /// pending or processing; returns it then.
 async fn answer_and_wait(
@@ -217,10 +128,9 @@ async fn answer_and_wait(
     while matches!(current["status"].as_str(), Some("pending" | "processing")) {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "challenge still {} after {VALIDATION_TIMEOUT:?}: {current}\n--- certgate log ---\n{}\n--- named log ---\n{}",
+            "challenge still {} after {VALIDATION_TIMEOUT:?}: {current}\n--- certgate log ---\n{}",
             current["status"],
-            certgate.process.log(),
-            bind.log()
+            logs(certgate, bind)
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
         current = client.post(url, None).await.json();
@@ -269,7 +179,7 @@ async fn lego_rfc2136_gets_a_name_and_its_wildcard() {
         command.args(["-d", name]);
     }
     command.arg("run");
-    run_client("lego run", command, &certgate, &bind).await;
+    run_client("lego run", command, &|| logs(&certgate, &bind)).await;
 
     let certificates = work.path().join("certificates");
     check_certificate(
@@ -309,18 +219,9 @@ async fn certbot_rfc2136_gets_a_name_and_its_wildcard() {
     std::fs::set_permissions(&credentials, std::fs::Permissions::from_mode(0o600)).unwrap();
 
     let dir = work.path();
-    let mut command = Command::new("certbot");
+    let mut command = certbot_command(dir, &certgate.root_pem(), &certgate.directory);
     command
-        .env("REQUESTS_CA_BUNDLE", certgate.root_pem())
-        .arg("--config-dir")
-        .arg(dir.join("c"))
-        .arg("--work-dir")
-        .arg(dir.join("w"))
-        .arg("--logs-dir")
-        .arg(dir.join("l"))
-        .arg("--server")
-        .arg(&certgate.directory)
-        .args(["-n", "--agree-tos", "certonly"])
+        .arg("certonly")
         .args([
             "--authenticator",
             "dns-rfc2136",
@@ -333,7 +234,7 @@ async fn certbot_rfc2136_gets_a_name_and_its_wildcard() {
     for name in names {
         command.args(["-d", name]);
     }
-    run_client("certbot certonly", command, &certgate, &bind).await;
+    run_client("certbot certonly", command, &|| logs(&certgate, &bind)).await;
 
     let live = dir.join("c/live").join(names[0]);
     check_certificate(

@@ -7,7 +7,6 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -15,30 +14,15 @@ use base64::Engine;
 use serde_json::{json, Value};
 use tokio::process::Command;
 
+use support::clients::{certbot_command, leaf_sans, require_tool, run_client};
 use support::dns::DnsStub;
 use support::instance::Instance;
 use support::process::{free_port, CertgateProcess, ServeArgs};
 use support::raw_client::{b64, RawClient};
 
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
-
 /// Two profiles: `default` needs a binding, `open` needs none.
 const CONFIG: &str = "[profiles.default]\nissuer = \"local\"\neab = \"required\"\n\
                       [profiles.open]\nissuer = \"local\"\neab = \"off\"\n";
-
-/// Fails (never skips) when a tool is missing, naming the package to install.
-fn require_tool(program: &str, package: &str) {
-    let found = std::process::Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    assert!(
-        found,
-        "`{program}` is not installed; this test needs it: apt-get install -y {package}"
-    );
-}
 
 /// `certgate eab <args>` with the built binary, on `data_dir` and `config`;
 /// returns stdout, panicking with both streams if it fails.
@@ -101,55 +85,6 @@ async fn create_key(data_dir: &Path, config: &Path, extra: &[&str]) -> EabKey {
     key
 }
 
-/// Runs a client to completion, showing its output and certgate's log if it fails.
-async fn run_client(what: &str, mut command: Command, certgate: &CertgateProcess) {
-    let log_dir = tempfile::tempdir().unwrap();
-    let log_path = log_dir.path().join("output");
-    let log = std::fs::File::create(&log_path).unwrap();
-    command
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .kill_on_drop(true);
-    let status = tokio::time::timeout(CLIENT_TIMEOUT, command.status()).await;
-    let output = || std::fs::read_to_string(&log_path).unwrap_or_default();
-    match status {
-        Ok(Ok(status)) if status.success() => {}
-        Ok(Ok(status)) => panic!(
-            "{what} failed ({status})\n--- {what} output ---\n{}\n--- certgate log ---\n{}",
-            output(),
-            certgate.log()
-        ),
-        Ok(Err(e)) => panic!("{what} could not be started: {e}"),
-        Err(_) => panic!(
-            "{what} did not finish within {CLIENT_TIMEOUT:?}\n--- {what} output ---\n{}\n--- certgate log ---\n{}",
-            output(),
-            certgate.log()
-        ),
-    }
-}
-
-/// The DNS names of the first certificate in a PEM file.
-fn leaf_names(path: &Path) -> Vec<String> {
-    let text = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let blocks = pem::parse_many(&text).unwrap();
-    let (_, leaf) = x509_parser::parse_x509_certificate(blocks[0].contents()).unwrap();
-    let mut names: Vec<String> = leaf
-        .subject_alternative_name()
-        .unwrap()
-        .unwrap()
-        .value
-        .general_names
-        .iter()
-        .map(|name| match name {
-            x509_parser::extensions::GeneralName::DNSName(dns) => dns.to_string(),
-            other => format!("{other:?}"),
-        })
-        .collect();
-    names.sort();
-    names
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn lego_and_certbot_issue_with_external_account_binding() {
     require_tool("lego", "lego");
@@ -191,26 +126,17 @@ async fn lego_and_certbot_issue_with_external_account_binding() {
         .arg(format!("127.0.0.1:{}", args.http01_port))
         .args(["--eab", "--kid", &lego_key.kid, "--hmac", &lego_key.hmac])
         .args(["-d", "lego.example.test", "run"]);
-    run_client("lego run", lego, &certgate).await;
+    run_client("lego run", lego, &|| certgate.log()).await;
     assert_eq!(
-        leaf_names(&lego_dir.path().join("certificates/lego.example.test.crt")),
+        leaf_sans(&lego_dir.path().join("certificates/lego.example.test.crt")),
         ["lego.example.test"]
     );
 
     let certbot_dir = tempfile::tempdir().unwrap();
     let dir = certbot_dir.path();
-    let mut certbot = Command::new("certbot");
+    let mut certbot = certbot_command(dir, &root_pem, &directory);
     certbot
-        .env("REQUESTS_CA_BUNDLE", &root_pem)
-        .arg("--config-dir")
-        .arg(dir.join("c"))
-        .arg("--work-dir")
-        .arg(dir.join("w"))
-        .arg("--logs-dir")
-        .arg(dir.join("l"))
-        .arg("--server")
-        .arg(&directory)
-        .args(["-n", "--agree-tos", "certonly", "--standalone"])
+        .args(["certonly", "--standalone"])
         .args(["--preferred-challenges", "http"])
         .args(["--http-01-address", "127.0.0.1", "--http-01-port"])
         .arg(args.http01_port.to_string())
@@ -219,9 +145,9 @@ async fn lego_and_certbot_issue_with_external_account_binding() {
         .arg(format!("--eab-kid={}", certbot_key.kid))
         .arg(format!("--eab-hmac-key={}", certbot_key.hmac))
         .args(["-d", "certbot.example.test"]);
-    run_client("certbot certonly", certbot, &certgate).await;
+    run_client("certbot certonly", certbot, &|| certgate.log()).await;
     assert_eq!(
-        leaf_names(&dir.join("c/live/certbot.example.test/cert.pem")),
+        leaf_sans(&dir.join("c/live/certbot.example.test/cert.pem")),
         ["certbot.example.test"]
     );
 

@@ -11,65 +11,19 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
 
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 use tokio::process::Command;
-use x509_parser::extensions::GeneralName;
 
+use support::clients::{
+    certbot_command, check_certificate, only_entry, read_json, require_tool, run_client,
+};
 use support::dns::DnsStub;
 use support::process::{free_port, CertgateProcess, ServeArgs};
 
-/// An issuance takes seconds; this only catches a client that hangs.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
 const LEGO_NAMES: [&str; 2] = ["host1.example.test", "host2.example.test"];
 const CERTBOT_NAMES: [&str; 2] = ["host3.example.test", "host4.example.test"];
-
-/// Fails (never skips) when a tool is missing, naming the package to install.
-/// Only whether the program starts matters, not what it answers.
-fn require_tool(program: &str, package: &str) {
-    let found = std::process::Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    assert!(
-        found,
-        "`{program}` is not installed; this test needs it: apt-get install -y {package}"
-    );
-}
-
-/// Runs a client to completion. Its output goes to a file so that it is
-/// still there to show when the client hangs and is killed.
-async fn run_client(what: &str, mut command: Command, certgate: &CertgateProcess) {
-    let log_dir = tempfile::tempdir().unwrap();
-    let log_path = log_dir.path().join("output");
-    let log = std::fs::File::create(&log_path).unwrap();
-    command
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .kill_on_drop(true);
-    let status = tokio::time::timeout(CLIENT_TIMEOUT, command.status()).await;
-    let output = || std::fs::read_to_string(&log_path).unwrap_or_default();
-    match status {
-        Ok(Ok(status)) if status.success() => {}
-        Ok(Ok(status)) => panic!(
-            "{what} failed ({status})\n--- {what} output ---\n{}\n--- certgate log ---\n{}",
-            output(),
-            certgate.log()
-        ),
-        Ok(Err(e)) => panic!("{what} could not be started: {e}"),
-        Err(_) => panic!(
-            "{what} did not finish within {CLIENT_TIMEOUT:?}\n--- {what} output ---\n{}\n--- certgate log ---\n{}",
-            output(),
-            certgate.log()
-        ),
-    }
-}
 
 /// lego with its own working directory. Its account is stored under the
 /// server's host and port, which is why certgate restarts on the same port.
@@ -101,13 +55,13 @@ impl Lego {
     async fn run(&self, certgate: &CertgateProcess) {
         let mut command = self.command();
         command.arg("run");
-        run_client("lego run", command, certgate).await;
+        run_client("lego run", command, &|| certgate.log()).await;
     }
 
     async fn renew(&self, certgate: &CertgateProcess) {
         let mut command = self.command();
         command.args(["renew", "--days", "99999", "--no-random-sleep"]);
-        run_client("lego renew", command, certgate).await;
+        run_client("lego renew", command, &|| certgate.log()).await;
     }
 
     /// The leaf followed by the issuer.
@@ -144,20 +98,7 @@ struct Certbot {
 
 impl Certbot {
     fn command(&self) -> Command {
-        let dir = self.dir.path();
-        let mut command = Command::new("certbot");
-        command
-            .env("REQUESTS_CA_BUNDLE", &self.root_pem)
-            .arg("--config-dir")
-            .arg(dir.join("c"))
-            .arg("--work-dir")
-            .arg(dir.join("w"))
-            .arg("--logs-dir")
-            .arg(dir.join("l"))
-            .arg("--server")
-            .arg(&self.directory)
-            .args(["-n", "--agree-tos"]);
-        command
+        certbot_command(self.dir.path(), &self.root_pem, &self.directory)
     }
 
     /// Flags for the standalone HTTP-01 responder, on certgate's port.
@@ -176,7 +117,7 @@ impl Certbot {
         for name in CERTBOT_NAMES {
             command.args(["-d", name]);
         }
-        run_client("certbot certonly", command, certgate).await;
+        run_client("certbot certonly", command, &|| certgate.log()).await;
     }
 
     async fn renew(&self, certgate: &CertgateProcess) {
@@ -184,7 +125,7 @@ impl Certbot {
         command.args(["renew", "--force-renewal", "--no-random-sleep-on-renew"]);
         command.args(["--cert-name", CERTBOT_NAMES[0]]);
         self.standalone(&mut command);
-        run_client("certbot renew", command, certgate).await;
+        run_client("certbot renew", command, &|| certgate.log()).await;
     }
 
     fn live(&self) -> PathBuf {
@@ -202,28 +143,6 @@ impl Certbot {
     }
 }
 
-/// The single entry of a directory; more than one means a second account.
-fn only_entry(dir: &Path) -> PathBuf {
-    let entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .collect();
-    assert_eq!(entries.len(), 1, "expected one entry in {entries:?}");
-    entries.into_iter().next().unwrap()
-}
-
-fn read_json(path: &Path) -> serde_json::Value {
-    let text =
-        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
-}
-
-/// Checks a certificate a client saved and returns its serial (hex).
-///
-/// `openssl verify` is an independent judge of the chain up to the root
-/// certgate tells clients to trust; x509-parser reads the SANs, so the
-/// comparison is with the exact set and not with text that merely contains
-/// the names.
 /// Checks the certificate each client holds now; returns (lego's serial, certbot's).
 async fn check_both(
     phase: &str,
@@ -248,62 +167,6 @@ async fn check_both(
     )
     .await;
     (lego_serial, certbot_serial)
-}
-
-async fn check_certificate(
-    what: &str,
-    root_pem: &Path,
-    leaf_file: &Path,
-    chain_file: &Path,
-    names: &[&str],
-) -> String {
-    let text = std::fs::read(leaf_file)
-        .unwrap_or_else(|e| panic!("{what}: reading {}: {e}", leaf_file.display()));
-    let blocks = pem::parse_many(&text).expect("well-formed PEM");
-    let leaf_pem = blocks
-        .first()
-        .unwrap_or_else(|| panic!("{what}: no PEM in {}", leaf_file.display()));
-
-    // A bundle (lego) starts with the leaf; verify the leaf alone.
-    let scratch = tempfile::tempdir().unwrap();
-    let leaf_only = scratch.path().join("leaf.pem");
-    std::fs::write(&leaf_only, pem::encode(leaf_pem)).unwrap();
-    let verify = Command::new("openssl")
-        .arg("verify")
-        .arg("-CAfile")
-        .arg(root_pem)
-        .arg("-untrusted")
-        .arg(chain_file)
-        .arg(&leaf_only)
-        .output()
-        .await
-        .expect("running openssl verify");
-    let stdout = String::from_utf8_lossy(&verify.stdout);
-    assert!(
-        verify.status.success() && stdout.trim_end().ends_with(": OK"),
-        "{what}: openssl verify rejected {} with chain {}:\n{stdout}{}",
-        leaf_file.display(),
-        chain_file.display(),
-        String::from_utf8_lossy(&verify.stderr)
-    );
-
-    let (_, leaf) =
-        x509_parser::parse_x509_certificate(leaf_pem.contents()).expect("the leaf parses as X.509");
-    let sans: BTreeSet<String> = leaf
-        .subject_alternative_name()
-        .expect("at most one SAN extension")
-        .expect("a SAN extension")
-        .value
-        .general_names
-        .iter()
-        .map(|name| match name {
-            GeneralName::DNSName(dns) => dns.to_string(),
-            other => format!("{other:?}"),
-        })
-        .collect();
-    let expected: BTreeSet<String> = names.iter().map(|n| n.to_string()).collect();
-    assert_eq!(sans, expected, "{what}: SANs of the leaf");
-    leaf.raw_serial_as_string()
 }
 
 /// Account ids in certgate's database, read with certgate stopped.

@@ -8,8 +8,6 @@ mod vault;
 mod support;
 
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
 
 use josekit::jwk::alg::ec::{EcCurve, EcKeyPair};
 use serde_json::{json, Value};
@@ -22,15 +20,13 @@ use x509_parser::revocation_list::CertificateRevocationList;
 
 use certgate::config::{Config, ServeFlags};
 use support::chain_ders;
+use support::clients::{certbot_command, require_tool, run_client};
 use support::dns::DnsStub;
 use support::http01::Http01Responder;
 use support::instance::Instance;
 use support::process::{free_port, CertgateProcess, ServeArgs};
 use support::raw_client::{b64, csr, AccountKey, RawClient, Reply};
 use vault::{Grant, Mount, Role, StandinConfig, VaultStandin, CERTGATE_POLICY};
-
-/// An issuance takes seconds; this only catches a client that hangs.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
 
 fn lab_role(name: &str) -> Role {
     Role::new(name)
@@ -151,48 +147,6 @@ async fn stored_revocation(
 
 // --- 1. certbot against the binary, through a Vault profile --------------
 
-/// Fails (never skips) when a tool is missing, naming the package to install.
-fn require_tool(program: &str, package: &str) {
-    let found = std::process::Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    assert!(
-        found,
-        "`{program}` is not installed; this test needs it: apt-get install -y {package}"
-    );
-}
-
-/// Runs certbot to completion, its output kept in a file to show on failure.
-async fn run_certbot(what: &str, mut command: Command, certgate: &CertgateProcess) {
-    let log_dir = tempfile::tempdir().unwrap();
-    let log_path = log_dir.path().join("output");
-    let log = std::fs::File::create(&log_path).unwrap();
-    command
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .kill_on_drop(true);
-    let status = tokio::time::timeout(CLIENT_TIMEOUT, command.status()).await;
-    let output = || std::fs::read_to_string(&log_path).unwrap_or_default();
-    match status {
-        Ok(Ok(status)) if status.success() => {}
-        Ok(Ok(status)) => panic!(
-            "{what} failed ({status})\n--- output ---\n{}\n--- certgate log ---\n{}",
-            output(),
-            certgate.log()
-        ),
-        Ok(Err(e)) => panic!("{what} could not be started: {e}"),
-        Err(_) => panic!(
-            "{what} did not finish within {CLIENT_TIMEOUT:?}\n--- output ---\n{}\n--- certgate log ---\n{}",
-            output(),
-            certgate.log()
-        ),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn certbot_revokes_a_vault_certificate_by_serial() {
     require_tool("certbot", "certbot");
@@ -220,19 +174,8 @@ async fn certbot_revokes_a_vault_certificate_by_serial() {
 
     let certbot_dir = tempfile::tempdir().unwrap();
     let certbot = |subcommand: &str| {
-        let dir = certbot_dir.path();
-        let mut command = Command::new("certbot");
-        command
-            .env("REQUESTS_CA_BUNDLE", &tls_root)
-            .arg("--config-dir")
-            .arg(dir.join("c"))
-            .arg("--work-dir")
-            .arg(dir.join("w"))
-            .arg("--logs-dir")
-            .arg(dir.join("l"))
-            .arg("--server")
-            .arg(&directory)
-            .args(["-n", "--agree-tos", subcommand]);
+        let mut command = certbot_command(certbot_dir.path(), &tls_root, &directory);
+        command.arg(subcommand);
         command
     };
     let name = "revoked.lab.example";
@@ -243,7 +186,7 @@ async fn certbot_revokes_a_vault_certificate_by_serial() {
         .arg(args.http01_port.to_string())
         .args(["--register-unsafely-without-email", "--key-type", "ecdsa"])
         .args(["-d", name]);
-    run_certbot("certbot certonly", certonly, &certgate).await;
+    run_client("certbot certonly", certonly, &|| certgate.log()).await;
     let live = certbot_dir.path().join("c/live").join(name);
     let leaf = ::pem::parse(std::fs::read(live.join("cert.pem")).unwrap()).unwrap();
     let leaf_der = leaf.contents().to_vec();
@@ -255,7 +198,7 @@ async fn certbot_revokes_a_vault_certificate_by_serial() {
         .arg("--cert-path")
         .arg(live.join("cert.pem"))
         .args(["--reason", "keycompromise", "--no-delete-after-revoke"]);
-    run_certbot("certbot revoke", revoke_command, &certgate).await;
+    run_client("certbot revoke", revoke_command, &|| certgate.log()).await;
 
     let revocations = standin.revocations();
     assert_eq!(revocations.len(), 1, "{revocations:?}");

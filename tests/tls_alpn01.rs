@@ -8,123 +8,24 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::process::Command;
-use x509_parser::extensions::GeneralName;
 
+use support::clients::{check_certificate, require_tool, run_client};
 use support::dns::DnsStub;
 use support::instance::Instance;
 use support::process::{free_port, CertgateProcess, ServeArgs};
 use support::raw_client::RawClient;
 use support::tls_alpn::{ChallengeCert, TlsAlpnResponder};
 
-/// An issuance takes seconds; this only catches a client that hangs.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
 /// One handshake with a local responder takes milliseconds; certgate bounds
 /// a stuck one at 10 s, so this leaves room without hiding a hang.
 const VALIDATION_TIMEOUT: Duration = Duration::from_secs(20);
 const LEGO_NAMES: [&str; 2] = ["alpn1.example.test", "alpn2.example.test"];
 const TLS_PROBLEM: &str = "urn:ietf:params:acme:error:tls";
-
-/// Fails (never skips) when a tool is missing, naming the package to install.
-/// Only whether the program starts matters, not what it answers.
-fn require_tool(program: &str, package: &str) {
-    let found = std::process::Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    assert!(
-        found,
-        "`{program}` is not installed; this test needs it: apt-get install -y {package}"
-    );
-}
-
-/// Runs a client to completion. Its output goes to a file so that it is
-/// still there to show when the client hangs and is killed.
-async fn run_client(what: &str, mut command: Command, certgate: &CertgateProcess) {
-    let log_dir = tempfile::tempdir().unwrap();
-    let log_path = log_dir.path().join("output");
-    let log = std::fs::File::create(&log_path).unwrap();
-    command
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .kill_on_drop(true);
-    let status = tokio::time::timeout(CLIENT_TIMEOUT, command.status()).await;
-    let output = || std::fs::read_to_string(&log_path).unwrap_or_default();
-    match status {
-        Ok(Ok(status)) if status.success() => {}
-        Ok(Ok(status)) => panic!(
-            "{what} failed ({status})\n--- {what} output ---\n{}\n--- certgate log ---\n{}",
-            output(),
-            certgate.log()
-        ),
-        Ok(Err(e)) => panic!("{what} could not be started: {e}"),
-        Err(_) => panic!(
-            "{what} did not finish within {CLIENT_TIMEOUT:?}\n--- {what} output ---\n{}\n--- certgate log ---\n{}",
-            output(),
-            certgate.log()
-        ),
-    }
-}
-
-/// Checks a certificate a client saved: `openssl verify` (an independent
-/// judge) accepts the leaf up to `root_pem` through `chain_file`, and the
-/// leaf's SANs, read with x509-parser, are exactly `names`.
-async fn check_certificate(root_pem: &Path, leaf_file: &Path, chain_file: &Path, names: &[&str]) {
-    let text =
-        std::fs::read(leaf_file).unwrap_or_else(|e| panic!("reading {}: {e}", leaf_file.display()));
-    let blocks = pem::parse_many(&text).expect("well-formed PEM");
-    let leaf_pem = blocks
-        .first()
-        .unwrap_or_else(|| panic!("no PEM in {}", leaf_file.display()));
-
-    // lego's bundle starts with the leaf; verify the leaf alone.
-    let scratch = tempfile::tempdir().unwrap();
-    let leaf_only = scratch.path().join("leaf.pem");
-    std::fs::write(&leaf_only, pem::encode(leaf_pem)).unwrap();
-    let verify = Command::new("openssl")
-        .arg("verify")
-        .arg("-CAfile")
-        .arg(root_pem)
-        .arg("-untrusted")
-        .arg(chain_file)
-        .arg(&leaf_only)
-        .output()
-        .await
-        .expect("running openssl verify");
-    let stdout = String::from_utf8_lossy(&verify.stdout);
-    assert!(
-        verify.status.success() && stdout.trim_end().ends_with(": OK"),
-        "openssl verify rejected {} with chain {}:\n{stdout}{}",
-        leaf_file.display(),
-        chain_file.display(),
-        String::from_utf8_lossy(&verify.stderr)
-    );
-
-    let (_, leaf) =
-        x509_parser::parse_x509_certificate(leaf_pem.contents()).expect("the leaf parses as X.509");
-    let sans: BTreeSet<String> = leaf
-        .subject_alternative_name()
-        .expect("at most one SAN extension")
-        .expect("a SAN extension")
-        .value
-        .general_names
-        .iter()
-        .map(|name| match name {
-            GeneralName::DNSName(dns) => dns.to_string(),
-            other => format!("{other:?}"),
-        })
-        .collect();
-    let expected: BTreeSet<String> = names.iter().map(|n| n.to_string()).collect();
-    assert_eq!(sans, expected, "SANs of the leaf");
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn lego_obtains_a_certificate_over_tls_alpn01() {
@@ -165,10 +66,11 @@ async fn lego_obtains_a_certificate_over_tls_alpn01() {
         command.args(["-d", name]);
     }
     command.arg("run");
-    run_client("lego run", command, &certgate).await;
+    run_client("lego run", command, &|| certgate.log()).await;
 
     let certificates: PathBuf = lego_dir.path().join("certificates");
     check_certificate(
+        "lego",
         &root_pem,
         &certificates.join(format!("{}.crt", LEGO_NAMES[0])),
         &certificates.join(format!("{}.issuer.crt", LEGO_NAMES[0])),

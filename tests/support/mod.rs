@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod bind;
+pub mod clients;
 pub mod dns;
 pub mod http01;
 pub mod instance;
