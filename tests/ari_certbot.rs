@@ -21,7 +21,6 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -33,15 +32,13 @@ use sqlx::{ConnectOptions, Connection};
 use tokio::process::Command;
 use x509_parser::extensions::ParsedExtension;
 
+use support::clients::{only_entry, read_json, run_client};
 use support::dns::DnsStub;
 use support::process::{free_port, CertgateProcess, ServeArgs};
 use support::raw_client::{RawClient, Reply};
 
 /// The variable naming certbot 5.x's executable.
 const CERTBOT_ENV: &str = "CERTGATE_TEST_CERTBOT5";
-/// An issuance takes seconds; this only catches a client that hangs.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
-
 fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -83,33 +80,6 @@ fn certbot5() -> PathBuf {
         version.trim()
     );
     program
-}
-
-/// Runs a client to completion and returns what it printed. The output goes
-/// to a file so that it is still there to show when the client hangs.
-async fn run_client(what: &str, mut command: Command, certgate: &CertgateProcess) -> String {
-    let log_dir = tempfile::tempdir().unwrap();
-    let log_path = log_dir.path().join("output");
-    let log = std::fs::File::create(&log_path).unwrap();
-    command
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .kill_on_drop(true);
-    let status = tokio::time::timeout(CLIENT_TIMEOUT, command.status()).await;
-    let output = std::fs::read_to_string(&log_path).unwrap_or_default();
-    match status {
-        Ok(Ok(status)) if status.success() => output,
-        Ok(Ok(status)) => panic!(
-            "{what} failed ({status})\n--- {what} output ---\n{output}\n--- certgate log ---\n{}",
-            certgate.log()
-        ),
-        Ok(Err(e)) => panic!("{what} could not be started: {e}"),
-        Err(_) => panic!(
-            "{what} did not finish within {CLIENT_TIMEOUT:?}\n--- {what} output ---\n{output}\n--- certgate log ---\n{}",
-            certgate.log()
-        ),
-    }
 }
 
 /// A leaf certificate as a client holds it.
@@ -203,7 +173,10 @@ impl Certbot {
             .args(["--http-01-address", "127.0.0.1", "--http-01-port"])
             .arg(self.http01_port.to_string())
             .args(["-d", name]);
-        run_client(&format!("certbot certonly {name}"), command, certgate).await;
+        run_client(&format!("certbot certonly {name}"), command, &|| {
+            certgate.log()
+        })
+        .await;
     }
 
     /// `certbot renew` as a timer runs it: without --force-renewal, each
@@ -214,7 +187,7 @@ impl Certbot {
         if let Some(name) = only {
             command.args(["--cert-name", name]);
         }
-        run_client("certbot renew", command, certgate).await
+        run_client("certbot renew", command, &|| certgate.log()).await
     }
 
     /// Revokes with the account key, keeping the lineage for renewal.
@@ -223,7 +196,7 @@ impl Certbot {
         command
             .args(["--cert-name", name])
             .arg("--no-delete-after-revoke");
-        run_client("certbot revoke", command, certgate).await;
+        run_client("certbot revoke", command, &|| certgate.log()).await;
     }
 
     fn leaf(&self, name: &str) -> Leaf {
@@ -283,22 +256,6 @@ impl Certbot {
         let key = std::fs::read(account.join("private_key.json")).unwrap();
         (url, josekit::jwk::Jwk::from_bytes(key).unwrap())
     }
-}
-
-/// The single entry of a directory.
-fn only_entry(dir: &Path) -> PathBuf {
-    let entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .collect();
-    assert_eq!(entries.len(), 1, "expected one entry in {entries:?}");
-    entries.into_iter().next().unwrap()
-}
-
-fn read_json(path: &Path) -> Value {
-    let text =
-        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 
 /// What `certbot renew` reported for lineage `name`: `success`, `skipped`

@@ -42,7 +42,8 @@ pub fn require_tool(program: &str, package: &str) {
 /// other server the client talked to under a heading of its own (e.g.
 /// `&|| format!("{}\n--- named log ---\n{}", certgate.log(), bind.log())`),
 /// since the cause may be on either side.
-pub async fn run_client(what: &str, mut command: Command, logs: &dyn Fn() -> String) {
+/// Returns what the client printed.
+pub async fn run_client(what: &str, mut command: Command, logs: &dyn Fn() -> String) -> String {
     let log_dir = tempfile::tempdir().unwrap();
     let log_path = log_dir.path().join("output");
     let log = std::fs::File::create(&log_path).unwrap();
@@ -52,15 +53,16 @@ pub async fn run_client(what: &str, mut command: Command, logs: &dyn Fn() -> Str
         .stderr(log)
         .kill_on_drop(true);
     let status = tokio::time::timeout(CLIENT_TIMEOUT, command.status()).await;
+    let output = || std::fs::read_to_string(&log_path).unwrap_or_default();
     let outcome = match status {
-        Ok(Ok(status)) if status.success() => return,
+        Ok(Ok(status)) if status.success() => return output(),
         Ok(Ok(status)) => format!("failed ({status})"),
         Ok(Err(e)) => panic!("{what} could not be started: {e}"),
         Err(_) => format!("did not finish within {CLIENT_TIMEOUT:?}"),
     };
     panic!(
         "{what} {outcome}\n--- {what} output ---\n{}\n--- certgate log ---\n{}",
-        std::fs::read_to_string(&log_path).unwrap_or_default(),
+        output(),
         logs()
     );
 }
