@@ -7,6 +7,7 @@ use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::problem::Problem;
+use crate::store::{Certificate, Store, StoreResult};
 
 /// How often a client should ask again, in seconds (RFC 9773 §4.3).
 pub const RETRY_AFTER_SECS: u64 = 6 * 3600;
@@ -68,6 +69,22 @@ impl std::fmt::Display for CertId {
             URL_SAFE_NO_PAD.encode(&self.serial)
         )
     }
+}
+
+/// The certificate certgate issued that `cert_id` names: found by serial,
+/// then its authority key identifier compared as well.
+pub async fn issued_certificate(
+    store: &Store,
+    cert_id: &CertId,
+) -> StoreResult<Option<Certificate>> {
+    let Some(certificate) = store.certificate_by_serial(&cert_id.serial_hex()).await? else {
+        return Ok(None);
+    };
+    let matches = pem::parse(&certificate.chain_pem)
+        .ok()
+        .and_then(|leaf| CertId::of_certificate(leaf.contents()))
+        .is_some_and(|id| &id == cert_id);
+    Ok(matches.then_some(certificate))
 }
 
 /// The suggested renewal window (unix seconds): from `start_fraction` of the

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::{owned, views};
-use crate::acme::ari::CertId;
+use crate::acme::ari::{issued_certificate, CertId};
 use crate::acme::identifiers::check_order_identifiers;
 use crate::acme::identifiers::OrderedIdentifier;
 use crate::acme::problem::{Problem, ProblemType, Subproblem};
@@ -56,15 +56,9 @@ async fn check_replaces(
     };
     let cert_id = CertId::parse(text)?;
     let unknown = || Problem::malformed(format!("replaces: no certificate {text} was issued here"));
-    let certificate = state
-        .store
-        .certificate_by_serial(&cert_id.serial_hex())
+    let certificate = issued_certificate(&state.store, &cert_id)
         .await?
         .ok_or_else(unknown)?;
-    let leaf = pem::parse(&certificate.chain_pem).map_err(|_| unknown())?;
-    if CertId::of_certificate(leaf.contents()).as_ref() != Some(&cert_id) {
-        return Err(unknown());
-    }
     if certificate.account_id != account_id {
         return Err(Problem::unauthorized(
             "replaces: the certificate belongs to another account",

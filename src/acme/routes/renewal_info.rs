@@ -7,7 +7,7 @@ use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::acme::ari::{suggested_window, CertId, RETRY_AFTER_SECS};
+use crate::acme::ari::{issued_certificate, suggested_window, CertId, RETRY_AFTER_SECS};
 use crate::acme::problem::Problem;
 use crate::acme::response::rfc3339;
 use crate::acme::AcmeState;
@@ -17,16 +17,9 @@ pub async fn renewal_info(
     Path(text): Path<String>,
 ) -> Result<Response, Problem> {
     let cert_id = CertId::parse(&text)?;
-    let unknown = || Problem::not_found("certificate");
-    let certificate = state
-        .store
-        .certificate_by_serial(&cert_id.serial_hex())
+    let certificate = issued_certificate(&state.store, &cert_id)
         .await?
-        .ok_or_else(unknown)?;
-    let leaf = pem::parse(&certificate.chain_pem).map_err(|_| unknown())?;
-    if CertId::of_certificate(leaf.contents()).as_ref() != Some(&cert_id) {
-        return Err(unknown());
-    }
+        .ok_or_else(|| Problem::not_found("certificate"))?;
     let start_fraction = state
         .profiles
         .get(&certificate.profile)
