@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use support::bind::BindServer;
 use support::http01::Http01Responder;
 use support::process::{free_port, CertgateProcess, ServeArgs};
-use support::raw_client::RawClient;
+use support::raw_client::{challenge_of, RawClient};
 
 const ZONE: &str = "lab.test";
 
@@ -61,13 +61,7 @@ impl Setup {
         let (_, order) = self.client.new_order(&[name]).await;
         let authz_url = order["authorizations"][0].as_str().unwrap();
         let authz = self.client.post(authz_url, None).await.json();
-        let challenge = authz["challenges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["type"] == kind)
-            .unwrap_or_else(|| panic!("{name}: no {kind} in {authz}"))
-            .clone();
+        let challenge = challenge_of(&authz, kind).clone();
         let token = challenge["token"].as_str().unwrap();
         let key_authz = format!("{token}.{}", self.client.thumbprint());
         match kind {

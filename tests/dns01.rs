@@ -19,7 +19,7 @@ use support::bind::BindServer;
 use support::clients::{certbot_command, check_certificate, require_tool, run_client};
 use support::dns::DnsStub;
 use support::process::{free_port, CertgateProcess, ServeArgs};
-use support::raw_client::{b64, RawClient};
+use support::raw_client::{b64, challenge_of, RawClient};
 
 /// Validation of one TXT lookup takes milliseconds; this bounds a stuck one.
 const VALIDATION_TIMEOUT: Duration = Duration::from_secs(20);
@@ -94,13 +94,7 @@ async fn dns01_challenge(client: &RawClient, name: &str) -> Value {
     let (_, order) = client.new_order(&[name]).await;
     let authzs = authorizations(client, &order).await;
     assert_eq!(authzs.len(), 1, "one authorization for {name}: {authzs:?}");
-    authzs[0]["challenges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "dns-01")
-        .unwrap_or_else(|| panic!("no dns-01 challenge for {name}: {}", authzs[0]))
-        .clone()
+    challenge_of(&authzs[0], "dns-01").clone()
 }
 
 /// certgate's log, then named's: the cause of a failure may be in either.

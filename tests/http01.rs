@@ -6,7 +6,7 @@ mod support;
 
 use serde_json::{json, Value};
 use support::instance::Instance;
-use support::raw_client::RawClient;
+use support::raw_client::{challenge_of, RawClient};
 
 /// Orders `name`, lets `answer` set up the responder for the http-01 token
 /// and key authorization, triggers validation and returns the challenge.
@@ -18,13 +18,7 @@ async fn validate(instance: &Instance, name: &str, answer: impl Fn(&str, &str)) 
         .post(order["authorizations"][0].as_str().unwrap(), None)
         .await
         .json();
-    let challenge = authz["challenges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "http-01")
-        .unwrap()
-        .clone();
+    let challenge = challenge_of(&authz, "http-01").clone();
     let token = challenge["token"].as_str().unwrap();
     answer(token, &format!("{token}.{}", client.thumbprint()));
     let url = challenge["url"].as_str().unwrap();

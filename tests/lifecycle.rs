@@ -9,7 +9,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 use support::chain_ders;
 use support::instance::Instance;
-use support::raw_client::{csr, RawClient, Reply};
+use support::raw_client::{challenge_of, csr, RawClient, Reply};
 use x509_parser::prelude::*;
 
 const PROFILES: &str = "default_profile = \"default\"\n\
@@ -48,12 +48,7 @@ async fn issue(
         if authz["status"] == "valid" {
             continue;
         }
-        let challenge = authz["challenges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["type"] == "http-01")
-            .unwrap();
+        let challenge = challenge_of(&authz, "http-01");
         let token = challenge["token"].as_str().unwrap();
         instance
             .http01

@@ -18,7 +18,7 @@ use support::clients::{check_certificate, require_tool, run_client};
 use support::dns::DnsStub;
 use support::instance::Instance;
 use support::process::{free_port, CertgateProcess, ServeArgs};
-use support::raw_client::RawClient;
+use support::raw_client::{challenge_of, RawClient};
 use support::tls_alpn::{ChallengeCert, TlsAlpnResponder};
 
 /// One handshake with a local responder takes milliseconds; certgate bounds
@@ -145,7 +145,7 @@ impl Setup {
     /// answers its tls-alpn-01 challenge, and returns the authorization
     /// once that challenge is neither pending nor processing.
     async fn answer(&self, authz_url: &str, authz: &Value, kind: ChallengeCert) -> Value {
-        let challenge = tls_alpn_challenge(authz);
+        let challenge = challenge_of(authz, "tls-alpn-01");
         let token = challenge["token"].as_str().unwrap();
         let key_authorization = format!("{token}.{}", self.client.thumbprint());
         let identifier = authz["identifier"]["value"].as_str().unwrap();
@@ -167,7 +167,7 @@ impl Setup {
         let deadline = tokio::time::Instant::now() + VALIDATION_TIMEOUT;
         loop {
             let authz = self.client.post(authz_url, None).await.json();
-            let status = &tls_alpn_challenge(&authz)["status"];
+            let status = &challenge_of(&authz, "tls-alpn-01")["status"];
             if status != "pending" && status != "processing" {
                 return authz;
             }
@@ -180,16 +180,6 @@ impl Setup {
     }
 }
 
-/// The tls-alpn-01 challenge of an authorization.
-fn tls_alpn_challenge(authz: &Value) -> &Value {
-    authz["challenges"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no challenges: {authz}"))
-        .iter()
-        .find(|c| c["type"] == "tls-alpn-01")
-        .unwrap_or_else(|| panic!("no tls-alpn-01 challenge offered: {authz}"))
-}
-
 fn dns(name: &str) -> Value {
     json!({"type": "dns", "value": name})
 }
@@ -197,7 +187,7 @@ fn dns(name: &str) -> Value {
 /// Asserts the challenge failed with a TLS problem whose detail contains
 /// every one of `words`; returns the detail.
 fn assert_tls_problem(authz: &Value, words: &[&str]) -> String {
-    let challenge = tls_alpn_challenge(authz);
+    let challenge = challenge_of(authz, "tls-alpn-01");
     assert_eq!(challenge["status"], "invalid", "{authz}");
     assert_eq!(authz["status"], "invalid", "{authz}");
     assert_eq!(challenge["error"]["type"], TLS_PROBLEM, "{authz}");
@@ -220,7 +210,7 @@ async fn a_correct_challenge_certificate_validates_a_dns_name() {
         .answer(&authz_url, &authz, ChallengeCert::Correct)
         .await;
 
-    let challenge = tls_alpn_challenge(&authz);
+    let challenge = challenge_of(&authz, "tls-alpn-01");
     assert_eq!(challenge["status"], "valid", "{authz}");
     assert!(challenge["validated"].is_string(), "{authz}");
     assert_eq!(authz["status"], "valid", "{authz}");
@@ -303,7 +293,11 @@ async fn an_ip_address_is_offered_http01_and_tls_alpn01_and_proven_with_an_ip_sa
     let authz = setup
         .answer(&authz_url, &authz, ChallengeCert::Correct)
         .await;
-    assert_eq!(tls_alpn_challenge(&authz)["status"], "valid", "{authz}");
+    assert_eq!(
+        challenge_of(&authz, "tls-alpn-01")["status"],
+        "valid",
+        "{authz}"
+    );
     assert_eq!(authz["status"], "valid", "{authz}");
     setup.client.wait_for_order(&order_url, &["ready"]).await;
     let names = setup.responder.server_names();

@@ -5,7 +5,7 @@ mod support;
 
 use serde_json::json;
 use support::instance::Instance;
-use support::raw_client::RawClient;
+use support::raw_client::{challenge_of, RawClient};
 
 #[tokio::test]
 async fn a_txt_record_added_after_the_first_lookup_is_found_by_the_retry() {
@@ -18,13 +18,7 @@ async fn a_txt_record_added_after_the_first_lookup_is_found_by_the_retry() {
         .post(order["authorizations"][0].as_str().unwrap(), None)
         .await
         .json();
-    let challenge = authz["challenges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "dns-01")
-        .unwrap()
-        .clone();
+    let challenge = challenge_of(&authz, "dns-01").clone();
     let token = challenge["token"].as_str().unwrap();
     let key_authz = certgate::validate::key_authorization(token, &client.thumbprint());
     let record = format!("_acme-challenge.{name}");

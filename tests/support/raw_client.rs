@@ -67,6 +67,17 @@ impl Reply {
     }
 }
 
+/// The challenge of type `kind` in an authorization object; panics naming
+/// the authorization when it offers none.
+pub fn challenge_of<'a>(authz: &'a Value, kind: &str) -> &'a Value {
+    authz["challenges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no challenges: {authz}"))
+        .iter()
+        .find(|c| c["type"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} challenge offered: {authz}"))
+}
+
 pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
@@ -214,12 +225,7 @@ impl RawClient {
         let (order_url, order) = self.new_order(names).await;
         for authz_url in order["authorizations"].as_array().unwrap() {
             let authz = self.post(authz_url.as_str().unwrap(), None).await.json();
-            let challenge = authz["challenges"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|c| c["type"] == "http-01")
-                .unwrap();
+            let challenge = challenge_of(&authz, "http-01");
             let token = challenge["token"].as_str().unwrap();
             http01.serve(token, &format!("{token}.{}", self.thumbprint()));
             let reply = self
