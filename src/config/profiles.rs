@@ -104,6 +104,18 @@ pub struct ProfileSettings {
     pub renewal_window_start: f64,
 }
 
+impl ProfileIssuer {
+    /// A profile's description when the config gives none.
+    fn describe(&self) -> String {
+        match self {
+            Self::Local => "certificates from the embedded CA".to_owned(),
+            Self::Vault { mount, role, .. } => {
+                format!("certificates from Vault role {mount}/{role}")
+            }
+        }
+    }
+}
+
 impl ProfileSettings {
     /// A profile of this name on the embedded CA with every default.
     pub fn local(name: &str) -> Self {
@@ -115,7 +127,7 @@ impl ProfileSettings {
                 denied_networks: Networks::link_local(),
                 caa_identities: Vec::new(),
             },
-            description: "certificates from the embedded CA".to_owned(),
+            description: ProfileIssuer::Local.describe(),
             eab: EabPolicy::Off,
             renewal_window_start: DEFAULT_RENEWAL_WINDOW_START,
         }
@@ -237,12 +249,10 @@ impl ProfileFile {
                 "profile {name:?}: renewal_window_start must be between 0 and 1"
             )));
         }
-        let description = self.description.clone().unwrap_or_else(|| match &issuer {
-            ProfileIssuer::Local => "certificates from the embedded CA".to_owned(),
-            ProfileIssuer::Vault { mount, role, .. } => {
-                format!("certificates from Vault role {mount}/{role}")
-            }
-        });
+        let description = self
+            .description
+            .clone()
+            .unwrap_or_else(|| issuer.describe());
         Ok(ProfileSettings {
             name: name.to_owned(),
             issuer,
