@@ -746,7 +746,6 @@ pub async fn check_new_order(
 pub mod cli {
     //! `certgate eab create | list | revoke`.
 
-    use std::path::PathBuf;
     use std::process::ExitCode;
 
     use anyhow::Context;
@@ -755,23 +754,10 @@ pub mod cli {
     use super::{create_key, Keyring, NamesLimit};
     use crate::acme::response::rfc3339;
     use crate::clock::{Clock, SystemClock};
-    use crate::config::{parse_duration, Config, EabPolicy, ServeFlags};
+    use crate::config::{parse_duration, Config, EabPolicy};
+    use crate::offline::{OfflineContext, StoreFlags};
     use crate::store::eab::{EabKeyRecord, RevokeOutcome};
     use crate::store::Store;
-
-    /// Where the keys are: the same settings `certgate serve` reads.
-    #[derive(Debug, Clone, Args)]
-    pub struct StoreFlags {
-        /// The server's TOML config file.
-        #[arg(long, env = "CERTGATE_CONFIG", value_name = "FILE", global = true)]
-        pub config: Option<PathBuf>,
-        /// The server's data directory [default: ./certgate-data].
-        #[arg(long, env = "CERTGATE_DATA_DIR", value_name = "DIR", global = true)]
-        pub data_dir: Option<PathBuf>,
-        /// The server's database URL [default: sqlite://<data-dir>/certgate.db].
-        #[arg(long, env = "CERTGATE_DATABASE_URL", value_name = "URL", global = true)]
-        pub database_url: Option<String>,
-    }
 
     #[derive(Debug, Args)]
     pub struct EabArgs {
@@ -815,52 +801,13 @@ pub mod cli {
         },
     }
 
-    /// eab commands never talk to Vault: they read the configuration only
-    /// for the data directory, the database and the profiles. Vault
-    /// settings the server takes from its own environment (`VAULT_ADDR`,
-    /// `VAULT_TOKEN`, AppRole ids) are therefore not needed; stand-ins keep
-    /// their absence from failing the load.
-    fn env_without_vault_credentials(name: &str) -> Option<String> {
-        std::env::var(name)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .or_else(|| match name {
-                "VAULT_ADDR" => Some("https://vault.invalid:8200".into()),
-                "VAULT_TOKEN" | "CERTGATE_VAULT_ROLE_ID" | "CERTGATE_VAULT_SECRET_ID" => {
-                    Some("not-used-by-eab-commands".into())
-                }
-                _ => None,
-            })
-    }
-
-    async fn open(flags: StoreFlags) -> anyhow::Result<(Config, Store, Keyring)> {
-        let config = Config::load_with_env(
-            ServeFlags {
-                config: flags.config,
-                data_dir: flags.data_dir,
-                database_url: flags.database_url,
-                ..Default::default()
-            },
-            &env_without_vault_credentials,
-        )
-        .context("configuration")?;
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&config.data_dir)
-                .with_context(|| format!("creating {}", config.data_dir.display()))?;
-        }
-        let store = Store::open(&config.database_url)
-            .await
-            .with_context(|| format!("opening the database {}", config.database_url))?;
-        let keyring = Keyring::in_data_dir(&config.data_dir);
-        Ok((config, store, keyring))
-    }
-
     pub async fn run(args: EabArgs) -> anyhow::Result<ExitCode> {
-        let (config, store, keyring) = open(args.store).await?;
+        let OfflineContext {
+            config,
+            store,
+            keyring,
+            ..
+        } = OfflineContext::open(args.store).await?;
         let now = SystemClock.now();
         let outcome = match args.command {
             EabCommand::Create(create_args) => {

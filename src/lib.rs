@@ -6,19 +6,25 @@
 //! [`server`] wires them together.
 
 pub mod acme;
+pub mod admin;
+pub mod audit;
 pub mod backoff;
 pub mod check;
 pub mod clock;
 pub mod config;
 pub mod eab;
+pub mod health;
 pub mod ids;
 pub mod issuance;
 pub mod issuer;
+pub mod metrics;
+pub mod offline;
 pub mod policy;
 pub mod profiles;
 pub mod ratelimit;
 pub mod secret;
 pub mod server;
+pub mod status_page;
 pub mod store;
 pub mod validate;
 pub mod vault;

@@ -15,8 +15,42 @@ use certgate::config::{Config, ServeFlags};
     about = "An ACME server (RFC 8555) in front of HashiCorp Vault PKI, with an embedded CA"
 )]
 struct Cli {
+    /// How log lines look on stderr: `text` for people, `json` (one object
+    /// per line) for log collectors.
+    #[arg(
+        long,
+        env = "CERTGATE_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text,
+        global = true
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs go to stderr (stdout stays free for command output); text is
+/// coloured only when a person is watching. `RUST_LOG` picks the levels
+/// [default: info].
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -31,6 +65,11 @@ enum Command {
     /// External account binding keys (RFC 8555 §7.3.4) for profiles with
     /// eab = "optional" or "required": create, list, revoke.
     Eab(certgate::eab::cli::EabArgs),
+    /// The certificates certgate issued: list them (with expiry filters),
+    /// show or export one as PEM or DER.
+    Certs(certgate::admin::cli::CertsArgs),
+    /// ACME accounts: list them, deactivate one.
+    Accounts(certgate::admin::cli::AccountsArgs),
 }
 
 async fn shutdown_signal() {
@@ -80,19 +119,13 @@ async fn check_config(flags: ServeFlags) -> anyhow::Result<std::process::ExitCod
 
 #[tokio::main]
 async fn main() -> anyhow::Result<std::process::ExitCode> {
-    // Logs go to stderr (stdout stays free for command output), coloured
-    // only when a person is watching.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     match cli.command {
         Command::Serve(flags) => serve(flags).await.map(|()| std::process::ExitCode::SUCCESS),
         Command::CheckConfig(flags) => check_config(flags).await,
         Command::Eab(args) => certgate::eab::cli::run(args).await,
+        Command::Certs(args) => certgate::admin::cli::run_certs(args).await,
+        Command::Accounts(args) => certgate::admin::cli::run_accounts(args).await,
     }
 }

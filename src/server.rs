@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
-use axum::http::{Request, StatusCode};
+use axum::http::Request;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
@@ -20,11 +20,13 @@ use tracing::Level;
 
 use crate::acme::nonce::NonceStore;
 use crate::acme::{routes, AcmeState, Lifetimes};
+use crate::audit::AuditLog;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ProfileIssuer};
 use crate::issuer::local::{CaError, EmbeddedCa, LocalIssuer};
 use crate::issuer::vault::{VaultIssuer, VaultRole};
 use crate::issuer::Issuer;
+use crate::metrics::Metrics;
 use crate::profiles::{Profile, Profiles};
 use crate::store::{Store, StoreError};
 use crate::validate::{DnsResolver, ValidationPorts, Validator};
@@ -52,6 +54,11 @@ pub enum ServerError {
     Tls(String),
     #[error(transparent)]
     Vault(#[from] VaultSetupError),
+    #[error("audit log {target:?}: {source}")]
+    AuditLog {
+        target: crate::config::AuditLogTarget,
+        source: std::io::Error,
+    },
     #[error("listening on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -108,7 +115,7 @@ impl Server {
     }
 }
 
-fn create_data_dir(path: &std::path::Path) -> Result<(), ServerError> {
+pub fn create_data_dir(path: &std::path::Path) -> Result<(), ServerError> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -193,8 +200,15 @@ async fn build_state(
     config: &Config,
     ca: Arc<EmbeddedCa>,
     vault: Option<&Arc<Vault>>,
+    metrics: Arc<Metrics>,
 ) -> Result<AcmeState, ServerError> {
     let store = Store::open(&config.database_url).await?;
+    let audit = AuditLog::open(&config.audit_log, store.clone()).map_err(|source| {
+        ServerError::AuditLog {
+            target: config.audit_log.clone(),
+            source,
+        }
+    })?;
     let resolver = DnsResolver::new(&config.resolvers)?;
     Ok(AcmeState {
         store,
@@ -221,6 +235,9 @@ async fn build_state(
         rate_limits: config.rate_limits,
         external_url: config.external_url.clone(),
         eab: crate::eab::Keyring::in_data_dir(&config.data_dir),
+        metrics,
+        audit,
+        vault: vault.cloned(),
     })
 }
 
@@ -235,14 +252,6 @@ async fn resume_unfinished_work(state: &AcmeState) -> Result<(), StoreError> {
         state.spawn_issuance(id);
     }
     Ok(())
-}
-
-async fn health(State(state): State<AcmeState>) -> impl IntoResponse {
-    if state.store.ping().await {
-        (StatusCode::OK, "ok\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "database not answering\n")
-    }
 }
 
 async fn root_pem(State(state): State<AcmeState>) -> impl IntoResponse {
@@ -278,9 +287,11 @@ async fn index(State(state): State<AcmeState>) -> String {
 pub fn app(state: AcmeState) -> Router {
     Router::new()
         .route("/", get(index))
-        .route("/health", get(health))
         .route("/ca/root.pem", get(root_pem))
         .route("/ca/crl.der", get(crate::issuer::crl::crl_der))
+        .merge(crate::health::routes())
+        .merge(crate::metrics::routes())
+        .merge(crate::status_page::routes())
         .with_state(state.clone())
         .merge(routes::router(state))
         .layer(
@@ -302,13 +313,14 @@ pub fn app(state: AcmeState) -> Router {
 pub async fn start(config: Config) -> Result<Server, ServerError> {
     create_data_dir(&config.data_dir)?;
     let ca = Arc::new(EmbeddedCa::load_or_create(&config.data_dir.join("ca"))?);
+    let metrics = Arc::new(Metrics::default());
     let vault = config
         .vault
         .clone()
         .map(Vault::new)
         .transpose()?
         .map(Arc::new);
-    let state = build_state(&config, ca.clone(), vault.as_ref()).await?;
+    let state = build_state(&config, ca.clone(), vault.as_ref(), metrics).await?;
     let companions = vault
         .into_iter()
         .map(|vault| tokio::spawn(async move { vault.keep_token_fresh().await }))

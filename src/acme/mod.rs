@@ -65,6 +65,12 @@ pub struct AcmeState {
     pub root_pem: Arc<str>,
     /// The key that decrypts external account keys (`<data-dir>/eab.key`).
     pub eab: crate::eab::Keyring,
+    /// What certgate counts, for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Where account, order, issuance and revocation events are recorded.
+    pub audit: crate::audit::AuditLog,
+    /// The Vault client the Vault profiles share, when any profile uses Vault.
+    pub vault: Option<Arc<crate::vault::Vault>>,
 }
 
 impl AcmeState {

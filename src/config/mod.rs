@@ -61,6 +61,38 @@ pub struct Config {
     pub vault: Option<VaultSettings>,
     /// Limits on newOrder per account and per registered domain.
     pub rate_limits: RateLimits,
+    /// Extra plain-HTTP listener for /metrics.
+    pub metrics_listen: Option<SocketAddr>,
+    /// The admin API listener and the file with its bearer token; both or neither.
+    pub admin: Option<AdminSettings>,
+    /// Where audit lines are written besides the database.
+    pub audit_log: AuditLogTarget,
+}
+
+/// The admin API: off unless both an address and a token file are given.
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    pub listen: SocketAddr,
+    pub token_file: PathBuf,
+}
+
+/// Where the audit log's JSON lines go (the database table always has them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditLogTarget {
+    File(PathBuf),
+    Stdout,
+    Off,
+}
+
+impl AuditLogTarget {
+    fn parse(text: Option<String>, data_dir: &Path) -> Self {
+        match text.as_deref().map(str::trim) {
+            None | Some("") => Self::File(data_dir.join("audit.log")),
+            Some("-") => Self::Stdout,
+            Some("off") => Self::Off,
+            Some(path) => Self::File(PathBuf::from(path)),
+        }
+    }
 }
 
 /// Settings of `certgate serve`: each is a flag, reads `CERTGATE_<NAME>`,
@@ -161,6 +193,25 @@ pub struct ServeFlags {
         value_name = "BURST/PERIOD"
     )]
     pub rate_limit_orders_per_domain: Option<String>,
+
+    /// Also serve /metrics (Prometheus text format, plain HTTP) on this
+    /// address; /metrics is always on the main HTTPS listener too.
+    #[arg(long, env = "CERTGATE_METRICS_LISTEN", value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Serve the admin API (/admin/v1/...) over HTTPS on this address
+    /// [default: off]. Needs --admin-token-file.
+    #[arg(long, env = "CERTGATE_ADMIN_LISTEN", value_name = "ADDR:PORT")]
+    pub admin_listen: Option<SocketAddr>,
+
+    /// File holding the bearer token the admin API requires.
+    #[arg(long, env = "CERTGATE_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// Where audit events go as JSON lines besides the database: a file,
+    /// `-` for stdout, or `off` [default: <data-dir>/audit.log].
+    #[arg(long, env = "CERTGATE_AUDIT_LOG", value_name = "FILE|-|off")]
+    pub audit_log: Option<String>,
 
     /// `[profiles.<name>]` tables (config file only).
     #[arg(skip)]
@@ -275,6 +326,24 @@ impl Config {
                 ratelimit::DEFAULT_ORDERS_PER_DOMAIN,
             )?,
         };
+        let admin =
+            match (
+                flags.admin_listen.or(file.admin_listen),
+                flags.admin_token_file.or(file.admin_token_file),
+            ) {
+                (Some(listen), Some(token_file)) => Some(AdminSettings { listen, token_file }),
+                (None, None) => None,
+                (Some(_), None) => return Err(ConfigError::Invalid(
+                    "admin-listen needs admin-token-file: the admin API never runs without a token"
+                        .into(),
+                )),
+                (None, Some(_)) => {
+                    return Err(ConfigError::Invalid(
+                        "admin-token-file is set but admin-listen is not".into(),
+                    ))
+                }
+            };
+        let audit_log = AuditLogTarget::parse(flags.audit_log.or(file.audit_log), &data_dir);
         let config = Self {
             listen: flags
                 .listen
@@ -305,6 +374,9 @@ impl Config {
             default_profile,
             vault,
             rate_limits,
+            metrics_listen: flags.metrics_listen.or(file.metrics_listen),
+            admin,
+            audit_log,
         };
         config.validate()?;
         Ok(config)

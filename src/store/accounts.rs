@@ -8,7 +8,7 @@ use crate::acme::status::AccountStatus;
 
 const COLUMNS: &str = "id, key_thumbprint, jwk, contact, tos_agreed, status, created_at";
 
-fn account_from_row(row: &SqliteRow) -> StoreResult<Account> {
+pub(super) fn account_from_row(row: &SqliteRow) -> StoreResult<Account> {
     let status: String = row.try_get("status")?;
     Ok(Account {
         id: row.try_get("id")?,

@@ -8,7 +8,10 @@ use sqlx::Row;
 use super::{Certificate, NewCertificate, Store, StoreResult};
 use crate::acme::types::Identifier;
 
-fn certificate_from_row(row: &SqliteRow) -> StoreResult<Certificate> {
+/// The columns [`certificate_from_row`] reads.
+pub(super) const CERTIFICATE_COLUMNS: &str = "id, order_id, account_id, profile, serial, names, chain_pem, not_before, not_after, revoked_at, revocation_reason, created_at";
+
+pub(super) fn certificate_from_row(row: &SqliteRow) -> StoreResult<Certificate> {
     Ok(Certificate {
         id: row.try_get("id")?,
         order_id: row.try_get("order_id")?,
@@ -66,11 +69,9 @@ impl Store {
     }
 
     pub async fn certificate(&self, id: &str) -> StoreResult<Option<Certificate>> {
-        let row = sqlx::query(
-            "SELECT id, order_id, account_id, profile, serial, names, chain_pem, not_before,
-                    not_after, revoked_at, revocation_reason, created_at
-             FROM certificates WHERE id = ?",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE id = ?"
+        ))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
@@ -96,12 +97,11 @@ impl Store {
     /// Revoked certificates that expire after `not_after_from`, oldest
     /// revocation first: what a CRL must still list.
     pub async fn revoked_certificates(&self, not_after_from: i64) -> StoreResult<Vec<Certificate>> {
-        let rows = sqlx::query(
-            "SELECT id, order_id, account_id, profile, serial, names, chain_pem, not_before,
-                    not_after, revoked_at, revocation_reason, created_at
-             FROM certificates WHERE revoked_at IS NOT NULL AND not_after > ?
-             ORDER BY revoked_at, serial",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {CERTIFICATE_COLUMNS} FROM certificates
+             WHERE revoked_at IS NOT NULL AND not_after > ?
+             ORDER BY revoked_at, serial"
+        ))
         .bind(not_after_from)
         .fetch_all(&self.pool)
         .await?;

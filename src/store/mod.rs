@@ -9,6 +9,7 @@
 mod accounts;
 mod certificates;
 pub mod eab;
+pub mod inventory;
 mod models;
 mod orders;
 mod rate_limits;

@@ -1,0 +1,143 @@
+//! Reading the inventory for operators: certificates by profile, expiry
+//! and revocation, one certificate by serial, and the accounts. Shared by
+//! the `certs`/`accounts` commands, the admin API and the status page.
+
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::accounts::account_from_row;
+use super::certificates::{certificate_from_row, CERTIFICATE_COLUMNS};
+use super::{Account, Certificate, Store, StoreResult};
+
+/// Which certificates to list. Every field narrows; the default lists all.
+#[derive(Debug, Clone, Default)]
+pub struct CertificateFilter {
+    pub profile: Option<String>,
+    /// Only certificates still in use (neither revoked nor expired at
+    /// `now`) whose not-after is at most this (unix seconds).
+    pub expiring_by: Option<i64>,
+    /// Only revoked certificates.
+    pub revoked_only: bool,
+    pub account_id: Option<String>,
+    /// At most this many, soonest expiry first.
+    pub limit: Option<i64>,
+}
+
+/// Where a certificate stands at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertificateState {
+    Valid,
+    Expired,
+    Revoked,
+}
+
+impl CertificateState {
+    pub fn of(certificate: &Certificate, now: i64) -> Self {
+        if certificate.revoked_at.is_some() {
+            Self::Revoked
+        } else if certificate.not_after <= now {
+            Self::Expired
+        } else {
+            Self::Valid
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Valid => "valid",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+/// A serial as operators type it: hex, any case, with or without `:`, with
+/// or without the leading zero byte DER adds to keep a serial positive.
+pub fn normalize_serial(text: &str) -> String {
+    let hex: String = text
+        .trim()
+        .chars()
+        .filter(|c| *c != ':')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    match hex.strip_prefix("00") {
+        Some(rest) if !rest.is_empty() => rest.to_owned(),
+        _ => hex,
+    }
+}
+
+impl Store {
+    /// Certificates matching `filter`, soonest expiry first.
+    pub async fn list_certificates(
+        &self,
+        filter: &CertificateFilter,
+        now: i64,
+    ) -> StoreResult<Vec<Certificate>> {
+        let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE 1 = 1"
+        ));
+        if let Some(profile) = &filter.profile {
+            query.push(" AND profile = ").push_bind(profile.clone());
+        }
+        if let Some(account) = &filter.account_id {
+            query.push(" AND account_id = ").push_bind(account.clone());
+        }
+        if let Some(by) = filter.expiring_by {
+            query
+                .push(" AND revoked_at IS NULL AND not_after > ")
+                .push_bind(now)
+                .push(" AND not_after <= ")
+                .push_bind(by);
+        }
+        if filter.revoked_only {
+            query.push(" AND revoked_at IS NOT NULL");
+        }
+        query.push(" ORDER BY not_after, serial");
+        if let Some(limit) = filter.limit {
+            query.push(" LIMIT ").push_bind(limit);
+        }
+        let rows = query.build().fetch_all(&self.pool).await?;
+        rows.iter().map(certificate_from_row).collect()
+    }
+
+    /// The certificate with a serial as an operator typed it (see
+    /// [`normalize_serial`]), stored with or without DER's leading zero byte.
+    pub async fn certificate_by_typed_serial(
+        &self,
+        serial: &str,
+    ) -> StoreResult<Option<Certificate>> {
+        let serial = normalize_serial(serial);
+        match self.certificate_by_serial(&serial).await? {
+            Some(found) => Ok(Some(found)),
+            None => self.certificate_by_serial(&format!("00{serial}")).await,
+        }
+    }
+
+    /// Every account, oldest first, with how many certificates it holds.
+    pub async fn list_accounts(&self) -> StoreResult<Vec<(Account, i64)>> {
+        let rows = sqlx::query(
+            "SELECT a.id, a.key_thumbprint, a.jwk, a.contact, a.tos_agreed, a.status,
+                    a.created_at,
+                    (SELECT COUNT(*) FROM certificates c WHERE c.account_id = a.id)
+                        AS certificates
+             FROM accounts a ORDER BY a.created_at, a.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((account_from_row(row)?, row.try_get("certificates")?)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_serial;
+
+    #[test]
+    fn serials_compare_as_operators_type_them() {
+        assert_eq!(normalize_serial("00:AB:cd:01"), "abcd01");
+        assert_eq!(normalize_serial("00"), "00");
+        assert_eq!(normalize_serial(" abcd01 "), "abcd01");
+    }
+}
