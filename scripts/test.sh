@@ -18,6 +18,12 @@ declare -A needs=(
   [python3-certbot-dns-rfc2136]="test -d /usr/lib/python3/dist-packages/certbot_dns_rfc2136"
   # Debian's python3 makes a virtualenv with pip only when this is installed.
   [python3-venv]="python3 -m ensurepip --version"
+  # tests/status_page.rs loads /status in headless Chromium.
+  [chromium]="command -v chromium"
+  # The quick start below asks the server for /health.
+  [curl]="command -v curl"
+  # tests/deploy_files.rs verifies deploy/systemd/certgate.service.
+  [systemd]="command -v systemd-analyze"
 )
 missing=()
 for package in "${!needs[@]}"; do
@@ -52,4 +58,31 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 
 cargo build --all-targets --locked
+# The release binary, built as the container image builds it (deploy/docker/Dockerfile).
+bash scripts/build-release.sh
+
+# The README's quick start, word for word, from a scratch directory inside
+# the clone: cargo finds the manifest above it, and ./certgate-data is made
+# there instead of beside the developer's own. cargo run replaces itself
+# with certgate, so $! is the server.
+quickstart="$PWD/target/quickstart"
+rm -rf "$quickstart"
+mkdir -p "$quickstart"
+(cd "$quickstart" && exec cargo run --release -- serve) >"$quickstart/serve.log" 2>&1 &
+serve_pid=$!
+root="$quickstart/certgate-data/ca/root.pem"
+deadline=$((SECONDS + 120))
+until [ -s "$root" ] && curl -fsS --cacert "$root" https://127.0.0.1:8443/health >/dev/null 2>&1; do
+  if ! kill -0 "$serve_pid" 2>/dev/null || ((SECONDS > deadline)); then
+    echo "quick start: cargo run --release -- serve did not answer https://127.0.0.1:8443/health"
+    cat "$quickstart/serve.log"
+    kill "$serve_pid" 2>/dev/null || true
+    exit 1
+  fi
+  sleep 0.2
+done
+kill -TERM "$serve_pid"
+wait "$serve_pid"
+echo "quick start: cargo run --release -- serve answered /health with the root it wrote, and stopped"
+
 cargo nextest run --all-targets --locked --no-fail-fast

@@ -1,14 +1,35 @@
 //! The audit log: one JSON line per event that changes who may get which
 //! certificate (accounts, EAB use, orders, issuance, revocation, admin
 //! actions), kept in the append-only `audit_events` table and written to
-//! the configured file or stdout. Never holds a secret.
+//! the configured file or stdout. Never holds a secret: events carry ids,
+//! names, serials and key thumbprints, never a token, HMAC key or private key.
+//!
+//! Each line is `{"time": <RFC 3339, UTC>, "event": <snake_case name>, …}`,
+//! and the table row holds the same text, so the two can be compared line
+//! by line. The server and the offline commands (`certgate eab`,
+//! `certgate accounts`) may append to one file at the same time: every
+//! line goes out in a single `write` on a file opened with `O_APPEND`,
+//! which the kernel keeps whole.
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::acme::problem::Problem;
+use crate::acme::response::rfc3339;
+use crate::acme::types::Identifier;
+use crate::clock::{Clock, SystemClock};
 use crate::config::AuditLogTarget;
+use crate::issuer::Issuer;
 use crate::store::Store;
 
-/// Who asked for an action.
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+/// Who asked for an action. Serialized as `{"kind": "account", "id": …}`
+/// or `{"kind": "cli"}`, one shape for every actor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum Actor {
     /// An ACME account, by id.
     Account(String),
@@ -20,27 +41,337 @@ pub enum Actor {
     AdminApi,
 }
 
-/// What happened.
-#[derive(Debug, Clone, serde::Serialize)]
+/// The CA that signed a certificate, flattened into `certificate_issued`:
+/// `"ca": "embedded"`, or `"ca": "vault"` with the mount and role Vault
+/// signed at, so an operator can find the certificate on the Vault side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "ca", rename_all = "snake_case")]
+pub enum SigningCa {
+    Embedded,
+    Vault {
+        vault_mount: String,
+        vault_role: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        vault_issuer_ref: Option<String>,
+    },
+}
+
+impl SigningCa {
+    /// The CA behind `issuer`, as its line names it.
+    pub fn of(issuer: &dyn Issuer) -> Self {
+        match issuer.vault_role() {
+            Some(role) => Self::Vault {
+                vault_mount: role.mount.clone(),
+                vault_role: role.role.clone(),
+                vault_issuer_ref: role.issuer_ref.clone(),
+            },
+            None => Self::Embedded,
+        }
+    }
+}
+
+/// What happened. Times are RFC 3339 strings, as in the line's `time`.
+#[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum AuditEvent {
-    AccountDeactivated { account: String, by: Actor },
+    /// newAccount made an account; `eab_kid` names the external account
+    /// key it was bound with, if any (that is the key's one use).
+    AccountCreated {
+        account: String,
+        /// The profile whose directory the account was created through.
+        profile: String,
+        key_thumbprint: String,
+        contact: Vec<String>,
+        eab_kid: Option<String>,
+    },
+    AccountDeactivated {
+        account: String,
+        by: Actor,
+    },
+    /// keyChange (RFC 8555 §7.3.5).
+    AccountKeyChanged {
+        account: String,
+        old_key_thumbprint: String,
+        new_key_thumbprint: String,
+    },
+    OrderCreated {
+        order: String,
+        account: String,
+        profile: String,
+        identifiers: Vec<Identifier>,
+        /// Serial of the certificate the order says it replaces (RFC 9773).
+        replaces: Option<String>,
+    },
+    CertificateIssued {
+        /// Lower-case hex, no separators.
+        serial: String,
+        names: Vec<String>,
+        profile: String,
+        account: String,
+        order: String,
+        not_after: String,
+        #[serde(flatten)]
+        ca: SigningCa,
+    },
+    /// The CA gave a final refusal, or certgate gave up on the order; the
+    /// order is invalid with this problem.
+    IssuanceFailed {
+        order: String,
+        account: String,
+        profile: String,
+        problem: Problem,
+    },
+    CertificateRevoked {
+        serial: String,
+        profile: String,
+        /// The account the certificate was issued to.
+        account: String,
+        /// RFC 5280 name of the reason, e.g. `keyCompromise`.
+        reason: String,
+        by: Actor,
+    },
+    /// `certgate eab create`: the kid and what it allows, never the HMAC key.
+    EabKeyCreated {
+        kid: String,
+        profile: String,
+        names: Option<Vec<String>>,
+        expires: Option<String>,
+        note: Option<String>,
+        by: Actor,
+    },
+    EabKeyRevoked {
+        kid: String,
+        by: Actor,
+    },
+}
+
+/// One line as written: the time first, then the event's own fields.
+#[derive(Serialize)]
+struct Line<'a> {
+    time: String,
+    #[serde(flatten)]
+    event: &'a AuditEvent,
+}
+
+/// Where the lines go besides the table.
+#[derive(Clone)]
+enum Sink {
+    /// Opened again for every line, so a log rotated by renaming it is
+    /// followed without a restart or a signal.
+    File(Arc<Path>),
+    Stdout,
+    Off,
 }
 
 /// Where audit events go; cheap to clone.
 #[derive(Clone)]
 pub struct AuditLog {
     store: Store,
+    sink: Sink,
+}
+
+/// Opens `path` for appending, creating it readable by its owner only.
+fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)
 }
 
 impl AuditLog {
-    pub fn open(_target: &AuditLogTarget, store: Store) -> std::io::Result<Self> {
-        Ok(Self { store })
+    /// Checks the target once, creating the file if missing, so that a path
+    /// certgate cannot write is an error at start rather than at the first
+    /// event.
+    pub fn open(target: &AuditLogTarget, store: Store) -> std::io::Result<Self> {
+        let sink = match target {
+            AuditLogTarget::File(path) => {
+                open_append(path)?;
+                Sink::File(Arc::from(path.as_path()))
+            }
+            AuditLogTarget::Stdout => Sink::Stdout,
+            AuditLogTarget::Off => Sink::Off,
+        };
+        Ok(Self { store, sink })
     }
 
-    /// Records `event`; a failure to record is logged, never fatal to the
-    /// request that caused it.
+    /// Records `event` at the wall clock's time (not the injected clock's:
+    /// it says when the record was made): the table row first, then the
+    /// line. A failure to
+    /// record is logged at error level (with the line, so it is not lost)
+    /// and never fails the request or command that caused the event: an
+    /// ACME client is not refused a certificate because a log disk is full.
     pub async fn record(&self, event: AuditEvent) {
-        let _ = (&self.store, event);
+        let now = SystemClock.now();
+        let (name, line) = match render(&event, now) {
+            Ok(rendered) => rendered,
+            Err(e) => {
+                tracing::error!(error = %e, ?event, "cannot render an audit event");
+                return;
+            }
+        };
+        if let Err(e) = self.store.append_audit_event(now, &name, &line).await {
+            tracing::error!(error = %e, audit = %line, "cannot store an audit event");
+        }
+        if let Err(e) = self.write_line(&line).await {
+            tracing::error!(error = %e, audit = %line, "cannot write an audit event to its log");
+        }
+    }
+
+    async fn write_line(&self, line: &str) -> std::io::Result<()> {
+        let mut text = String::with_capacity(line.len() + 1);
+        text.push_str(line);
+        text.push('\n');
+        match &self.sink {
+            Sink::File(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || append_line(&path, text.as_bytes()))
+                    .await
+                    .map_err(std::io::Error::other)?
+            }
+            Sink::Stdout => std::io::stdout().lock().write_all(text.as_bytes()),
+            Sink::Off => Ok(()),
+        }
+    }
+}
+
+/// Appends the whole line with one `write_all` on a file opened with
+/// `O_APPEND`: the kernel puts each write at the end in one piece, so the
+/// lines of processes appending at once never interleave.
+fn append_line(path: &Path, line: &[u8]) -> std::io::Result<()> {
+    open_append(path)
+        .and_then(|mut file| file.write_all(line))
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
+/// The event's name and its line, without the newline.
+fn render(event: &AuditEvent, now: i64) -> serde_json::Result<(String, String)> {
+    let name = match serde_json::to_value(event)?.get("event") {
+        Some(serde_json::Value::String(name)) => name.clone(),
+        _ => unreachable!("AuditEvent is tagged with \"event\""),
+    };
+    let line = serde_json::to_string(&Line {
+        time: rfc3339(now),
+        event,
+    })?;
+    Ok((name, line))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn line_of(event: &AuditEvent) -> Value {
+        let (name, line) = render(event, 1_700_000_000).unwrap();
+        let value: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["event"], name);
+        value
+    }
+
+    #[test]
+    fn a_line_starts_with_time_and_event_then_the_fields() {
+        let event = AuditEvent::CertificateIssued {
+            serial: "0a1b".into(),
+            names: vec!["nas.lab.example".into()],
+            profile: "lab".into(),
+            account: "acct1".into(),
+            order: "ord1".into(),
+            not_after: rfc3339(1_700_086_400),
+            ca: SigningCa::Vault {
+                vault_mount: "pki_int".into(),
+                vault_role: "lab-internal".into(),
+                vault_issuer_ref: None,
+            },
+        };
+        let (name, line) = render(&event, 1_700_000_000).unwrap();
+        assert_eq!(name, "certificate_issued");
+        assert!(
+            line.starts_with(r#"{"time":"2023-11-14T22:13:20Z","event":"certificate_issued","#),
+            "{line}"
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(&line).unwrap(),
+            json!({
+                "time": "2023-11-14T22:13:20Z",
+                "event": "certificate_issued",
+                "serial": "0a1b",
+                "names": ["nas.lab.example"],
+                "profile": "lab",
+                "account": "acct1",
+                "order": "ord1",
+                "not_after": "2023-11-15T22:13:20Z",
+                "ca": "vault",
+                "vault_mount": "pki_int",
+                "vault_role": "lab-internal",
+            })
+        );
+        let embedded = AuditEvent::CertificateIssued {
+            serial: "0c".into(),
+            names: vec![],
+            profile: "local".into(),
+            account: "a".into(),
+            order: "o".into(),
+            not_after: rfc3339(0),
+            ca: SigningCa::Embedded,
+        };
+        let value = line_of(&embedded);
+        assert_eq!(value["ca"], "embedded");
+        assert!(value.get("vault_role").is_none(), "{value}");
+    }
+
+    #[test]
+    fn every_actor_has_the_same_shape() {
+        let by = |actor: Actor| {
+            line_of(&AuditEvent::AccountDeactivated {
+                account: "a".into(),
+                by: actor,
+            })["by"]
+                .clone()
+        };
+        assert_eq!(
+            by(Actor::Account("x".into())),
+            json!({"kind": "account", "id": "x"})
+        );
+        assert_eq!(by(Actor::Cli), json!({"kind": "cli"}));
+        assert_eq!(by(Actor::AdminApi), json!({"kind": "admin_api"}));
+        assert_eq!(
+            by(Actor::CertificateKey),
+            json!({"kind": "certificate_key"})
+        );
+    }
+
+    #[tokio::test]
+    async fn record_appends_one_line_to_the_file_and_one_row_to_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!(
+            "sqlite://{}",
+            dir.path().join("certgate.db").display()
+        ))
+        .await
+        .unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(&AuditLogTarget::File(path.clone()), store.clone()).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
+        for kid in ["k1", "k2"] {
+            log.record(AuditEvent::EabKeyRevoked {
+                kid: kid.into(),
+                by: Actor::Cli,
+            })
+            .await;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(store.audit_records().await.unwrap(), lines);
+        assert_eq!(line_of_text(lines[1])["kid"], "k2");
+    }
+
+    fn line_of_text(line: &str) -> Value {
+        serde_json::from_str(line).unwrap()
     }
 }

@@ -649,8 +649,9 @@ async fn verify_binding(
 }
 
 /// newAccount with a binding: verifies it, then creates the account bound
-/// to the key. Returns the account and whether it was created now (an
-/// account that already holds the JWK is returned as it is).
+/// to the key. Returns the account and, when it was created now, the kid
+/// of the key it was bound with (an account that already holds the JWK is
+/// returned as it is, and no key is used).
 pub async fn create_bound_account(
     state: &AcmeState,
     urls: &Urls,
@@ -658,7 +659,7 @@ pub async fn create_bound_account(
     account_key: &PublicJwk,
     binding: &Value,
     new: &NewAccount,
-) -> Result<(Account, bool), Problem> {
+) -> Result<(Account, Option<String>), Problem> {
     let now = state.clock.now();
     let kid = verify_binding(state, urls, profile, account_key, binding, now).await?;
     let id = crate::ids::resource_id();
@@ -669,9 +670,9 @@ pub async fn create_bound_account(
     {
         BoundAccount::Created(account) => {
             tracing::info!(account = %account.id, kid = %kid, "account bound to an external account key");
-            Ok((account, true))
+            Ok((account, Some(kid)))
         }
-        BoundAccount::Existing(account) => Ok((account, false)),
+        BoundAccount::Existing(account) => Ok((account, None)),
         BoundAccount::KeyUnavailable => {
             // Someone else changed the key between the check and the write.
             let why = state
@@ -753,6 +754,7 @@ pub mod cli {
 
     use super::{create_key, Keyring, NamesLimit};
     use crate::acme::response::rfc3339;
+    use crate::audit::{Actor, AuditEvent, AuditLog};
     use crate::clock::{Clock, SystemClock};
     use crate::config::{parse_duration, Config, EabPolicy};
     use crate::offline::{OfflineContext, StoreFlags};
@@ -806,15 +808,15 @@ pub mod cli {
             config,
             store,
             keyring,
-            ..
+            audit,
         } = OfflineContext::open(args.store).await?;
         let now = SystemClock.now();
         let outcome = match args.command {
             EabCommand::Create(create_args) => {
-                create(&config, &store, &keyring, create_args, now).await
+                create(&config, &store, &keyring, &audit, create_args, now).await
             }
             EabCommand::List => list(&store, now).await,
-            EabCommand::Revoke { kid } => revoke(&store, &kid, now).await,
+            EabCommand::Revoke { kid } => revoke(&store, &audit, &kid, now).await,
         };
         store.close().await;
         outcome
@@ -824,6 +826,7 @@ pub mod cli {
         config: &Config,
         store: &Store,
         keyring: &Keyring,
+        audit: &AuditLog,
         args: CreateArgs,
         now: i64,
     ) -> anyhow::Result<ExitCode> {
@@ -861,6 +864,16 @@ pub mod cli {
             now,
         )
         .await?;
+        audit
+            .record(AuditEvent::EabKeyCreated {
+                kid: created.record.kid.clone(),
+                profile: created.record.profile.clone(),
+                names: created.record.names.clone(),
+                expires: created.record.expires_at.map(rfc3339),
+                note: created.record.note.clone(),
+                by: Actor::Cli,
+            })
+            .await;
         let kid = &created.record.kid;
         let hmac = created.hmac_key.encoded();
         let directory = {
@@ -931,10 +944,21 @@ pub mod cli {
         Ok(ExitCode::SUCCESS)
     }
 
-    async fn revoke(store: &Store, kid: &str, now: i64) -> anyhow::Result<ExitCode> {
+    async fn revoke(
+        store: &Store,
+        audit: &AuditLog,
+        kid: &str,
+        now: i64,
+    ) -> anyhow::Result<ExitCode> {
         Ok(match store.revoke_eab_key(kid, now).await? {
             RevokeOutcome::Revoked => {
                 tracing::info!(kid, "external account key revoked");
+                audit
+                    .record(AuditEvent::EabKeyRevoked {
+                        kid: kid.to_owned(),
+                        by: Actor::Cli,
+                    })
+                    .await;
                 println!("revoked {kid}");
                 ExitCode::SUCCESS
             }

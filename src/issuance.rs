@@ -19,11 +19,14 @@ use tokio::sync::{RwLock, RwLockReadGuard};
 use tracing::Instrument;
 
 use crate::acme::problem::{Problem, ProblemType};
+use crate::acme::response::rfc3339;
 use crate::acme::status::OrderStatus;
 use crate::acme::types::Identifier;
+use crate::audit::{AuditEvent, AuditLog, SigningCa};
 use crate::backoff::{until_ok, Backoff};
 use crate::clock::Clock;
 use crate::issuer::{IssueError, IssuedCertificate, Issuer, SignRequest};
+use crate::metrics::{IssuanceResult, Metrics};
 use crate::profiles::Profiles;
 use crate::store::{NewCertificate, Order, Store};
 
@@ -59,14 +62,18 @@ impl SigningGate {
     }
 }
 
-/// Issues the certificate for order `order_id` if it is processing.
+/// Issues the certificate for order `order_id` if it is processing, and
+/// records the outcome in the audit log.
 pub async fn run(
     store: Store,
     profiles: Arc<Profiles>,
     gate: Arc<SigningGate>,
     clock: Arc<dyn Clock>,
+    audit: AuditLog,
+    metrics: Arc<Metrics>,
     order_id: String,
 ) {
+    let started_at = std::time::Instant::now();
     let span = tracing::info_span!("issuance", order = %order_id);
     async move {
         let order = until_ok("reading the order", || store.order(&order_id)).await;
@@ -82,7 +89,7 @@ pub async fn run(
                 ProblemType::ServerInternal,
                 format!("profile {:?} is no longer configured", order.profile),
             );
-            return record_failure(&store, clock.as_ref(), &order.id, &problem).await;
+            return record_failure(&store, clock.as_ref(), &audit, &metrics, &order, problem).await;
         };
         let request = SignRequest {
             csr_der,
@@ -94,6 +101,9 @@ pub async fn run(
             clock: clock.as_ref(),
             issuer: profile.issuer.as_ref(),
             gate: &gate,
+            audit: &audit,
+            metrics: &metrics,
+            started_at,
         };
         signer.issue(&order, &request).await
     }
@@ -101,11 +111,32 @@ pub async fn run(
     .await
 }
 
-async fn record_failure(store: &Store, clock: &dyn Clock, order_id: &str, problem: &Problem) {
-    until_ok("recording the failed order", || {
-        store.fail_order(order_id, problem, clock.now())
+/// Turns the order invalid with `problem`, unless something else already
+/// finished it.
+async fn record_failure(
+    store: &Store,
+    clock: &dyn Clock,
+    audit: &AuditLog,
+    metrics: &Metrics,
+    order: &Order,
+    problem: Problem,
+) {
+    let failed = until_ok("recording the failed order", || {
+        store.fail_order(&order.id, &problem, clock.now())
     })
     .await;
+    if !failed {
+        return;
+    }
+    metrics.issuance(&order.profile, IssuanceResult::Failed);
+    audit
+        .record(AuditEvent::IssuanceFailed {
+            order: order.id.clone(),
+            account: order.account_id.clone(),
+            profile: order.profile.clone(),
+            problem,
+        })
+        .await;
 }
 
 struct Signer<'a> {
@@ -113,6 +144,10 @@ struct Signer<'a> {
     clock: &'a dyn Clock,
     issuer: &'a dyn Issuer,
     gate: &'a SigningGate,
+    audit: &'a AuditLog,
+    metrics: &'a Metrics,
+    /// When the issuance began, for its latency.
+    started_at: std::time::Instant,
 }
 
 impl Signer<'_> {
@@ -128,7 +163,7 @@ impl Signer<'_> {
                     "certgate stopped while the CA was signing this order; not asking again"
                 );
                 let problem = Problem::new(ProblemType::ServerInternal, ANSWER_LOST);
-                return record_failure(self.store, self.clock, &order.id, &problem).await;
+                return self.fail(order, problem).await;
             }
             // An in-process CA that was interrupted left no certificate anywhere.
             self.clear_mark(&order.id).await;
@@ -157,8 +192,7 @@ impl Signer<'_> {
                     backoff.wait().await;
                 }
                 Err(other) => {
-                    let problem = failure_problem(other);
-                    return record_failure(self.store, self.clock, &order.id, &problem).await;
+                    return self.fail(order, failure_problem(other)).await;
                 }
             }
         }
@@ -185,7 +219,34 @@ impl Signer<'_> {
         .await;
         if stored {
             tracing::info!(serial = %certificate.serial, names = ?certificate.names, "certificate issued");
+            self.metrics.issuance(
+                &order.profile,
+                IssuanceResult::Issued(self.started_at.elapsed()),
+            );
+            self.audit
+                .record(AuditEvent::CertificateIssued {
+                    serial: certificate.serial,
+                    names: certificate.names,
+                    profile: order.profile.clone(),
+                    account: order.account_id.clone(),
+                    order: order.id.clone(),
+                    not_after: rfc3339(certificate.not_after),
+                    ca: SigningCa::of(self.issuer),
+                })
+                .await;
         }
+    }
+
+    async fn fail(&self, order: &Order, problem: Problem) {
+        record_failure(
+            self.store,
+            self.clock,
+            self.audit,
+            self.metrics,
+            order,
+            problem,
+        )
+        .await
     }
 
     async fn clear_mark(&self, order_id: &str) {

@@ -53,15 +53,35 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// With `--log-format json` a command that fails says why in one more JSON
+/// line, so a log collector sees a failed start like any other event; text
+/// keeps anyhow's report (`Error: …` and its causes).
+fn failure_as_log_line(
+    outcome: anyhow::Result<std::process::ExitCode>,
+    format: LogFormat,
+) -> anyhow::Result<std::process::ExitCode> {
+    match (outcome, format) {
+        (Err(e), LogFormat::Json) => {
+            tracing::error!(error = %format!("{e:#}"), "certgate failed");
+            Ok(std::process::ExitCode::FAILURE)
+        }
+        (outcome, _) => outcome,
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the ACME server. With no options: embedded CA and SQLite in
     /// ./certgate-data, HTTPS on 127.0.0.1:8443.
     Serve(ServeFlags),
     /// Check a configuration without serving: load it, reach Vault, log in,
-    /// read each profile's role and its mount's CA chain. Prints one line
-    /// per finding; exits 1 if any is a problem.
-    CheckConfig(ServeFlags),
+    /// read each profile's role and its mount's CA chain (with --offline:
+    /// only what needs no network). Prints one line per finding; exits 1 if
+    /// any is a problem.
+    CheckConfig(CheckConfigArgs),
+    /// The config file: `certgate config example` prints a complete,
+    /// commented one.
+    Config(ConfigArgs),
     /// External account binding keys (RFC 8555 §7.3.4) for profiles with
     /// eab = "optional" or "required": create, list, revoke.
     Eab(certgate::eab::cli::EabArgs),
@@ -71,6 +91,33 @@ enum Command {
     /// ACME accounts: list them, deactivate one.
     Accounts(certgate::admin::cli::AccountsArgs),
 }
+
+#[derive(Debug, clap::Args)]
+struct CheckConfigArgs {
+    /// Check only what needs no network: syntax, values, listeners, and the
+    /// files the config names that are on this machine. Vault is not asked.
+    #[arg(long)]
+    offline: bool,
+    #[command(flatten)]
+    flags: ServeFlags,
+}
+
+#[derive(Debug, clap::Args)]
+struct ConfigArgs {
+    #[command(subcommand)]
+    command: ConfigCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print a complete config file: every setting, with its default and
+    /// what it does, commented (the same file as deploy/certgate.example.toml).
+    Example,
+}
+
+/// The example config, compiled in so the printed file and the one in the
+/// repository are the same file.
+const EXAMPLE_CONFIG: &str = include_str!("../deploy/certgate.example.toml");
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -98,15 +145,19 @@ async fn serve(flags: ServeFlags) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn check_config(flags: ServeFlags) -> anyhow::Result<std::process::ExitCode> {
-    let config = match Config::load(flags) {
+async fn check_config(args: CheckConfigArgs) -> anyhow::Result<std::process::ExitCode> {
+    let config = match Config::load(args.flags) {
         Ok(config) => config,
         Err(e) => {
             println!("PROBLEM  configuration: {e}");
             return Ok(std::process::ExitCode::FAILURE);
         }
     };
-    let findings = certgate::check::check(&config).await;
+    let findings = if args.offline {
+        certgate::check::offline(&config)
+    } else {
+        certgate::check::check(&config).await
+    };
     for finding in &findings {
         println!("{finding}");
     }
@@ -121,11 +172,18 @@ async fn check_config(flags: ServeFlags) -> anyhow::Result<std::process::ExitCod
 async fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    match cli.command {
+    let outcome = match cli.command {
         Command::Serve(flags) => serve(flags).await.map(|()| std::process::ExitCode::SUCCESS),
-        Command::CheckConfig(flags) => check_config(flags).await,
+        Command::CheckConfig(args) => check_config(args).await,
+        Command::Config(ConfigArgs {
+            command: ConfigCommand::Example,
+        }) => {
+            print!("{EXAMPLE_CONFIG}");
+            Ok(std::process::ExitCode::SUCCESS)
+        }
         Command::Eab(args) => certgate::eab::cli::run(args).await,
         Command::Certs(args) => certgate::admin::cli::run_certs(args).await,
         Command::Accounts(args) => certgate::admin::cli::run_accounts(args).await,
-    }
+    };
+    failure_as_log_line(outcome, cli.log_format)
 }

@@ -64,6 +64,8 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    AdminToken(#[from] crate::admin::api::TokenFileError),
 }
 
 /// A running certgate.
@@ -124,6 +126,16 @@ pub fn create_data_dir(path: &std::path::Path) -> Result<(), ServerError> {
             path: path.to_owned(),
             source,
         })
+}
+
+/// A listening socket on `addr`, ready for tokio, and the address it got
+/// (the port chosen when `addr` asks for port 0).
+fn bind(addr: SocketAddr) -> Result<(std::net::TcpListener, SocketAddr), ServerError> {
+    let listen_error = |source| ServerError::Listen { addr, source };
+    let listener = std::net::TcpListener::bind(addr).map_err(listen_error)?;
+    listener.set_nonblocking(true).map_err(listen_error)?;
+    let local_addr = listener.local_addr().map_err(listen_error)?;
+    Ok((listener, local_addr))
 }
 
 fn tls_config(ca: &EmbeddedCa, config: &Config) -> Result<RustlsConfig, ServerError> {
@@ -238,6 +250,7 @@ async fn build_state(
         metrics,
         audit,
         vault: vault.cloned(),
+        readiness: Arc::default(),
     })
 }
 
@@ -285,6 +298,7 @@ async fn index(State(state): State<AcmeState>) -> String {
 
 /// The whole HTTP application.
 pub fn app(state: AcmeState) -> Router {
+    let metrics = state.metrics.clone();
     Router::new()
         .route("/", get(index))
         .route("/ca/root.pem", get(root_pem))
@@ -294,6 +308,12 @@ pub fn app(state: AcmeState) -> Router {
         .merge(crate::status_page::routes())
         .with_state(state.clone())
         .merge(routes::router(state))
+        // `layer` wraps each route, so the template a request matched
+        // (`MatchedPath`) is known when the request is counted.
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::metrics::track_requests,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request<_>| {
@@ -317,28 +337,58 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
     let vault = config
         .vault
         .clone()
-        .map(Vault::new)
+        .map(|settings| Vault::new(settings, metrics.clone()))
         .transpose()?
         .map(Arc::new);
     let state = build_state(&config, ca.clone(), vault.as_ref(), metrics).await?;
-    let companions = vault
+    let mut companions: Vec<_> = vault
         .into_iter()
         .map(|vault| tokio::spawn(async move { vault.keep_token_fresh().await }))
         .collect();
     resume_unfinished_work(&state).await?;
     let tls = tls_config(&ca, &config)?;
 
-    let listen_error = |source| ServerError::Listen {
-        addr: config.listen,
-        source,
-    };
-    let listener = std::net::TcpListener::bind(config.listen).map_err(listen_error)?;
-    listener.set_nonblocking(true).map_err(listen_error)?;
-    let local_addr = listener.local_addr().map_err(listen_error)?;
+    let (listener, local_addr) = bind(config.listen)?;
     let handle = axum_server::Handle::new();
+    // Read and bound before either listener serves, so a bad token file
+    // or a taken port stops the start before any request is answered.
+    let admin = match &config.admin {
+        Some(settings) => Some((
+            crate::admin::api::AdminToken::load(&settings.token_file)?,
+            bind(settings.listen)?,
+        )),
+        None => None,
+    };
+    let metrics_listener = config.metrics_listen.map(bind).transpose()?;
     let service = app(state.clone()).into_make_service();
-    let server = axum_server::from_tcp_rustls(listener, tls).handle(handle.clone());
+    let server = axum_server::from_tcp_rustls(listener, tls.clone()).handle(handle.clone());
     let task = tokio::spawn(async move { server.serve(service).await });
+    if let Some((token, (listener, admin_addr))) = admin {
+        // The same TLS identity, and the same handle: stopping certgate
+        // stops the admin API and waits for its requests too.
+        let service = crate::admin::api::router(state.clone(), token).into_make_service();
+        let server = axum_server::from_tcp_rustls(listener, tls).handle(handle.clone());
+        companions.push(tokio::spawn(async move {
+            if let Err(error) = server.serve(service).await {
+                tracing::error!(%error, "the admin API stopped");
+            }
+        }));
+        tracing::info!(listen = %admin_addr, "admin API is serving");
+    }
+    if let Some((listener, metrics_addr)) = metrics_listener {
+        // Plain HTTP, as Prometheus scrapes without certgate's root; only
+        // /metrics is served here.
+        let service = crate::metrics::routes()
+            .with_state(state.clone())
+            .into_make_service();
+        let server = axum_server::from_tcp(listener).handle(handle.clone());
+        companions.push(tokio::spawn(async move {
+            if let Err(error) = server.serve(service).await {
+                tracing::error!(%error, "the metrics listener stopped");
+            }
+        }));
+        tracing::info!(listen = %metrics_addr, "metrics are served at /metrics");
+    }
     let profiles: Vec<&str> = state.profiles.iter().map(|p| p.name.as_str()).collect();
     tracing::info!(
         listen = %local_addr,

@@ -34,7 +34,7 @@ use x509_parser::extensions::ParsedExtension;
 
 use support::clients::{only_entry, read_json, run_client};
 use support::dns::DnsStub;
-use support::process::{free_port, CertgateProcess, ServeArgs};
+use support::process::{CertgateProcess, ServeArgs};
 use support::raw_client::{RawClient, Reply};
 
 /// The variable naming certbot 5.x's executable.
@@ -425,16 +425,6 @@ async fn new_order_as_certbot(
     client.send_jws(&url, &jws).await
 }
 
-fn serve_args(data_dir: &Path, dns: &DnsStub, config: Option<PathBuf>) -> ServeArgs {
-    ServeArgs {
-        data_dir: data_dir.to_owned(),
-        listen: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
-        http01_port: free_port(),
-        resolver: dns.addr(),
-        config,
-    }
-}
-
 /// A 90-day certificate is not renewed while its window lies ahead; once
 /// revoked, certgate moves its window into the past and certbot renews it,
 /// while an identical certificate beside it stays. The new order's
@@ -443,7 +433,7 @@ fn serve_args(data_dir: &Path, dns: &DnsStub, config: Option<PathBuf>) -> ServeA
 async fn certbot_renews_a_revoked_certificate_and_not_one_whose_window_lies_ahead() {
     let dns = DnsStub::start().await;
     let data_dir = tempfile::tempdir().unwrap();
-    let args = serve_args(data_dir.path(), &dns, None);
+    let args = ServeArgs::new(data_dir.path(), dns.addr(), None);
     let root_pem = data_dir.path().join("ca/root.pem");
     let directory = format!("https://{}/acme/directory", args.listen);
     let certgate = CertgateProcess::start(&args).await;
@@ -583,7 +573,7 @@ async fn certbot_renews_once_the_window_has_passed_and_not_before() {
          [profiles.late]\nissuer = \"local\"\nttl = \"45s\"\nrenewal_window_start = 0.99\n",
     )
     .unwrap();
-    let args = serve_args(data_dir.path(), &dns, Some(config));
+    let args = ServeArgs::new(data_dir.path(), dns.addr(), Some(config));
     let root_pem = data_dir.path().join("ca/root.pem");
     let profile_directory =
         |profile: &str| format!("https://{}/acme/{profile}/directory", args.listen);

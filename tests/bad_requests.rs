@@ -63,8 +63,7 @@ fn check(cases: &[Case]) {
 async fn every_bad_request_gets_its_problem_type_and_status() {
     let instance = Instance::start().await;
     let root = instance.root_pem_path();
-    let mut client = RawClient::new(&instance.directory_url(), &root).await;
-    client.register().await;
+    let client = RawClient::registered(&instance.directory_url(), &root).await;
     let account_url = client.kid.clone().unwrap();
     let mut cases = Vec::new();
 
@@ -340,8 +339,7 @@ async fn every_bad_request_gets_its_problem_type_and_status() {
         problem: "malformed",
     });
 
-    let mut other = RawClient::new(&instance.directory_url(), &root).await;
-    other.register().await;
+    let other = RawClient::registered(&instance.directory_url(), &root).await;
     cases.push(Case {
         name: "someone else's order",
         reply: other.post(&pending_url, None).await,
@@ -390,8 +388,7 @@ async fn every_bad_request_gets_its_problem_type_and_status() {
     });
 
     // --- a deactivated account is locked out ---
-    let mut leaving = RawClient::new(&instance.directory_url(), &root).await;
-    leaving.register().await;
+    let leaving = RawClient::registered(&instance.directory_url(), &root).await;
     let leaving_url = leaving.kid.clone().unwrap();
     let reply = leaving
         .post(&leaving_url, Some(json!({"status": "deactivated"})))
@@ -440,8 +437,7 @@ async fn every_bad_request_gets_its_problem_type_and_status() {
 #[tokio::test]
 async fn concurrent_finalizes_issue_exactly_one_certificate() {
     let instance = Instance::start().await;
-    let mut client = RawClient::new(&instance.directory_url(), &instance.root_pem_path()).await;
-    client.register().await;
+    let client = RawClient::registered(&instance.directory_url(), &instance.root_pem_path()).await;
     for round in 0..5 {
         let name = format!("race{round}.lab.example");
         let (order_url, order) = client.ready_order(&instance.http01, &[&name]).await;

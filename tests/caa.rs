@@ -8,7 +8,7 @@ mod support;
 use serde_json::{json, Value};
 use support::bind::BindServer;
 use support::http01::Http01Responder;
-use support::process::{free_port, CertgateProcess, ServeArgs};
+use support::process::{CertgateProcess, ServeArgs};
 use support::raw_client::{challenge_of, RawClient};
 
 const ZONE: &str = "lab.test";
@@ -32,19 +32,15 @@ async fn setup() -> Setup {
     )
     .unwrap();
     let args = ServeArgs {
-        data_dir: data_dir.path().to_owned(),
-        listen: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
         http01_port: http01.port(),
-        resolver: bind.addr(),
-        config: Some(config),
+        ..ServeArgs::new(data_dir.path(), bind.addr(), Some(config))
     };
     let certgate = CertgateProcess::start(&args).await;
-    let mut client = RawClient::new(
+    let client = RawClient::registered(
         &format!("https://{}/acme/directory", args.listen),
         &data_dir.path().join("ca/root.pem"),
     )
     .await;
-    client.register().await;
     Setup {
         bind,
         http01,

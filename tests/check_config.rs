@@ -8,7 +8,7 @@ mod vault;
 use std::path::Path;
 use std::process::Output;
 
-use vault::{Grant, Mount, Role, StandinConfig, VaultStandin};
+use vault::{Mount, Role, StandinConfig, VaultStandin, SECRET_ID};
 
 async fn standin() -> VaultStandin {
     VaultStandin::start(
@@ -23,12 +23,7 @@ async fn standin() -> VaultStandin {
                 "certgate",
                 ["pki_int/roles/*", "pki_empty/roles/*", "pki_empty/cert/*"],
             )
-            .approle(
-                "approle",
-                "certgate-role-id",
-                "certgate-secret-id",
-                Grant::new(["certgate"]),
-            ),
+            .certgate_approle(SECRET_ID),
     )
     .await
 }
@@ -41,16 +36,12 @@ async fn check_config(
     secret_id: &str,
     profiles: &str,
 ) -> Output {
-    let secret_file = dir.join("secret-id");
-    std::fs::write(&secret_file, secret_id).unwrap();
     let config = dir.join("certgate.toml");
     std::fs::write(
         &config,
         format!(
-            "default_profile = \"lab\"\n[vault]\naddress = \"{}\"\n\
-             [vault.auth]\nmethod = \"approle\"\nrole_id = \"certgate-role-id\"\nsecret_id_file = \"{}\"\n{profiles}",
-            standin.addr(),
-            secret_file.display()
+            "default_profile = \"lab\"\n{}{profiles}",
+            standin.approle_config(dir, secret_id)
         ),
     )
     .unwrap();
@@ -81,7 +72,7 @@ const LAB: &str =
 async fn a_working_configuration_is_all_ok() {
     let standin = standin().await;
     let dir = tempfile::tempdir().unwrap();
-    let output = check_config(dir.path(), &standin, "certgate-secret-id", LAB).await;
+    let output = check_config(dir.path(), &standin, SECRET_ID, LAB).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
     assert!(problems(&output).is_empty(), "{stdout}");
@@ -105,7 +96,7 @@ async fn each_problem_is_one_line_and_a_failure_status() {
     );
 
     let missing_role = LAB.replace("lab-internal", "no-such-role");
-    let output = check_config(dir.path(), &standin, "certgate-secret-id", &missing_role).await;
+    let output = check_config(dir.path(), &standin, SECRET_ID, &missing_role).await;
     assert_eq!(output.status.code(), Some(1));
     let lines = problems(&output);
     assert!(
@@ -116,7 +107,7 @@ async fn each_problem_is_one_line_and_a_failure_status() {
     );
 
     let no_ca = LAB.replace("pki_int", "pki_empty");
-    let output = check_config(dir.path(), &standin, "certgate-secret-id", &no_ca).await;
+    let output = check_config(dir.path(), &standin, SECRET_ID, &no_ca).await;
     let lines = problems(&output);
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].contains("pki_empty"), "{lines:?}");
@@ -124,7 +115,7 @@ async fn each_problem_is_one_line_and_a_failure_status() {
     let output = check_config(
         dir.path(),
         &standin,
-        "certgate-secret-id",
+        SECRET_ID,
         "[profiles.lab]\nissuer = \"vault\"\n",
     )
     .await;

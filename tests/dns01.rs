@@ -18,7 +18,7 @@ use tokio::process::Command;
 use support::bind::BindServer;
 use support::clients::{certbot_command, check_certificate, require_tool, run_client};
 use support::dns::DnsStub;
-use support::process::{free_port, CertgateProcess, ServeArgs};
+use support::process::{CertgateProcess, ServeArgs};
 use support::raw_client::{b64, challenge_of, RawClient};
 
 /// Validation of one TXT lookup takes milliseconds; this bounds a stuck one.
@@ -35,13 +35,7 @@ struct Certgate {
 impl Certgate {
     async fn start(resolver: std::net::SocketAddr) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
-        let args = ServeArgs {
-            data_dir: data_dir.path().to_owned(),
-            listen: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
-            http01_port: free_port(),
-            resolver,
-            config: None,
-        };
+        let args = ServeArgs::new(data_dir.path(), resolver, None);
         let process = CertgateProcess::start(&args).await;
         let directory = format!("https://{}/acme/directory", args.listen);
         Self {
@@ -57,9 +51,7 @@ impl Certgate {
     }
 
     async fn registered_client(&self) -> RawClient {
-        let mut client = RawClient::new(&self.directory, &self.root_pem()).await;
-        client.register().await;
-        client
+        RawClient::registered(&self.directory, &self.root_pem()).await
     }
 }
 

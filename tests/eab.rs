@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,74 +16,14 @@ use tokio::process::Command;
 
 use support::clients::{certbot_command, leaf_sans, require_tool, run_client};
 use support::dns::DnsStub;
+use support::eab::{binding, certgate_eab, create_key, new_account, register, EabKey};
 use support::instance::Instance;
-use support::process::{free_port, CertgateProcess, ServeArgs};
-use support::raw_client::{b64, RawClient};
+use support::process::{CertgateProcess, ServeArgs};
+use support::raw_client::RawClient;
 
 /// Two profiles: `default` needs a binding, `open` needs none.
 const CONFIG: &str = "[profiles.default]\nissuer = \"local\"\neab = \"required\"\n\
                       [profiles.open]\nissuer = \"local\"\neab = \"off\"\n";
-
-/// `certgate eab <args>` with the built binary, on `data_dir` and `config`;
-/// returns stdout, panicking with both streams if it fails.
-async fn certgate_eab(data_dir: &Path, config: &Path, args: &[&str]) -> String {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_certgate"));
-    command
-        .arg("eab")
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("--config")
-        .arg(config)
-        .env("NO_COLOR", "1");
-    for (name, _) in std::env::vars_os() {
-        let text = name.to_string_lossy();
-        if text.starts_with("CERTGATE_") || text.starts_with("VAULT_") {
-            command.env_remove(name);
-        }
-    }
-    let output = command.output().await.expect("running certgate eab");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "certgate eab {args:?} failed ({})\n{stdout}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
-/// A key as `eab create` printed it.
-#[derive(Debug, Clone)]
-struct EabKey {
-    kid: String,
-    hmac: String,
-}
-
-async fn create_key(data_dir: &Path, config: &Path, extra: &[&str]) -> EabKey {
-    let mut args = vec!["create", "--profile", "default"];
-    args.extend_from_slice(extra);
-    let out = certgate_eab(data_dir, config, &args).await;
-    let field = |label: &str| {
-        out.lines()
-            .find_map(|line| line.strip_prefix(label))
-            .map(|v| v.trim().to_owned())
-            .unwrap_or_else(|| panic!("no {label} line in:\n{out}"))
-    };
-    let key = EabKey {
-        kid: field("kid:"),
-        hmac: field("hmac_key:"),
-    };
-    assert!(
-        out.contains(&format!("--eab --kid={} --hmac={}", key.kid, key.hmac))
-            && out.contains(&format!(
-                "--eab-kid={} --eab-hmac-key={}",
-                key.kid, key.hmac
-            )),
-        "the lego and certbot flags are printed:\n{out}"
-    );
-    key
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn lego_and_certbot_issue_with_external_account_binding() {
@@ -94,13 +34,7 @@ async fn lego_and_certbot_issue_with_external_account_binding() {
     let data_dir = tempfile::tempdir().unwrap();
     let config = data_dir.path().join("certgate.toml");
     std::fs::write(&config, CONFIG).unwrap();
-    let args = ServeArgs {
-        data_dir: data_dir.path().to_owned(),
-        listen: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
-        http01_port: free_port(),
-        resolver: dns.addr(),
-        config: Some(config.clone()),
-    };
+    let args = ServeArgs::new(data_dir.path(), dns.addr(), Some(config.clone()));
     let mut certgate = CertgateProcess::start(&args).await;
     let root_pem = data_dir.path().join("ca/root.pem");
     let directory = format!("https://{}/acme/directory", args.listen);
@@ -166,36 +100,6 @@ async fn lego_and_certbot_issue_with_external_account_binding() {
         "HMAC keys are never logged"
     );
     assert!(certgate.stop().await.success());
-}
-
-/// A signed binding of `client`'s key for `url` under `kid` with `hmac`.
-fn binding(client: &RawClient, kid: &str, hmac: &str, url: &str) -> Value {
-    let protected =
-        b64(&serde_json::to_vec(&json!({"alg": "HS256", "kid": kid, "url": url})).unwrap());
-    let payload = b64(&serde_json::to_vec(&client.key.jwk).unwrap());
-    let key = ring::hmac::Key::new(
-        ring::hmac::HMAC_SHA256,
-        &URL_SAFE_NO_PAD.decode(hmac).unwrap(),
-    );
-    let mac = ring::hmac::sign(&key, format!("{protected}.{payload}").as_bytes());
-    json!({"protected": protected, "payload": payload, "signature": b64(mac.as_ref())})
-}
-
-/// newAccount with `binding` (none when `None`).
-async fn new_account(client: &RawClient, binding: Option<Value>) -> support::raw_client::Reply {
-    let mut payload = json!({"termsOfServiceAgreed": true});
-    if let Some(binding) = binding {
-        payload["externalAccountBinding"] = binding;
-    }
-    client.post(&client.url("newAccount"), Some(payload)).await
-}
-
-/// Registers `client` with `key`, which must succeed.
-async fn register(client: &mut RawClient, key: &EabKey) {
-    let url = client.url("newAccount");
-    let reply = new_account(client, Some(binding(client, &key.kid, &key.hmac, &url))).await;
-    assert_eq!(reply.status, 201, "newAccount: {:?}", reply.json());
-    client.kid = Some(reply.header("location").unwrap().to_owned());
 }
 
 async fn order(
@@ -504,17 +408,26 @@ async fn the_database_holds_no_usable_hmac_key() {
         assert!(!contains(column, &raw));
         assert!(!contains(column, encoded.as_bytes()));
     }
-    store.close().await;
-    // Everything SQLite wrote: the database and any write-ahead log.
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let path = entry.unwrap().path();
-        if path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("certgate.db")
-        {
-            let bytes = std::fs::read(&path).unwrap();
+    // Everything SQLite wrote: the database and its write-ahead log, read
+    // while the log still holds the writes and again after the close has
+    // checkpointed (and usually deleted) it.
+    let no_key_on_disk = || {
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if !path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("certgate.db")
+            {
+                continue;
+            }
+            let bytes = match std::fs::read(&path) {
+                Ok(bytes) => bytes,
+                // Checkpointed away between listing and reading.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => panic!("reading {}: {e}", path.display()),
+            };
             assert!(
                 !contains(&bytes, &raw),
                 "{} has the raw key",
@@ -526,7 +439,10 @@ async fn the_database_holds_no_usable_hmac_key() {
                 path.display()
             );
         }
-    }
+    };
+    no_key_on_disk();
+    store.close().await;
+    no_key_on_disk();
     let mode = {
         use std::os::unix::fs::PermissionsExt;
         std::fs::metadata(keyring.path())

@@ -11,8 +11,7 @@ use support::raw_client::{challenge_of, RawClient};
 /// Orders `name`, lets `answer` set up the responder for the http-01 token
 /// and key authorization, triggers validation and returns the challenge.
 async fn validate(instance: &Instance, name: &str, answer: impl Fn(&str, &str)) -> Value {
-    let mut client = RawClient::new(&instance.directory_url(), &instance.root_pem_path()).await;
-    client.register().await;
+    let client = RawClient::registered(&instance.directory_url(), &instance.root_pem_path()).await;
     let (_, order) = client.new_order(&[name]).await;
     let authz = client
         .post(order["authorizations"][0].as_str().unwrap(), None)

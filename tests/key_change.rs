@@ -62,8 +62,8 @@ fn account_id(account_url: &str) -> &str {
 #[tokio::test]
 async fn after_a_rollover_only_the_new_key_speaks_for_the_account() {
     let instance = Instance::start().await;
-    let mut client = RawClient::new(&instance.directory_url(), &instance.root_pem_path()).await;
-    client.register().await;
+    let mut client =
+        RawClient::registered(&instance.directory_url(), &instance.root_pem_path()).await;
     let account_url = client.kid.clone().unwrap();
     let new_key = AccountKey::generate();
 
@@ -158,8 +158,8 @@ async fn a_client_library_rolls_its_key_over() {
 #[tokio::test]
 async fn of_two_concurrent_rollovers_one_wins() {
     let instance = Instance::start().await;
-    let mut client = RawClient::new(&instance.directory_url(), &instance.root_pem_path()).await;
-    client.register().await;
+    let mut client =
+        RawClient::registered(&instance.directory_url(), &instance.root_pem_path()).await;
     let account_url = client.kid.clone().unwrap();
     let (a, b) = (AccountKey::generate(), AccountKey::generate());
     let (inner_a, inner_b) = (inner_jws(&client, &a), inner_jws(&client, &b));
@@ -201,12 +201,10 @@ struct Case {
 async fn bad_rollovers_are_refused_and_change_nothing() {
     let instance = Instance::start().await;
     let root = instance.root_pem_path();
-    let mut client = RawClient::new(&instance.directory_url(), &root).await;
-    client.register().await;
+    let client = RawClient::registered(&instance.directory_url(), &root).await;
     let account_url = client.kid.clone().unwrap();
     let thumbprint = client.thumbprint();
-    let mut other = RawClient::new(&instance.directory_url(), &root).await;
-    other.register().await;
+    let other = RawClient::registered(&instance.directory_url(), &root).await;
     let other_url = other.kid.clone().unwrap();
     let new_key = AccountKey::generate();
     let header = inner_header(&client, &new_key);
@@ -477,10 +475,8 @@ async fn bad_rollovers_are_refused_and_change_nothing() {
 async fn the_stored_key_changes_only_from_the_expected_old_key() {
     let instance = Instance::start().await;
     let root = instance.root_pem_path();
-    let mut client = RawClient::new(&instance.directory_url(), &root).await;
-    client.register().await;
-    let mut other = RawClient::new(&instance.directory_url(), &root).await;
-    other.register().await;
+    let client = RawClient::registered(&instance.directory_url(), &root).await;
+    let other = RawClient::registered(&instance.directory_url(), &root).await;
     let id = account_id(client.kid.as_deref().unwrap()).to_owned();
     let other_id = account_id(other.kid.as_deref().unwrap()).to_owned();
     let store = instance.store();

@@ -18,9 +18,7 @@ const PROFILES: &str = "default_profile = \"default\"\n\
     [profiles.batch]\nissuer = \"local\"\nttl = \"1h\"\n";
 
 async fn client(instance: &Instance) -> RawClient {
-    let mut client = RawClient::new(&instance.directory_url(), &instance.root_pem_path()).await;
-    client.register().await;
-    client
+    RawClient::registered(&instance.directory_url(), &instance.root_pem_path()).await
 }
 
 async fn new_order(client: &RawClient, body: Value) -> Reply {

@@ -8,8 +8,7 @@ use support::instance::Instance;
 use support::raw_client::{RawClient, Reply};
 
 async fn account(instance: &Instance) -> RawClient {
-    let mut client = RawClient::new(&instance.directory_url(), &instance.root_pem_path()).await;
-    client.register().await;
+    let client = RawClient::registered(&instance.directory_url(), &instance.root_pem_path()).await;
     client
 }
 

@@ -20,7 +20,7 @@ use support::clients::{
     certbot_command, check_certificate, only_entry, read_json, require_tool, run_client,
 };
 use support::dns::DnsStub;
-use support::process::{free_port, CertgateProcess, ServeArgs};
+use support::process::{CertgateProcess, ServeArgs};
 
 const LEGO_NAMES: [&str; 2] = ["host1.example.test", "host2.example.test"];
 const CERTBOT_NAMES: [&str; 2] = ["host3.example.test", "host4.example.test"];
@@ -207,16 +207,10 @@ async fn certbot_and_lego_issue_and_renew_across_a_restart() {
 
     let dns = DnsStub::start().await;
     let data_dir = tempfile::tempdir().unwrap();
-    // Both clients answer HTTP-01 on this port, one after the other; the
+    // Both clients answer HTTP-01 on `args.http01_port`, one after the other; the
     // listen port stays the same across the restart because both clients
     // file their accounts under the server's host and port.
-    let args = ServeArgs {
-        data_dir: data_dir.path().to_owned(),
-        listen: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
-        http01_port: free_port(),
-        resolver: dns.addr(),
-        config: None,
-    };
+    let args = ServeArgs::new(data_dir.path(), dns.addr(), None);
     let root_pem = data_dir.path().join("ca/root.pem");
     let directory = format!("https://{}/acme/directory", args.listen);
     let lego = Lego {
@@ -295,37 +289,19 @@ async fn certbot_and_lego_issue_through_a_vault_profile() {
                 "certgate",
                 ["pki_int/sign/lab-internal", "pki_int/roles/lab-internal"],
             )
-            .approle(
-                "approle",
-                "certgate-role-id",
-                "certgate-secret-id",
-                vault::Grant::new(["certgate"]),
-            ),
+            .certgate_approle(vault::SECRET_ID),
     )
     .await;
     let dns = DnsStub::start().await;
     let data_dir = tempfile::tempdir().unwrap();
-    let secret_id = data_dir.path().join("secret-id");
-    std::fs::write(&secret_id, "certgate-secret-id").unwrap();
     let config = data_dir.path().join("certgate.toml");
     std::fs::write(
         &config,
-        format!(
-            "[vault]\naddress = \"{}\"\n\
-             [vault.auth]\nmethod = \"approle\"\nrole_id = \"certgate-role-id\"\nsecret_id_file = \"{}\"\n\
-             [profiles.lab]\nissuer = \"vault\"\nmount = \"pki_int\"\nrole = \"lab-internal\"\n",
-            standin.addr(),
-            secret_id.display()
-        ),
+        standin.approle_config(data_dir.path(), vault::SECRET_ID)
+            + "[profiles.lab]\nissuer = \"vault\"\nmount = \"pki_int\"\nrole = \"lab-internal\"\n",
     )
     .unwrap();
-    let args = ServeArgs {
-        data_dir: data_dir.path().to_owned(),
-        listen: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
-        http01_port: free_port(),
-        resolver: dns.addr(),
-        config: Some(config),
-    };
+    let args = ServeArgs::new(data_dir.path(), dns.addr(), Some(config));
     // Clients reach certgate over TLS made by the embedded CA, and check the
     // issued chain against Vault's root.
     let tls_root = data_dir.path().join("ca/root.pem");

@@ -134,8 +134,7 @@ async fn account_object_lookup_update_and_existing_key() {
 #[tokio::test]
 async fn deactivating_an_authorization_invalidates_its_order() {
     let instance = Instance::start().await;
-    let mut client = RawClient::new(&instance.directory_url(), &instance.root_pem_path()).await;
-    client.register().await;
+    let client = RawClient::registered(&instance.directory_url(), &instance.root_pem_path()).await;
     let (order_url, order) = client.new_order(&["gone.lab.example"]).await;
     let authz_url = order["authorizations"][0].as_str().unwrap();
     let pending = client.post(authz_url, None).await;
@@ -171,8 +170,7 @@ async fn deactivating_an_authorization_invalidates_its_order() {
 #[tokio::test]
 async fn the_orders_list_pages_with_link_next() {
     let instance = Instance::start().await;
-    let mut client = RawClient::new(&instance.directory_url(), &instance.root_pem_path()).await;
-    client.register().await;
+    let client = RawClient::registered(&instance.directory_url(), &instance.root_pem_path()).await;
     let mut created = Vec::new();
     for i in 0..101 {
         created.push(client.new_order(&[&format!("o{i}.lab.example")]).await.0);

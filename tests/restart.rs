@@ -20,8 +20,7 @@ async fn stored(instance: &Instance, order_id: &str) -> i64 {
 #[tokio::test]
 async fn accounts_survive_and_an_interrupted_issuance_resumes() {
     let mut instance = Instance::start().await;
-    let mut client = RawClient::new(&instance.directory_url(), &instance.root_pem_path()).await;
-    client.register().await;
+    let client = RawClient::registered(&instance.directory_url(), &instance.root_pem_path()).await;
     let name = "resume.lab.example";
     let (order_url, _) = client.ready_order(&instance.http01, &[name]).await;
 

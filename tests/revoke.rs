@@ -25,48 +25,19 @@ use support::dns::DnsStub;
 use support::http01::Http01Responder;
 use support::instance::Instance;
 use support::process::{free_port, CertgateProcess, ServeArgs};
-use support::raw_client::{b64, csr, AccountKey, RawClient, Reply};
-use vault::{Grant, Mount, Role, StandinConfig, VaultStandin, CERTGATE_POLICY};
+use support::raw_client::{b64, AccountKey, RawClient, Reply};
+use vault::{Role, StandinConfig, VaultStandin, SECRET_ID};
 
-fn lab_role(name: &str) -> Role {
-    Role::new(name)
-        .allowed_domains(["lab.example"])
-        .allow_subdomains(true)
-        .key_type("any")
-}
-
-/// A stand-in with `pki_int` holding `roles`, certgate's policy (which
-/// allows `pki_int/revoke`) and an AppRole login.
-fn standin_config(roles: Vec<Role>) -> StandinConfig {
-    let mount = roles
-        .into_iter()
-        .fold(Mount::new("pki_int"), |mount, role| mount.role(role));
-    StandinConfig::new()
-        .mount(mount)
-        .policy("certgate", CERTGATE_POLICY)
-        .approle(
-            "approle",
-            "certgate-role-id",
-            "certgate-secret-id",
-            Grant::new(["certgate"]),
-        )
-}
-
-/// The `[vault]` table for the stand-in and a Vault profile per
-/// (profile, role).
-fn vault_config(standin: &VaultStandin, secret_id: &Path, profiles: &[(&str, &str)]) -> String {
-    let mut config = format!(
-        "[vault]\naddress = \"{}\"\n\
-         [vault.auth]\nmethod = \"approle\"\nrole_id = \"certgate-role-id\"\nsecret_id_file = \"{}\"\n",
-        standin.addr(),
-        secret_id.display()
-    );
-    for (profile, role) in profiles {
-        config.push_str(&format!(
-            "[profiles.{profile}]\nissuer = \"vault\"\nmount = \"pki_int\"\nrole = \"{role}\"\n"
-        ));
-    }
-    config
+/// A Vault profile per (profile, role) of `pki_int`.
+fn vault_profiles(profiles: &[(&str, &str)]) -> String {
+    profiles
+        .iter()
+        .map(|(profile, role)| {
+            format!(
+                "[profiles.{profile}]\nissuer = \"vault\"\nmount = \"pki_int\"\nrole = \"{role}\"\n"
+            )
+        })
+        .collect()
 }
 
 /// Lower-case hex pairs joined by `:`, as Vault and the stand-in print serials.
@@ -106,25 +77,8 @@ async fn issue(
     http01: &Http01Responder,
     names: &[&str],
 ) -> (Vec<u8>, rcgen::KeyPair) {
-    let (order_url, order) = client.ready_order(http01, names).await;
-    let key = rcgen::KeyPair::generate().unwrap();
-    let reply = client
-        .post(
-            order["finalize"].as_str().unwrap(),
-            Some(json!({"csr": csr(names, &key)})),
-        )
-        .await;
-    assert_eq!(reply.status, 200, "finalize: {:?}", reply.json());
-    let order = client
-        .wait_for_order(&order_url, &["valid", "invalid"])
-        .await;
-    assert_eq!(order["status"], "valid", "{order}");
-    let download = client
-        .post(order["certificate"].as_str().unwrap(), None)
-        .await;
-    assert_eq!(download.status, 200);
-    let chain = chain_ders(std::str::from_utf8(&download.body).unwrap());
-    (chain[0].clone(), key)
+    let (chain, key) = client.issue_with_key(http01, names).await;
+    (chain_ders(&chain).remove(0), key)
 }
 
 fn serial_of(leaf_der: &[u8]) -> Vec<u8> {
@@ -150,24 +104,17 @@ async fn stored_revocation(
 #[tokio::test(flavor = "multi_thread")]
 async fn certbot_revokes_a_vault_certificate_by_serial() {
     require_tool("certbot", "certbot");
-    let standin = VaultStandin::start(standin_config(vec![lab_role("lab-internal")])).await;
+    let standin = VaultStandin::start(StandinConfig::lab()).await;
     let dns = DnsStub::start().await;
     let data_dir = tempfile::tempdir().unwrap();
-    let secret_id = data_dir.path().join("secret-id");
-    std::fs::write(&secret_id, "certgate-secret-id").unwrap();
     let config = data_dir.path().join("certgate.toml");
     std::fs::write(
         &config,
-        vault_config(&standin, &secret_id, &[("lab", "lab-internal")]),
+        standin.approle_config(data_dir.path(), SECRET_ID)
+            + &vault_profiles(&[("lab", "lab-internal")]),
     )
     .unwrap();
-    let args = ServeArgs {
-        data_dir: data_dir.path().to_owned(),
-        listen: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
-        http01_port: free_port(),
-        resolver: dns.addr(),
-        config: Some(config),
-    };
+    let args = ServeArgs::new(data_dir.path(), dns.addr(), Some(config));
     let tls_root = data_dir.path().join("ca/root.pem");
     let directory = format!("https://{}/acme/lab/directory", args.listen);
     let mut certgate = CertgateProcess::start(&args).await;
@@ -259,7 +206,8 @@ async fn certbot_revokes_a_vault_certificate_by_serial() {
 // --- 2. a raw client, in-process, through Vault profiles ------------------
 
 /// certgate in-process with Vault profiles `lab` (role `lab-internal`) and
-/// `nostore` (role `nostore`, which keeps no copies).
+/// `nostore` (role `nostore`, which keeps no copies); certgate's policy
+/// allows `pki_int/revoke`.
 struct Lab {
     standin: VaultStandin,
     instance: Instance,
@@ -268,18 +216,17 @@ struct Lab {
 
 impl Lab {
     async fn start() -> Self {
-        let roles = vec![lab_role("lab-internal"), lab_role("nostore").no_store(true)];
-        let standin = VaultStandin::start(standin_config(roles)).await;
+        let roles = [
+            Role::lab("lab-internal"),
+            Role::lab("nostore").no_store(true),
+        ];
+        let standin =
+            VaultStandin::start(StandinConfig::pki_int(roles).certgate_approle(SECRET_ID)).await;
         let secrets = tempfile::tempdir().unwrap();
-        let secret_id = secrets.path().join("secret-id");
-        std::fs::write(&secret_id, "certgate-secret-id\n").unwrap();
         let config = format!(
-            "default_profile = \"local\"\n[profiles.local]\nissuer = \"local\"\n{}",
-            vault_config(
-                &standin,
-                &secret_id,
-                &[("lab", "lab-internal"), ("nostore", "nostore")]
-            )
+            "default_profile = \"local\"\n{}[profiles.local]\nissuer = \"local\"\n{}",
+            standin.approle_config(secrets.path(), SECRET_ID),
+            vault_profiles(&[("lab", "lab-internal"), ("nostore", "nostore")])
         );
         let instance = Instance::start_with_config(Some(config)).await;
         Self {
@@ -289,17 +236,13 @@ impl Lab {
         }
     }
 
-    /// A client of `profile`'s directory; registered unless `anonymous`.
-    async fn client(&self, profile: &str, anonymous: bool) -> RawClient {
-        let mut client = RawClient::new(
+    /// A client of `profile`'s directory without an account.
+    async fn anonymous(&self, profile: &str) -> RawClient {
+        RawClient::new(
             &self.instance.profile_directory_url(profile),
             &self.instance.root_pem_path(),
         )
-        .await;
-        if !anonymous {
-            client.register().await;
-        }
-        client
+        .await
     }
 }
 
@@ -308,8 +251,8 @@ async fn who_may_revoke_with_which_reason_and_how_vault_is_asked() {
     let lab = Lab::start().await;
     let store = lab.instance.store();
     let http01 = &lab.instance.http01;
-    let owner = lab.client("lab", false).await;
-    let stranger = lab.client("lab", false).await;
+    let owner = lab.instance.registered_client("lab").await;
+    let stranger = lab.instance.registered_client("lab").await;
     let (leaf, key) = issue(&owner, http01, &["own.lab.example"]).await;
 
     // A certificate this server never issued.
@@ -328,7 +271,7 @@ async fn who_may_revoke_with_which_reason_and_how_vault_is_asked() {
     assert_eq!(reply.problem_type(), "unauthorized");
 
     // Signed with a key that is neither an account's nor the certificate's.
-    let anonymous = lab.client("lab", true).await;
+    let anonymous = lab.anonymous("lab").await;
     let reply = revoke(&anonymous, &leaf, None).await;
     assert_eq!(reply.status, 403, "{:?}", reply.json());
     assert_eq!(reply.problem_type(), "unauthorized");
@@ -351,7 +294,7 @@ async fn who_may_revoke_with_which_reason_and_how_vault_is_asked() {
     assert_eq!(stored_revocation(store, &leaf).await, (None, None));
 
     // Signed with the certificate's own key (jwk), no account at all.
-    let mut holder = lab.client("lab", true).await;
+    let mut holder = lab.anonymous("lab").await;
     holder.key = key_from_pkcs8(key.serialize_der());
     let reply = revoke(&holder, &leaf, Some(4)).await;
     assert_eq!(reply.status, 200, "{:?}", reply.json());
@@ -381,7 +324,7 @@ async fn who_may_revoke_with_which_reason_and_how_vault_is_asked() {
     assert_eq!(lab.standin.revocations().len(), 2);
 
     // A no_store role: Vault cannot find the serial, so the PEM goes.
-    let nostore_owner = lab.client("nostore", false).await;
+    let nostore_owner = lab.instance.registered_client("nostore").await;
     let (unstored, _) = issue(&nostore_owner, http01, &["kept.lab.example"]).await;
     assert!(lab
         .standin
@@ -400,7 +343,7 @@ async fn who_may_revoke_with_which_reason_and_how_vault_is_asked() {
 #[tokio::test]
 async fn a_sealed_vault_records_nothing_and_asks_the_client_to_retry() {
     let lab = Lab::start().await;
-    let owner = lab.client("lab", false).await;
+    let owner = lab.instance.registered_client("lab").await;
     let (leaf, _) = issue(&owner, &lab.instance.http01, &["sealed.lab.example"]).await;
 
     lab.standin.seal();
@@ -493,12 +436,11 @@ async fn the_embedded_ca_lists_revoked_certificates_in_its_crl() {
     let server = certgate::server::start(config)
         .await
         .expect("certgate starts");
-    let mut client = RawClient::new(
+    let client = RawClient::registered(
         &format!("{base}/acme/directory"),
         &data_dir.path().join("ca/root.pem"),
     )
     .await;
-    client.register().await;
 
     let (revoked, _) = issue(&client, &http01, &["gone.example.test"]).await;
     let (kept, _) = issue(&client, &http01, &["kept.example.test"]).await;
@@ -582,8 +524,7 @@ async fn the_embedded_ca_lists_revoked_certificates_in_its_crl() {
 #[tokio::test]
 async fn without_an_external_url_leaves_name_no_crl_but_it_is_served() {
     let instance = Instance::start().await;
-    let mut client = RawClient::new(&instance.directory_url(), &instance.root_pem_path()).await;
-    client.register().await;
+    let client = RawClient::registered(&instance.directory_url(), &instance.root_pem_path()).await;
     let (leaf, _) = issue(&client, &instance.http01, &["plain.example.test"]).await;
     let (_, parsed) = X509Certificate::from_der(&leaf).unwrap();
     assert!(crl_urls(&parsed).is_empty());

@@ -40,14 +40,8 @@ async fn lego_obtains_a_certificate_over_tls_alpn01() {
     let config_dir = tempfile::tempdir().unwrap();
     let config = config_dir.path().join("certgate.toml");
     std::fs::write(&config, format!("tls_alpn01_port = {tls_port}\n")).unwrap();
-    let args = ServeArgs {
-        data_dir: data_dir.path().to_owned(),
-        listen: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
-        // Nothing answers here, so an HTTP-01 attempt could not succeed.
-        http01_port: free_port(),
-        resolver: dns.addr(),
-        config: Some(config),
-    };
+    // Nothing answers on `args.http01_port`, so an HTTP-01 attempt could not succeed.
+    let args = ServeArgs::new(data_dir.path(), dns.addr(), Some(config));
     let root_pem = data_dir.path().join("ca/root.pem");
     let mut certgate = CertgateProcess::start(&args).await;
 
@@ -110,8 +104,8 @@ impl Setup {
         let instance =
             Instance::start_with_config(Some(format!("tls_alpn01_port = {}\n", responder.port())))
                 .await;
-        let mut client = RawClient::new(&instance.directory_url(), &instance.root_pem_path()).await;
-        client.register().await;
+        let client =
+            RawClient::registered(&instance.directory_url(), &instance.root_pem_path()).await;
         Self {
             _instance: instance,
             responder,

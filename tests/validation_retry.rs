@@ -10,8 +10,7 @@ use support::raw_client::{challenge_of, RawClient};
 #[tokio::test]
 async fn a_txt_record_added_after_the_first_lookup_is_found_by_the_retry() {
     let instance = Instance::start().await;
-    let mut client = RawClient::new(&instance.directory_url(), &instance.root_pem_path()).await;
-    client.register().await;
+    let client = RawClient::registered(&instance.directory_url(), &instance.root_pem_path()).await;
     let name = "late.lab.example";
     let (_, order) = client.new_order(&[name]).await;
     let authz = client

@@ -24,7 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use vault::{Grant, Login, Mount, Role, StandinConfig, VaultStandin, CERTGATE_POLICY};
+use vault::{Grant, Login, Role, StandinConfig, VaultStandin, ROLE_ID};
 
 const MOUNT: &str = "pki_int";
 const ROLE: &str = "lab-internal";
@@ -33,7 +33,6 @@ const ROLE: &str = "lab-internal";
 const SIGN_ONLY_POLICY: &str = "certgate-sign-only";
 
 const STATIC_TOKEN: &str = "hvs.certgate-static-token";
-const ROLE_ID: &str = "certgate-role-id";
 const SECRET_ID: &str = "certgate-secret-id-7d41c9";
 const K8S_ROLE: &str = "certgate";
 const K8S_JWT: &str = "k8s-service-account-jwt";
@@ -52,19 +51,10 @@ const PATIENCE: Duration = Duration::from_secs(20);
 
 // --- the stand-in ----------------------------------------------------------
 
-fn lab_role() -> Role {
-    Role::new(ROLE)
-        .allowed_domains(["lab.example"])
-        .allow_subdomains(true)
-        .key_type("any")
-}
-
 /// pki_int with the lab role, the `certgate` policy, a static token, and
 /// AppRole, Kubernetes and JWT (at `jwt-nomad`) logins that all give `grant`.
 fn standin_config(grant: Grant) -> StandinConfig {
-    StandinConfig::new()
-        .mount(Mount::new(MOUNT).role(lab_role()))
-        .policy("certgate", CERTGATE_POLICY)
+    StandinConfig::pki_int([Role::lab(ROLE)])
         .policy(SIGN_ONLY_POLICY, ["pki_int/sign/*"])
         .token(STATIC_TOKEN, Grant::new(["certgate"]))
         .approle("approle", ROLE_ID, SECRET_ID, grant.clone())
@@ -154,7 +144,7 @@ fn settings(table: &str, env: &[(&str, &str)]) -> VaultSettings {
 }
 
 fn client(table: &str, env: &[(&str, &str)]) -> Arc<Vault> {
-    Arc::new(Vault::new(settings(table, env)).expect("build the Vault client"))
+    Arc::new(Vault::new(settings(table, env), Arc::default()).expect("build the Vault client"))
 }
 
 /// A client logging in to `addresses` with AppRole.

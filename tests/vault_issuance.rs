@@ -12,32 +12,8 @@ use serde_json::{json, Value};
 use support::chain_ders;
 use support::instance::Instance;
 use support::raw_client::{csr, RawClient, Reply};
-use vault::{Grant, Mount, Role, StandinConfig, VaultStandin, CERTGATE_POLICY};
+use vault::{Role, StandinConfig, VaultStandin, SECRET_ID};
 use x509_parser::prelude::*;
-
-/// The role most tests sign with: subdomains of lab.example, any key type
-/// (ACME clients send EC keys; Vault's default `rsa` would refuse them).
-fn lab_role() -> Role {
-    Role::new("lab-internal")
-        .allowed_domains(["lab.example"])
-        .allow_subdomains(true)
-        .key_type("any")
-}
-
-fn standin_with(roles: Vec<Role>, policy: &[&str]) -> StandinConfig {
-    let mount = roles
-        .into_iter()
-        .fold(Mount::new("pki_int"), |mount, role| mount.role(role));
-    StandinConfig::new()
-        .mount(mount)
-        .policy("certgate", policy.iter().copied())
-        .approle(
-            "approle",
-            "certgate-role-id",
-            "certgate-secret-id",
-            Grant::new(["certgate"]),
-        )
-}
 
 /// `[profiles.<name>]` signing with `pki_int/<role>`, plus `extra` keys.
 fn vault_profile(name: &str, role: &str, extra: &str) -> String {
@@ -58,15 +34,9 @@ impl Lab {
     async fn start(standin: StandinConfig, profiles: &str) -> Self {
         let standin = VaultStandin::start(standin).await;
         let secrets = tempfile::tempdir().unwrap();
-        let secret_id = secrets.path().join("secret-id");
-        std::fs::write(&secret_id, "certgate-secret-id\n").unwrap();
         let config = format!(
-            "default_profile = \"local\"\n\
-             [vault]\naddress = \"{}\"\n\
-             [vault.auth]\nmethod = \"approle\"\nrole_id = \"certgate-role-id\"\nsecret_id_file = \"{}\"\n\
-             [profiles.local]\nissuer = \"local\"\n{profiles}",
-            standin.addr(),
-            secret_id.display()
+            "default_profile = \"local\"\n{}[profiles.local]\nissuer = \"local\"\n{profiles}",
+            standin.approle_config(secrets.path(), SECRET_ID)
         );
         let instance = Instance::start_with_config(Some(config)).await;
         Self {
@@ -74,17 +44,6 @@ impl Lab {
             instance,
             _secrets: secrets,
         }
-    }
-
-    /// A registered client of `profile`'s directory.
-    async fn client(&self, profile: &str) -> RawClient {
-        let mut client = RawClient::new(
-            &self.instance.profile_directory_url(profile),
-            &self.instance.root_pem_path(),
-        )
-        .await;
-        client.register().await;
-        client
     }
 
     /// Waits until the stand-in has answered a sign request with `status`.
@@ -136,11 +95,11 @@ fn problem_type(problem: &Value) -> &str {
 #[tokio::test]
 async fn a_vault_profile_issues_a_chain_that_leads_to_vaults_root() {
     let lab = Lab::start(
-        standin_with(vec![lab_role()], &CERTGATE_POLICY),
+        StandinConfig::lab(),
         &vault_profile("lab", "lab-internal", ""),
     )
     .await;
-    let client = lab.client("lab").await;
+    let client = lab.instance.registered_client("lab").await;
     assert!(client.url("newOrder").ends_with("/acme/lab/new-order"));
     let index = client
         .http
@@ -195,7 +154,7 @@ async fn a_vault_profile_issues_a_chain_that_leads_to_vaults_root() {
 #[tokio::test]
 async fn issuer_ref_signs_through_the_issuer_path() {
     let lab = Lab::start(
-        standin_with(vec![lab_role()], &CERTGATE_POLICY),
+        StandinConfig::lab(),
         &vault_profile(
             "lab",
             "lab-internal",
@@ -203,7 +162,7 @@ async fn issuer_ref_signs_through_the_issuer_path() {
         ),
     )
     .await;
-    let client = lab.client("lab").await;
+    let client = lab.instance.registered_client("lab").await;
     let (_, order) = issue(&lab, &client, &["ref.lab.example"]).await;
     assert_eq!(order["status"], "valid", "{order}");
     assert!(
@@ -261,8 +220,12 @@ async fn names_a_role_refuses_are_rejected_at_new_order() {
         .iter()
         .map(|r| vault_profile(&r.name, &r.name, ""))
         .collect();
-    let lab = Lab::start(standin_with(roles, &CERTGATE_POLICY), &profiles).await;
-    let client = lab.client("sub").await;
+    let lab = Lab::start(
+        StandinConfig::pki_int(roles).certgate_approle(SECRET_ID),
+        &profiles,
+    )
+    .await;
+    let client = lab.instance.registered_client("sub").await;
     let base = lab.instance.base_url();
 
     // (profile, identifiers, the identifiers the role refuses)
@@ -344,11 +307,11 @@ async fn names_a_role_refuses_are_rejected_at_new_order() {
 /// signed exactly once after Vault unseals.
 async fn sealed_during_finalize(restart: bool) {
     let mut lab = Lab::start(
-        standin_with(vec![lab_role()], &CERTGATE_POLICY),
+        StandinConfig::lab(),
         &vault_profile("lab", "lab-internal", ""),
     )
     .await;
-    let client = lab.client("lab").await;
+    let client = lab.instance.registered_client("lab").await;
     let names = ["sealed.lab.example"];
     let (order_url, order) = client.ready_order(&lab.instance.http01, &names).await;
     lab.standin.seal();
@@ -402,11 +365,11 @@ async fn vault_sealed_during_finalize_survives_a_restart() {
 #[tokio::test]
 async fn vault_errors_and_rate_limits_are_waited_out() {
     let lab = Lab::start(
-        standin_with(vec![lab_role()], &CERTGATE_POLICY),
+        StandinConfig::lab(),
         &vault_profile("lab", "lab-internal", ""),
     )
     .await;
-    let client = lab.client("lab").await;
+    let client = lab.instance.registered_client("lab").await;
     let names = ["retry.lab.example"];
     let (order_url, order) = client.ready_order(&lab.instance.http01, &names).await;
     lab.standin.fail_next(1, 502);
@@ -430,11 +393,11 @@ async fn vault_errors_and_rate_limits_are_waited_out() {
 #[tokio::test]
 async fn a_lost_answer_fails_the_order_rather_than_signing_twice() {
     let lab = Lab::start(
-        standin_with(vec![lab_role()], &CERTGATE_POLICY),
+        StandinConfig::lab(),
         &vault_profile("lab", "lab-internal", ""),
     )
     .await;
-    let client = lab.client("lab").await;
+    let client = lab.instance.registered_client("lab").await;
     let names = ["lost.lab.example"];
     let (order_url, order) = client.ready_order(&lab.instance.http01, &names).await;
     lab.standin.drop_next_responses(1);
@@ -461,13 +424,13 @@ async fn vault_refusals_keep_their_meaning() {
         .allowed_domains(["lab.example"])
         .allow_subdomains(true);
     let lab = Lab::start(
-        standin_with(vec![lab_role(), rsa_only], &CERTGATE_POLICY),
+        StandinConfig::pki_int([Role::lab("lab-internal"), rsa_only]).certgate_approle(SECRET_ID),
         &(vault_profile("lab", "lab-internal", "") + &vault_profile("rsa", "rsa-only", "")),
     )
     .await;
 
     // A 400 about the CSR is badCSR with Vault's own words.
-    let rsa_client = lab.client("rsa").await;
+    let rsa_client = lab.instance.registered_client("rsa").await;
     let (_, order) = issue(&lab, &rsa_client, &["ec.lab.example"]).await;
     assert_eq!(order["status"], "invalid");
     assert_eq!(problem_type(&order["error"]), "badCSR", "{order}");
@@ -482,11 +445,13 @@ async fn vault_refusals_keep_their_meaning() {
     // A role narrowed between newOrder and finalize refuses the name at
     // signing: rejectedIdentifier naming it, and the next newOrder reads
     // the new rules.
-    let client = lab.client("lab").await;
+    let client = lab.instance.registered_client("lab").await;
     let names = ["moved.lab.example"];
     let (order_url, order) = client.ready_order(&lab.instance.http01, &names).await;
-    lab.standin
-        .put_role("pki_int", lab_role().allowed_domains(["elsewhere.example"]));
+    lab.standin.put_role(
+        "pki_int",
+        Role::lab("lab-internal").allowed_domains(["elsewhere.example"]),
+    );
     finalize(&client, &order, &names).await;
     let order = client
         .wait_for_order(&order_url, &["valid", "invalid"])
@@ -513,11 +478,12 @@ async fn vault_refusals_keep_their_meaning() {
 #[tokio::test]
 async fn a_policy_that_denies_signing_is_a_server_error_after_one_fresh_login() {
     let lab = Lab::start(
-        standin_with(vec![lab_role()], &["pki_int/roles/*"]),
+        // The `certgate` policy replaced by one that reads roles but cannot sign.
+        StandinConfig::lab().policy("certgate", ["pki_int/roles/*"]),
         &vault_profile("lab", "lab-internal", ""),
     )
     .await;
-    let client = lab.client("lab").await;
+    let client = lab.instance.registered_client("lab").await;
     let (_, order) = issue(&lab, &client, &["denied.lab.example"]).await;
     assert_eq!(order["status"], "invalid");
     assert_eq!(problem_type(&order["error"]), "serverInternal", "{order}");
@@ -532,11 +498,12 @@ async fn a_policy_that_denies_signing_is_a_server_error_after_one_fresh_login() 
 #[tokio::test]
 async fn a_no_store_role_issues_and_certgate_keeps_the_only_copy() {
     let lab = Lab::start(
-        standin_with(vec![lab_role().no_store(true)], &CERTGATE_POLICY),
+        StandinConfig::pki_int([Role::lab("lab-internal").no_store(true)])
+            .certgate_approle(SECRET_ID),
         &vault_profile("lab", "lab-internal", ""),
     )
     .await;
-    let client = lab.client("lab").await;
+    let client = lab.instance.registered_client("lab").await;
     let (_, order) = issue(&lab, &client, &["kept.lab.example"]).await;
     assert_eq!(order["status"], "valid", "{order}");
     let download = client
@@ -557,17 +524,17 @@ async fn a_no_store_role_issues_and_certgate_keeps_the_only_copy() {
 async fn an_ip_identifier_issues_through_a_role_that_allows_ip_sans() {
     // An order of addresses alone has no DNS name to put in a CN, so the
     // role must not require one.
-    let ip_role = lab_role().require_cn(false);
+    let ip_role = Role::lab("lab-internal").require_cn(false);
     let no_ip_role = Role::new("no-ip")
         .allow_any_name(true)
         .allow_ip_sans(false)
         .key_type("any");
     let lab = Lab::start(
-        standin_with(vec![ip_role, no_ip_role], &CERTGATE_POLICY),
+        StandinConfig::pki_int([ip_role, no_ip_role]).certgate_approle(SECRET_ID),
         &(vault_profile("lab", "lab-internal", "") + &vault_profile("no-ip", "no-ip", "")),
     )
     .await;
-    let client = lab.client("lab").await;
+    let client = lab.instance.registered_client("lab").await;
     let (order_url, order) = client.new_order(&["127.0.0.1"]).await;
     assert_eq!(
         order["identifiers"][0],

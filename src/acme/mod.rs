@@ -69,6 +69,8 @@ pub struct AcmeState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Where account, order, issuance and revocation events are recorded.
     pub audit: crate::audit::AuditLog,
+    /// Runs the checks of `/ready` and `/status`, one at a time.
+    pub readiness: Arc<crate::health::ReadinessProbe>,
     /// The Vault client the Vault profiles share, when any profile uses Vault.
     pub vault: Option<Arc<crate::vault::Vault>>,
 }
@@ -82,6 +84,7 @@ impl AcmeState {
             self.validator.clone(),
             self.profiles.clone(),
             self.clock.clone(),
+            self.metrics.clone(),
             self.lifetimes.valid_authorization,
             id,
         ))
@@ -95,6 +98,8 @@ impl AcmeState {
             self.profiles.clone(),
             self.signing.clone(),
             self.clock.clone(),
+            self.audit.clone(),
+            self.metrics.clone(),
             id,
         ))
     }

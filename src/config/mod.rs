@@ -194,8 +194,8 @@ pub struct ServeFlags {
     )]
     pub rate_limit_orders_per_domain: Option<String>,
 
-    /// Also serve /metrics (Prometheus text format, plain HTTP) on this
-    /// address; /metrics is always on the main HTTPS listener too.
+    /// Also serve /metrics (OpenMetrics text for Prometheus, plain HTTP) on
+    /// this address; /metrics is always on the main HTTPS listener too.
     #[arg(long, env = "CERTGATE_METRICS_LISTEN", value_name = "ADDR:PORT")]
     pub metrics_listen: Option<SocketAddr>,
 

@@ -517,6 +517,10 @@ impl Issuer for LocalIssuer {
     fn embedded_ca(&self) -> Option<&EmbeddedCa> {
         Some(&self.ca)
     }
+
+    fn describe(&self) -> String {
+        "embedded CA".to_owned()
+    }
 }
 
 #[cfg(test)]

@@ -138,4 +138,22 @@ pub trait Issuer: Send + Sync {
     fn embedded_ca(&self) -> Option<&local::EmbeddedCa> {
         None
     }
+
+    /// The Vault mount and role this issuer signs at, when it signs through
+    /// Vault: the audit log names them with each certificate.
+    fn vault_role(&self) -> Option<&vault::VaultRole> {
+        None
+    }
+
+    /// Who signs, in a few words for operators (`/ready`, `/status`):
+    /// `embedded CA` or `vault pki_int/lab-internal`. Issuers with the same
+    /// description sign the same way, so one readiness check covers them.
+    fn describe(&self) -> String;
+
+    /// Whether a signing request could succeed now, for `/ready`: `Err`
+    /// says what stands in the way, in words an operator acts on. The
+    /// embedded CA signs in-process and is always ready.
+    async fn readiness(&self) -> Result<(), String> {
+        Ok(())
+    }
 }

@@ -360,6 +360,39 @@ impl Issuer for VaultIssuer {
     fn signs_remotely(&self) -> bool {
         true
     }
+
+    fn vault_role(&self) -> Option<&VaultRole> {
+        Some(&self.role)
+    }
+
+    fn describe(&self) -> String {
+        match &self.role.issuer_ref {
+            Some(issuer) => format!(
+                "vault {}/{} (issuer {issuer})",
+                self.role.mount, self.role.role
+            ),
+            None => format!("vault {}/{}", self.role.mount, self.role.role),
+        }
+    }
+
+    /// Reads the role afresh (the cached rules would hide a role deleted
+    /// since): signing needs it, and the answer also shows Vault unsealed
+    /// and the token accepted.
+    async fn readiness(&self) -> Result<(), String> {
+        let path = self.role_path();
+        match self
+            .vault
+            .read_role(&self.role.mount, &self.role.role)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(VaultError::Api { status: 404, .. }) => Err(format!("Vault has no role {path}")),
+            Err(e) if e.is_permission_denied() => Err(format!(
+                "Vault denied reading {path}: certgate's policy must allow read on it"
+            )),
+            Err(e) => Err(e.plainly()),
+        }
+    }
 }
 
 #[cfg(test)]

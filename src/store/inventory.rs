@@ -2,6 +2,7 @@
 //! and revocation, one certificate by serial, and the accounts. Shared by
 //! the `certs`/`accounts` commands, the admin API and the status page.
 
+use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::accounts::account_from_row;
@@ -115,19 +116,35 @@ impl Store {
 
     /// Every account, oldest first, with how many certificates it holds.
     pub async fn list_accounts(&self) -> StoreResult<Vec<(Account, i64)>> {
-        let rows = sqlx::query(
-            "SELECT a.id, a.key_thumbprint, a.jwk, a.contact, a.tos_agreed, a.status,
-                    a.created_at,
-                    (SELECT COUNT(*) FROM certificates c WHERE c.account_id = a.id)
-                        AS certificates
-             FROM accounts a ORDER BY a.created_at, a.id",
-        )
+        let rows = sqlx::query(&format!(
+            "{ACCOUNTS_WITH_COUNTS} ORDER BY a.created_at, a.id"
+        ))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| Ok((account_from_row(row)?, row.try_get("certificates")?)))
-            .collect()
+        rows.iter().map(account_with_count).collect()
     }
+
+    /// One account with how many certificates it holds.
+    pub async fn account_with_certificate_count(
+        &self,
+        id: &str,
+    ) -> StoreResult<Option<(Account, i64)>> {
+        let row = sqlx::query(&format!("{ACCOUNTS_WITH_COUNTS} WHERE a.id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(account_with_count).transpose()
+    }
+}
+
+/// Accounts with their certificate counts, read by [`account_with_count`].
+const ACCOUNTS_WITH_COUNTS: &str =
+    "SELECT a.id, a.key_thumbprint, a.jwk, a.contact, a.tos_agreed, a.status, a.created_at,
+            (SELECT COUNT(*) FROM certificates c WHERE c.account_id = a.id) AS certificates
+     FROM accounts a";
+
+fn account_with_count(row: &SqliteRow) -> StoreResult<(Account, i64)> {
+    Ok((account_from_row(row)?, row.try_get("certificates")?))
 }
 
 #[cfg(test)]

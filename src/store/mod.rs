@@ -7,6 +7,7 @@
 //! the old state or the new one.
 
 mod accounts;
+mod audit;
 mod certificates;
 pub mod eab;
 pub mod inventory;
@@ -15,6 +16,7 @@ mod orders;
 mod rate_limits;
 mod reuse;
 mod signing;
+pub mod stats;
 
 use std::str::FromStr;
 use std::time::Duration;

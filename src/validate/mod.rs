@@ -24,6 +24,7 @@ use crate::acme::problem::{Problem, ProblemType};
 use crate::acme::types::Identifier;
 use crate::backoff::until_ok;
 use crate::clock::Clock;
+use crate::metrics::Metrics;
 use crate::profiles::Profiles;
 use crate::store::{Store, StoreError, ValidationOutcome};
 
@@ -205,12 +206,14 @@ struct Challenge {
 }
 
 /// Validates challenge `challenge_id` (which must be `processing`) and
-/// records the outcome; its authorization and orders follow in the store.
+/// records the outcome; its authorization and orders follow in the store,
+/// and the metrics count it.
 pub async fn run(
     store: Store,
     validator: Arc<Validator>,
     profiles: Arc<Profiles>,
     clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
     valid_for: Duration,
     challenge_id: String,
 ) {
@@ -243,7 +246,7 @@ pub async fn run(
                 _ => break,
             }
         }
-        until_ok("recording the validation", || {
+        let recorded = until_ok("recording the validation", || {
             let now = clock.now();
             store.finish_challenge(
                 &challenge_id,
@@ -253,6 +256,11 @@ pub async fn run(
             )
         })
         .await;
+        if recorded {
+            let method =
+                ChallengeKind::parse(&challenge.kind).map_or("unknown", ChallengeKind::as_str);
+            metrics.validation(method, matches!(outcome, ValidationOutcome::Valid));
+        }
     }
     .instrument(span)
     .await

@@ -40,6 +40,37 @@ impl VaultError {
             _ => false,
         }
     }
+
+    /// A fixed name for the kind of failure, the `outcome` label of
+    /// `certgate_vault_requests_total`: `denied` (403), `unavailable`
+    /// (sealed, standby, rate-limited, failing), `refused` (another error
+    /// status), `unreachable`, `no_answer` or `bad_answer`; `credentials`
+    /// for completeness, though such a call never leaves certgate.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            e if e.is_permission_denied() => "denied",
+            Self::Api { .. } if self.is_temporary() => "unavailable",
+            Self::Api { .. } => "refused",
+            Self::Unreachable(_) => "unreachable",
+            Self::NoAnswer(_) => "no_answer",
+            Self::BadAnswer(_) => "bad_answer",
+            Self::Credentials(_) => "credentials",
+        }
+    }
+
+    /// The error as an operator reads it on `/ready`: what is wrong, without
+    /// the HTTP status where the message says it all ("Vault is sealed",
+    /// "cannot reach http://vault:8200/v1/…: Connection refused").
+    pub fn plainly(&self) -> String {
+        match self {
+            Self::Api {
+                status: 503,
+                message,
+            } if message.contains("sealed") => message.clone(),
+            Self::Unreachable(detail) => format!("cannot reach {detail}"),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// Vault wraps messages as `1 error occurred:\n\t* permission denied\n\n`;
@@ -141,5 +172,37 @@ mod tests {
         assert!(!api(403).is_temporary());
         assert!(api(403).is_permission_denied());
         assert!(!VaultError::NoAnswer("x".into()).is_temporary());
+    }
+
+    #[test]
+    fn metric_outcomes_sort_errors_by_what_to_do() {
+        let api = |status| VaultError::Api {
+            status,
+            message: String::new(),
+        };
+        assert_eq!(api(403).kind(), "denied");
+        assert_eq!(api(503).kind(), "unavailable");
+        assert_eq!(api(400).kind(), "refused");
+        assert_eq!(VaultError::Unreachable("x".into()).kind(), "unreachable");
+        assert_eq!(VaultError::NoAnswer("x".into()).kind(), "no_answer");
+    }
+
+    #[test]
+    fn operators_read_sealed_and_unreachable_plainly() {
+        let sealed = VaultError::Api {
+            status: 503,
+            message: "Vault is sealed".into(),
+        };
+        assert_eq!(sealed.plainly(), "Vault is sealed");
+        let unreachable = VaultError::Unreachable("http://v:8200/v1/x: Connection refused".into());
+        assert_eq!(
+            unreachable.plainly(),
+            "cannot reach http://v:8200/v1/x: Connection refused"
+        );
+        let failing = VaultError::Api {
+            status: 500,
+            message: "internal error".into(),
+        };
+        assert_eq!(failing.plainly(), "Vault answered 500: internal error");
     }
 }

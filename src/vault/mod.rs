@@ -14,7 +14,8 @@ mod token;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use vaultrs::api::pki::requests::SignCertificateRequest;
 use vaultrs::api::pki::responses::SignCertificateResponse;
@@ -26,6 +27,7 @@ pub use error::VaultError;
 pub use token::TokenInfo;
 
 use crate::config::VaultSettings;
+use crate::metrics::Metrics;
 use crate::policy::RoleRules;
 use crate::secret::Secret;
 
@@ -71,6 +73,8 @@ pub struct Vault {
     /// Index of the address that answered last; tried first next time.
     preferred: AtomicUsize,
     token: token::TokenKeeper,
+    /// Counts every call by path and outcome, with its latency.
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +111,7 @@ fn redirect_policy() -> reqwest::redirect::Policy {
 
 impl Vault {
     /// Prepares the client; nothing is sent until the first call.
-    pub fn new(settings: VaultSettings) -> Result<Self, VaultSetupError> {
+    pub fn new(settings: VaultSettings, metrics: Arc<Metrics>) -> Result<Self, VaultSetupError> {
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .timeout(settings.timeout)
@@ -133,6 +137,7 @@ impl Vault {
             preferred: AtomicUsize::new(0),
             token: token::TokenKeeper::new(settings.auth.clone()),
             settings,
+            metrics,
         })
     }
 
@@ -166,9 +171,24 @@ impl Vault {
         }
     }
 
+    /// Runs `call` (a request to `path`, as configured: `pki_int/sign/web`)
+    /// and counts it in the metrics under that path, its outcome and latency.
+    async fn on_any_address<T>(
+        &self,
+        path: &str,
+        token: Option<&Secret>,
+        call: &(dyn for<'c> Fn(&'c VaultClient) -> Call<'c, T> + Sync),
+    ) -> Result<T, VaultError> {
+        let started = Instant::now();
+        let result = self.first_answering(token, call).await;
+        let outcome = result.as_ref().err().map_or("ok", VaultError::kind);
+        self.metrics.vault_call(path, outcome, started.elapsed());
+        result
+    }
+
     /// Runs `call` against the preferred address, moving on to the next only
     /// when a connection cannot be opened (so nothing was sent).
-    async fn on_any_address<T>(
+    async fn first_answering<T>(
         &self,
         token: Option<&Secret>,
         call: &(dyn for<'c> Fn(&'c VaultClient) -> Call<'c, T> + Sync),
@@ -196,18 +216,20 @@ impl Vault {
         Err(VaultError::Unreachable(failures.join("; ")))
     }
 
-    /// Runs `call` with certgate's token. When Vault refuses the token it
-    /// logs in again and runs `call` once more; a second refusal is returned.
+    /// Runs `call` (to `path`) with certgate's token. When Vault refuses the
+    /// token it logs in again and runs `call` once more; a second refusal is
+    /// returned.
     async fn with_token<T>(
         &self,
+        path: &str,
         call: &(dyn for<'c> Fn(&'c VaultClient) -> Call<'c, T> + Sync),
     ) -> Result<T, VaultError> {
         let current = self.token.current(self).await?;
-        match self.on_any_address(Some(&current.secret), call).await {
+        match self.on_any_address(path, Some(&current.secret), call).await {
             Err(e) if e.is_permission_denied() => {
                 tracing::info!("Vault refused the token; logging in again");
                 let fresh = self.token.replace(self, current.generation).await?;
-                self.on_any_address(Some(&fresh.secret), call).await
+                self.on_any_address(path, Some(&fresh.secret), call).await
             }
             other => other,
         }
@@ -218,10 +240,28 @@ impl Vault {
         Ok(self.token.current(self).await?.info())
     }
 
+    /// What Vault says of certgate's token right now
+    /// (`auth/token/lookup-self`, logging in first when there is none yet):
+    /// an answer proves Vault is reachable, unsealed and accepts the token.
+    pub async fn lookup_token(&self) -> Result<TokenInfo, VaultError> {
+        let lookup = self
+            .with_token(token::LOOKUP_SELF, &|client| {
+                Box::pin(vaultrs::token::lookup_self(client))
+            })
+            .await?;
+        Ok(lookup.into())
+    }
+
     /// Renews the token at about two thirds of its life and logs in again
     /// when renewal fails; runs until the process ends.
     pub async fn keep_token_fresh(&self) {
         self.token.keep_fresh(self).await
+    }
+
+    /// How long certgate's token lives on unless renewed; `None` before the
+    /// first login and for a token that never expires. Asks Vault nothing.
+    pub async fn token_ttl(&self) -> Option<Duration> {
+        self.token.remaining().await
     }
 
     /// Signs a CSR (`POST <mount>/sign/<role>`).
@@ -232,7 +272,7 @@ impl Vault {
             Some(issuer) => format!("{}/issuer/{issuer}", request.mount),
             None => request.mount.clone(),
         };
-        self.with_token(&|client| {
+        self.with_token(&request.path(), &|client| {
             let mut endpoint = SignCertificateRequest::builder();
             endpoint
                 .mount(mount.as_str())
@@ -257,7 +297,7 @@ impl Vault {
 
     /// The name rules of `<mount>/roles/<role>`.
     pub async fn read_role(&self, mount: &str, role: &str) -> Result<RoleRules, VaultError> {
-        self.with_token(&|client| {
+        self.with_token(&format!("{mount}/roles/{role}"), &|client| {
             let endpoint = endpoints::ReadRoleRules {
                 mount: mount.to_owned(),
                 role: role.to_owned(),
@@ -273,7 +313,7 @@ impl Vault {
     /// a certificate that had already expired, which it leaves as it is.
     pub async fn revoke(&self, mount: &str, by: &RevokeBy) -> Result<Option<i64>, VaultError> {
         let revoked = self
-            .with_token(&|client| {
+            .with_token(&format!("{mount}/revoke"), &|client| {
                 let (serial_number, certificate) = match by {
                     RevokeBy::Serial(serial) => (Some(serial.clone()), None),
                     RevokeBy::Pem(pem) => (None, Some(pem.clone())),
@@ -299,7 +339,7 @@ impl Vault {
     /// The CA chain of a mount (PEM, issuing CA first).
     pub async fn read_ca_chain(&self, mount: &str) -> Result<String, VaultError> {
         let chain = self
-            .with_token(&|client| {
+            .with_token(&format!("{mount}/cert/ca_chain"), &|client| {
                 let endpoint = endpoints::ReadCaChain {
                     mount: mount.to_owned(),
                 };

@@ -7,12 +7,22 @@ use std::time::Duration;
 
 use tokio::sync::{Mutex, RwLock};
 use tokio::time::Instant;
+use vaultrs::api::token::responses::LookupTokenResponse;
 use vaultrs::api::AuthInfo;
 
 use super::{Vault, VaultError};
 use crate::backoff::Backoff;
 use crate::config::VaultAuth;
 use crate::secret::{Secret, SecretSource};
+
+/// Vault paths of the token's own endpoints, as counted in the metrics.
+pub(super) const LOOKUP_SELF: &str = "auth/token/lookup-self";
+const RENEW_SELF: &str = "auth/token/renew-self";
+
+/// The login path of an auth method mounted at `mount`.
+fn login_path(mount: &str) -> String {
+    format!("auth/{mount}/login")
+}
 
 /// What Vault said about certgate's token (no secret in here).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +31,17 @@ pub struct TokenInfo {
     pub ttl: Duration,
     pub renewable: bool,
     pub policies: Vec<String>,
+}
+
+/// `auth/token/lookup-self` tells the remaining life, not the initial one.
+impl From<LookupTokenResponse> for TokenInfo {
+    fn from(lookup: LookupTokenResponse) -> Self {
+        Self {
+            ttl: Duration::from_secs(lookup.ttl),
+            renewable: lookup.renewable,
+            policies: lookup.policies,
+        }
+    }
 }
 
 /// The token in use. `generation` counts logins, so that of several
@@ -98,6 +119,14 @@ impl TokenKeeper {
         self.replace(vault, 0).await
     }
 
+    /// The current token's remaining life; `None` when there is no token
+    /// yet or it never expires.
+    pub async fn remaining(&self) -> Option<Duration> {
+        let current = self.current.read().await;
+        let token = current.as_ref().filter(|t| !t.info.ttl.is_zero())?;
+        Some((token.obtained + token.info.ttl).saturating_duration_since(Instant::now()))
+    }
+
     /// Logs in again, unless the token of generation `seen` was already
     /// replaced by someone else meanwhile (then that newer one is returned).
     pub async fn replace(&self, vault: &Vault, seen: u64) -> Result<CurrentToken, VaultError> {
@@ -132,16 +161,11 @@ impl TokenKeeper {
             VaultAuth::Token { token } => {
                 let secret = header_safe(read(token)?)?;
                 let info = vault
-                    .on_any_address(Some(&secret), &|client| {
+                    .on_any_address(LOOKUP_SELF, Some(&secret), &|client| {
                         Box::pin(vaultrs::token::lookup_self(client))
                     })
                     .await?;
-                let info = TokenInfo {
-                    ttl: Duration::from_secs(info.ttl),
-                    renewable: info.renewable,
-                    policies: info.policies,
-                };
-                return Ok((secret, info));
+                return Ok((secret, info.into()));
             }
             VaultAuth::AppRole {
                 mount,
@@ -150,7 +174,7 @@ impl TokenKeeper {
             } => {
                 let (role_id, secret_id) = (read(role_id)?, read(secret_id)?);
                 vault
-                    .on_any_address(None, &|client| {
+                    .on_any_address(&login_path(mount), None, &|client| {
                         let (mount, role_id, secret_id) =
                             (mount.clone(), role_id.clone(), secret_id.clone());
                         Box::pin(async move {
@@ -168,7 +192,7 @@ impl TokenKeeper {
             VaultAuth::Kubernetes { mount, role, jwt } => {
                 let jwt = read(jwt)?;
                 vault
-                    .on_any_address(None, &|client| {
+                    .on_any_address(&login_path(mount), None, &|client| {
                         let (mount, role, jwt) = (mount.clone(), role.clone(), jwt.clone());
                         Box::pin(async move {
                             vaultrs::auth::kubernetes::login(client, &mount, &role, jwt.expose())
@@ -180,7 +204,7 @@ impl TokenKeeper {
             VaultAuth::Jwt { mount, role, jwt } => {
                 let jwt = read(jwt)?;
                 vault
-                    .on_any_address(None, &|client| {
+                    .on_any_address(&login_path(mount), None, &|client| {
                         let (mount, role, jwt) = (mount.clone(), role.clone(), jwt.clone());
                         Box::pin(async move {
                             vaultrs::auth::oidc::login(client, &mount, jwt.expose(), role).await
@@ -196,7 +220,7 @@ impl TokenKeeper {
     /// any more (it reached its maximum life).
     async fn renew(&self, vault: &Vault, token: &CurrentToken) -> Result<bool, VaultError> {
         let auth = vault
-            .on_any_address(Some(&token.secret), &|client| {
+            .on_any_address(RENEW_SELF, Some(&token.secret), &|client| {
                 Box::pin(vaultrs::token::renew_self(client, None))
             })
             .await?;

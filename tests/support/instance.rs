@@ -8,6 +8,7 @@ use certgate::server::Server;
 
 use super::dns::DnsStub;
 use super::http01::Http01Responder;
+use super::raw_client::RawClient;
 
 pub struct Instance {
     pub server: Option<Server>,
@@ -103,6 +104,11 @@ impl Instance {
 
     pub fn root_pem_path(&self) -> PathBuf {
         self.data_dir.path().join("ca/root.pem")
+    }
+
+    /// A client of `profile`'s directory with a registered account.
+    pub async fn registered_client(&self, profile: &str) -> RawClient {
+        RawClient::registered(&self.profile_directory_url(profile), &self.root_pem_path()).await
     }
 
     pub fn store(&self) -> &certgate::store::Store {

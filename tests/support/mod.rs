@@ -5,8 +5,11 @@
 pub mod bind;
 pub mod clients;
 pub mod dns;
+pub mod eab;
 pub mod http01;
 pub mod instance;
+pub mod inventory;
+pub mod openmetrics;
 pub mod process;
 pub mod raw_client;
 pub mod tls_alpn;

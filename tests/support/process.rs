@@ -3,7 +3,7 @@
 //! the handling of SIGTERM.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,6 +28,21 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The built `certgate` binary, with none of the caller's `CERTGATE_*` or
+/// `VAULT_*` variables: they would override nothing a test passes, but could
+/// add a config file, database URL or Vault the test did not choose.
+pub fn certgate_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_certgate"));
+    command.env("NO_COLOR", "1");
+    for (name, _) in std::env::vars_os() {
+        let name_text = name.to_string_lossy();
+        if name_text.starts_with("CERTGATE_") || name_text.starts_with("VAULT_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
 /// The flags of `certgate serve` that tests choose.
 #[derive(Debug, Clone)]
 pub struct ServeArgs {
@@ -39,19 +54,42 @@ pub struct ServeArgs {
     pub config: Option<PathBuf>,
 }
 
+impl ServeArgs {
+    /// `--listen` on a free loopback port and `--http01-port` on another
+    /// one, where nothing answers unless the test starts something there.
+    pub fn new(data_dir: &Path, resolver: SocketAddr, config: Option<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.to_owned(),
+            listen: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+            http01_port: free_port(),
+            resolver,
+            config,
+        }
+    }
+}
+
 /// A running `certgate serve`. Dropping it kills the process, so a failing
 /// test never leaves a server behind.
 pub struct CertgateProcess {
     child: Child,
     log: Arc<Mutex<String>>,
     readers: Vec<JoinHandle<()>>,
+    /// Strings [`CertgateProcess::stop`] checks the whole log for.
+    secrets: Vec<String>,
 }
 
 impl CertgateProcess {
     /// Starts the binary and returns once it logged that it is serving.
     /// Panics with the captured log if it exits or stays silent instead.
     pub async fn start(args: &ServeArgs) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_certgate"));
+        // The ready line is an INFO event; plain text keeps the log readable.
+        Self::start_with(args, &[], &[("RUST_LOG", "info")]).await
+    }
+
+    /// [`CertgateProcess::start`] with more flags after `serve`, and
+    /// environment variables (`RUST_LOG`, `CERTGATE_*`) set for it.
+    pub async fn start_with(args: &ServeArgs, flags: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = certgate_command();
         command
             .arg("serve")
             .arg("--data-dir")
@@ -67,21 +105,12 @@ impl CertgateProcess {
                     .iter()
                     .flat_map(|c| [std::ffi::OsStr::new("--config"), c.as_os_str()]),
             )
-            // The ready line is an INFO event; plain text keeps the log readable.
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
+            .args(flags)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        // Settings from the caller's environment would override nothing we
-        // pass, but could add a config file, database URL or Vault we did not choose.
-        for (name, _) in std::env::vars_os() {
-            let name_text = name.to_string_lossy();
-            if name_text.starts_with("CERTGATE_") || name_text.starts_with("VAULT_") {
-                command.env_remove(name);
-            }
-        }
         let mut child = command.spawn().expect("starting the certgate binary");
 
         // The log is read from both streams: tracing's fmt writer defaults to
@@ -101,6 +130,7 @@ impl CertgateProcess {
             child,
             log,
             readers,
+            secrets: Vec::new(),
         };
         match tokio::time::timeout(START_TIMEOUT, ready_rx).await {
             Ok(Ok(())) => process,
@@ -123,7 +153,15 @@ impl CertgateProcess {
         self.log.lock().unwrap().clone()
     }
 
-    /// Sends SIGTERM and waits for the process to exit.
+    /// Makes [`CertgateProcess::stop`] fail if any of `secrets` (Vault
+    /// tokens, secret IDs, HMAC keys) appears anywhere in the log.
+    pub fn never_logs(&mut self, secrets: impl IntoIterator<Item = String>) {
+        self.secrets.extend(secrets);
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; then checks that
+    /// the log holds none of the secrets given to
+    /// [`CertgateProcess::never_logs`].
     pub async fn stop(&mut self) -> ExitStatus {
         let pid = self.child.id().expect("certgate is still running");
         let kill = Command::new("kill")
@@ -143,6 +181,10 @@ impl CertgateProcess {
         for reader in self.readers.drain(..) {
             let _ = reader.await;
         }
+        let log = self.log();
+        let logged = self.secrets.iter().filter(|s| log.contains(s.as_str()));
+        // How many, not which: the assertion message ends up in a log too.
+        assert_eq!(logged.count(), 0, "certgate logged secrets it was given");
         status
     }
 }

@@ -121,6 +121,13 @@ impl RawClient {
         }
     }
 
+    /// [`RawClient::new`] with its account registered.
+    pub async fn registered(directory_url: &str, root_pem: &std::path::Path) -> Self {
+        let mut client = Self::new(directory_url, root_pem).await;
+        client.register().await;
+        client
+    }
+
     pub fn url(&self, name: &str) -> String {
         self.directory[name].as_str().unwrap().to_owned()
     }
@@ -236,6 +243,37 @@ impl RawClient {
         let order = self.post(&order_url, None).await.json();
         assert_eq!(order["status"], "ready");
         (order_url, order)
+    }
+
+    /// A certificate for `names`: an order validated over http-01, finalized
+    /// with a fresh P-256 key and downloaded. Returns the PEM chain served.
+    pub async fn issue(&self, http01: &Http01Responder, names: &[&str]) -> String {
+        self.issue_with_key(http01, names).await.0
+    }
+
+    /// [`RawClient::issue`], also returning the certificate's key.
+    pub async fn issue_with_key(
+        &self,
+        http01: &Http01Responder,
+        names: &[&str],
+    ) -> (String, rcgen::KeyPair) {
+        let (order_url, order) = self.ready_order(http01, names).await;
+        let key = rcgen::KeyPair::generate().unwrap();
+        let reply = self
+            .post(
+                order["finalize"].as_str().unwrap(),
+                Some(json!({"csr": csr(names, &key)})),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "finalize: {:?}", reply.json());
+        let order = self.wait_for_order(&order_url, &["valid", "invalid"]).await;
+        assert_eq!(order["status"], "valid", "{order}");
+        let download = self
+            .post(order["certificate"].as_str().unwrap(), None)
+            .await;
+        assert_eq!(download.status, 200, "download: {:?}", download.json());
+        let chain = String::from_utf8(download.body).expect("a PEM chain is text");
+        (chain, key)
     }
 
     /// Polls the order until its status is one of `statuses` (20 s at most).

@@ -13,6 +13,7 @@ use crate::acme::response::Json;
 use crate::acme::status::AccountStatus;
 use crate::acme::types::{AccountUpdateRequest, NewAccountRequest, OrderList};
 use crate::acme::AcmeState;
+use crate::audit::{Actor, AuditEvent};
 use crate::eab;
 use crate::store::{Account, NewAccount};
 
@@ -95,15 +96,19 @@ pub async fn new_account(
         contact,
         tos_agreed: body.terms_of_service_agreed,
     };
-    let (account, created) = match binding {
+    let (account, created, eab_kid) = match binding {
         Some(binding) => {
-            eab::create_bound_account(&state, &request.urls, profile, key, binding, &new).await?
+            let (account, kid) =
+                eab::create_bound_account(&state, &request.urls, profile, key, binding, &new)
+                    .await?;
+            (account, kid.is_some(), kid)
         }
         None => {
-            state
+            let (account, created) = state
                 .store
                 .create_account(&crate::ids::resource_id(), &new, state.clock.now())
-                .await?
+                .await?;
+            (account, created, None)
         }
     };
     tracing::Span::current().record("account", account.id.as_str());
@@ -111,6 +116,16 @@ pub async fn new_account(
     let view = views::account(&request.urls, &account);
     Ok(if created {
         tracing::info!(account = %account.id, "account created");
+        state
+            .audit
+            .record(AuditEvent::AccountCreated {
+                account: account.id.clone(),
+                profile: profile.name.clone(),
+                key_thumbprint: account.key_thumbprint.clone(),
+                contact: account.contact.clone(),
+                eab_kid,
+            })
+            .await;
         Json::created(view, location).into_response()
     } else {
         Json::ok(view).location(location).into_response()
@@ -130,11 +145,21 @@ pub async fn account(
     match update.status.as_deref() {
         None => {}
         Some("deactivated") => {
-            state
+            let deactivated = state
                 .store
                 .deactivate_account(&id, state.clock.now())
                 .await?;
-            tracing::info!(account = %id, "account deactivated");
+            // False when a concurrent request deactivated it first.
+            if deactivated {
+                tracing::info!(account = %id, "account deactivated");
+                state
+                    .audit
+                    .record(AuditEvent::AccountDeactivated {
+                        account: id.clone(),
+                        by: Actor::Account(id.clone()),
+                    })
+                    .await;
+            }
         }
         Some(other) => {
             return Err(Problem::malformed(format!(

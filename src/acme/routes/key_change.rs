@@ -19,6 +19,7 @@ use crate::acme::problem::Problem;
 use crate::acme::request::SignedRequest;
 use crate::acme::response::Json;
 use crate::acme::AcmeState;
+use crate::audit::AuditEvent;
 
 /// The payload of the inner JWS.
 #[derive(Debug, Deserialize)]
@@ -133,6 +134,14 @@ pub async fn key_change(
         new_thumbprint = %new_key.thumbprint,
         "account key rolled over"
     );
+    state
+        .audit
+        .record(AuditEvent::AccountKeyChanged {
+            account: account.id.clone(),
+            old_key_thumbprint: account.key_thumbprint.clone(),
+            new_key_thumbprint: new_key.thumbprint.clone(),
+        })
+        .await;
     let mut updated = account.clone();
     updated.key_thumbprint = new_key.thumbprint.clone();
     updated.jwk = new_key.value.clone();

@@ -14,10 +14,13 @@ use crate::acme::response::Json;
 use crate::acme::status::OrderStatus;
 use crate::acme::types::{Identifier, NewOrderRequest};
 use crate::acme::AcmeState;
+use crate::audit::AuditEvent;
 use crate::ids;
 use crate::issuer::IssueError;
 use crate::profiles::Profile;
-use crate::store::{NewAuthorization, NewChallenge, NewOrder, Order, OrderAuthorization};
+use crate::store::{
+    Certificate, NewAuthorization, NewChallenge, NewOrder, Order, OrderAuthorization,
+};
 use crate::validate::ChallengeKind;
 
 /// The profile an order is for: the one newOrder names (draft-ietf-acme-
@@ -44,13 +47,13 @@ fn select_profile<'a>(
 
 /// RFC 9773 `replaces`: the certificate must be this account's, share an
 /// identifier with the new order and not be replaced already. Returns the
-/// replaced certificate's id.
+/// replaced certificate.
 async fn check_replaces(
     state: &AcmeState,
     account_id: &str,
     replaces: Option<&str>,
     names: &[OrderedIdentifier],
-) -> Result<Option<String>, Problem> {
+) -> Result<Option<Certificate>, Problem> {
     let Some(text) = replaces else {
         return Ok(None);
     };
@@ -75,7 +78,7 @@ async fn check_replaces(
             format!("certificate {text} is already replaced by order {order}"),
         ));
     }
-    Ok(Some(certificate.id))
+    Ok(Some(certificate))
 }
 
 /// Refuses the order at once when the profile's CA would refuse any of its
@@ -128,7 +131,7 @@ pub async fn new_order(
     check_identifiers_allowed(profile, &ordered).await?;
     crate::eab::check_new_order(&state.store, &account.id, profile, &names).await?;
     let now = state.clock.now();
-    let replaces = check_replaces(&state, &account.id, body.replaces.as_deref(), &names).await?;
+    let replaced = check_replaces(&state, &account.id, body.replaces.as_deref(), &names).await?;
     crate::ratelimit::check_new_order(&state, &account.id, &names).await?;
     let pending_until = now + state.lifetimes.pending.as_secs() as i64;
     let mut authorizations = Vec::with_capacity(names.len());
@@ -163,11 +166,21 @@ pub async fn new_order(
         identifiers: names.iter().map(|n| n.as_ordered()).collect(),
         expires_at: pending_until,
         authorizations,
-        replaces,
+        replaces: replaced.as_ref().map(|c| c.id.clone()),
     };
     state.store.create_order(&order, now).await?;
     tracing::Span::current().record("order", order.id.as_str());
     tracing::info!(order = %order.id, names = ?order.identifiers.iter().map(|i| &i.value).collect::<Vec<_>>(), "order created");
+    state
+        .audit
+        .record(AuditEvent::OrderCreated {
+            order: order.id.clone(),
+            account: order.account_id.clone(),
+            profile: order.profile.clone(),
+            identifiers: order.identifiers.clone(),
+            replaces: replaced.map(|c| c.serial),
+        })
+        .await;
     let stored = state
         .store
         .order(&order.id)

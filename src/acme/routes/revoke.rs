@@ -24,6 +24,7 @@ use crate::acme::problem::{Problem, ProblemType};
 use crate::acme::request::{SignedRequest, Signer};
 use crate::acme::types::Identifier;
 use crate::acme::AcmeState;
+use crate::audit::{Actor, AuditEvent};
 use crate::issuer::{IssueError, RevocationReason, RevokeRequest};
 use crate::store::Certificate;
 
@@ -89,17 +90,17 @@ fn certified_identifiers(leaf: &X509Certificate<'_>) -> Vec<Identifier> {
 /// Who may revoke (RFC 8555 §7.6): the account that ordered the
 /// certificate, an account holding valid authorizations for all of its
 /// identifiers, or the holder of the certificate's key. Returns who it was,
-/// for the log.
+/// for the log and the audit log.
 async fn authorize(
     state: &AcmeState,
     request: &SignedRequest,
     certificate: &Certificate,
     leaf: &X509Certificate<'_>,
     now: i64,
-) -> Result<String, Problem> {
+) -> Result<Actor, Problem> {
     match &request.signer {
         Signer::Account(account) if account.id == certificate.account_id => {
-            Ok(format!("account {} (its subscriber)", account.id))
+            Ok(Actor::Account(account.id.clone()))
         }
         Signer::Account(account) => {
             let identifiers = certified_identifiers(leaf);
@@ -108,19 +109,14 @@ async fn authorize(
                 .holds_authorizations_for(&account.id, &identifiers, now)
                 .await?
             {
-                Ok(format!(
-                    "account {} (authorized for every identifier)",
-                    account.id
-                ))
+                Ok(Actor::Account(account.id.clone()))
             } else {
                 Err(Problem::unauthorized(
                     "this account neither ordered the certificate nor holds valid authorizations for all of its identifiers",
                 ))
             }
         }
-        Signer::Key(key) if key.same_key_as(leaf.public_key()) => {
-            Ok("the certificate's key".to_owned())
-        }
+        Signer::Key(key) if key.same_key_as(leaf.public_key()) => Ok(Actor::CertificateKey),
         Signer::Key(_) => Err(Problem::unauthorized(
             "a request signed with jwk must be signed with the certificate's own key",
         )),
@@ -222,9 +218,19 @@ pub async fn revoke_cert(
         certificate = %certificate.id,
         profile = %profile.name,
         reason = reason.name(),
-        by = %by,
+        by = ?by,
         "certificate revoked"
     );
+    state
+        .audit
+        .record(AuditEvent::CertificateRevoked {
+            serial,
+            profile: profile.name.clone(),
+            account: certificate.account_id.clone(),
+            reason: reason.name().to_owned(),
+            by,
+        })
+        .await;
     Ok(StatusCode::OK.into_response())
 }
 

@@ -196,6 +196,11 @@ impl TokenStore {
         }
     }
 
+    /// The id of every token ever created, expired ones included.
+    pub fn ids(&self) -> Vec<String> {
+        self.tokens.lock().unwrap().keys().cloned().collect()
+    }
+
     /// Makes every token expire at `now`, as if their TTLs had all run out.
     pub fn expire_all(&self, now: i64) {
         for token in self.tokens.lock().unwrap().values_mut() {

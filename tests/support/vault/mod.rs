@@ -23,6 +23,7 @@ mod faults;
 mod fields;
 mod health;
 mod issue;
+mod lab;
 mod login;
 mod names;
 mod pki;
@@ -48,6 +49,7 @@ use tokio::task::JoinHandle;
 pub use auth::Grant;
 pub use config::{Mount, StandinConfig, CERTGATE_POLICY};
 pub use faults::{FaultState, HealthOverride};
+pub use lab::{ROLE_ID, SECRET_ID};
 pub use record::{Login, Renewal, RequestLine, Revocation, SignCall};
 pub use role::Role;
 pub use state::StoredCert;
@@ -136,6 +138,12 @@ impl VaultStandin {
             .get(mount)
             .expect("the mount was configured");
         mount.roles.lock().unwrap().insert(role.name.clone(), role);
+    }
+
+    /// Every token the stand-in has handed out (logins, static and root
+    /// tokens): the secrets a client of it must never log.
+    pub fn token_ids(&self) -> Vec<String> {
+        self.app.tokens.ids()
     }
 
     /// Creates a token with a chosen id (for example after `expire_all_tokens`).

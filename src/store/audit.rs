@@ -1,0 +1,61 @@
+//! The `audit_events` table: rows are only ever inserted (triggers refuse
+//! UPDATE and DELETE), one per line of the audit log.
+
+use super::{Store, StoreResult};
+
+impl Store {
+    /// Appends one audit record: `record` is its whole JSON line, `event`
+    /// its name, `at` its time (unix seconds).
+    pub async fn append_audit_event(&self, at: i64, event: &str, record: &str) -> StoreResult<()> {
+        sqlx::query("INSERT INTO audit_events (at, event, record) VALUES (?, ?, ?)")
+            .bind(at)
+            .bind(event)
+            .bind(record)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Every record, oldest first.
+    #[cfg(test)]
+    pub(crate) async fn audit_records(&self) -> StoreResult<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT record FROM audit_events ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn rows_can_be_added_but_never_changed_or_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("certgate.db").display());
+        let store = Store::open(&url).await.unwrap();
+        store
+            .append_audit_event(1, "eab_key_revoked", r#"{"event":"eab_key_revoked"}"#)
+            .await
+            .unwrap();
+        for statement in [
+            "UPDATE audit_events SET record = '{}'",
+            "DELETE FROM audit_events",
+        ] {
+            let error = sqlx::query(statement)
+                .execute(&store.pool)
+                .await
+                .expect_err(statement);
+            assert!(
+                error.to_string().contains("append-only"),
+                "{statement}: {error}"
+            );
+        }
+        assert_eq!(
+            store.audit_records().await.unwrap(),
+            [r#"{"event":"eab_key_revoked"}"#]
+        );
+    }
+}

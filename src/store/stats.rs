@@ -1,0 +1,77 @@
+//! Aggregates read at every `/metrics` scrape: orders by status and the
+//! certificates in use by profile. Each is one GROUP BY over an indexed
+//! column, cheap enough to run whenever Prometheus asks, so the gauges never
+//! drift from what the database holds (after a restart, or with several
+//! replicas sharing one database).
+
+use std::time::Duration;
+
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::{Store, StoreError, StoreResult};
+use crate::acme::status::OrderStatus;
+
+/// The certificates of one profile that are in use: neither revoked nor
+/// expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileCertificates {
+    pub profile: String,
+    pub valid: i64,
+    /// How many of them expire within each horizon asked for, in that order.
+    pub expiring: Vec<i64>,
+    /// The soonest not-after among them (unix seconds).
+    pub earliest_not_after: i64,
+}
+
+impl Store {
+    /// How many orders are in each status; statuses without orders are left out.
+    pub async fn orders_by_status(&self) -> StoreResult<Vec<(OrderStatus, i64)>> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM orders GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let status: &str = row.try_get("status")?;
+                let status = OrderStatus::parse(status)
+                    .ok_or_else(|| StoreError::Corrupt(format!("order status {status:?}")))?;
+                Ok((status, row.try_get("n")?))
+            })
+            .collect()
+    }
+
+    /// The certificates in use at `now`, by profile, with how many expire
+    /// within each of `horizons`. Profiles with none in use are left out.
+    pub async fn valid_certificates_by_profile(
+        &self,
+        now: i64,
+        horizons: &[Duration],
+    ) -> StoreResult<Vec<ProfileCertificates>> {
+        let mut query: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT profile, COUNT(*) AS valid, MIN(not_after) AS earliest");
+        for (index, horizon) in horizons.iter().enumerate() {
+            let by = now.saturating_add(i64::try_from(horizon.as_secs()).unwrap_or(i64::MAX));
+            query
+                .push(", SUM(not_after <= ")
+                .push_bind(by)
+                .push(format!(") AS within_{index}"));
+        }
+        query
+            .push(" FROM certificates WHERE revoked_at IS NULL AND not_after > ")
+            .push_bind(now)
+            .push(" GROUP BY profile ORDER BY profile");
+        let rows = query.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                let expiring = (0..horizons.len())
+                    .map(|index| row.try_get(format!("within_{index}").as_str()))
+                    .collect::<Result<_, _>>()?;
+                Ok(ProfileCertificates {
+                    profile: row.try_get("profile")?,
+                    valid: row.try_get("valid")?,
+                    expiring,
+                    earliest_not_after: row.try_get("earliest")?,
+                })
+            })
+            .collect()
+    }
+}
