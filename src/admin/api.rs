@@ -267,12 +267,8 @@ async fn list_certificates(
         query.revoked,
         now,
     )?;
-    let certificates = state.acme.store.list_certificates(&filter, now).await?;
     Ok(Json(
-        certificates
-            .iter()
-            .map(|certificate| CertificateView::new(certificate, now))
-            .collect(),
+        super::certificate_views(&state.acme.store, &filter, now).await?,
     ))
 }
 

@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 
 use super::export::{export, ExportFormat};
 use super::filter::certificate_filter;
-use super::view::{AccountView, CertificateView};
+use super::view::AccountView;
 use super::{deactivate_account, Deactivation};
 use crate::audit::{Actor, AuditLog};
 use crate::clock::{Clock, SystemClock};
@@ -128,13 +128,9 @@ async fn list_certificates(store: &Store, args: ListArgs, now: i64) -> anyhow::R
         args.revoked,
         now,
     )?;
-    let certificates: Vec<CertificateView> = store
-        .list_certificates(&filter, now)
+    let certificates = super::certificate_views(store, &filter, now)
         .await
-        .context("listing certificates")?
-        .iter()
-        .map(|certificate| CertificateView::new(certificate, now))
-        .collect();
+        .context("listing certificates")?;
     if args.json {
         print_json(&certificates)?;
     } else if certificates.is_empty() {

@@ -10,7 +10,24 @@ pub mod view;
 
 use crate::acme::status::AccountStatus;
 use crate::audit::{Actor, AuditEvent, AuditLog};
+use crate::store::inventory::CertificateFilter;
 use crate::store::{Store, StoreResult};
+use view::CertificateView;
+
+/// The certificates `filter` selects, as operators see them: one query for
+/// `certs list` and the admin API alike.
+pub async fn certificate_views(
+    store: &Store,
+    filter: &CertificateFilter,
+    now: i64,
+) -> StoreResult<Vec<CertificateView>> {
+    Ok(store
+        .list_certificates(filter, now)
+        .await?
+        .iter()
+        .map(|certificate| CertificateView::new(certificate, now))
+        .collect())
+}
 
 /// What deactivating an account came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
