@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::{Config, ProfileIssuer, ProfileSettings, VaultAuth};
+use crate::config::{Config, ProfileIssuer, ProfileSettings, VaultAuth, VaultSettings};
 use crate::secret::SecretSource;
 use crate::vault::{Vault, VaultError};
 
@@ -239,10 +239,9 @@ pub fn offline(config: &Config) -> Vec<Finding> {
         )));
     }
     if let Some(vault) = &config.vault {
-        let addresses: Vec<String> = vault.addresses.iter().map(|a| a.to_string()).collect();
         findings.push(Finding::Ok(format!(
             "Vault at {}: logs in with {} (not tried offline)",
-            addresses.join(", "),
+            vault_addresses(vault),
             vault.auth.method()
         )));
         if let Some(ca_cert) = &vault.ca_cert {
@@ -261,6 +260,16 @@ pub fn offline(config: &Config) -> Vec<Finding> {
     findings
 }
 
+/// The configured Vault addresses, as the findings name them.
+fn vault_addresses(settings: &VaultSettings) -> String {
+    settings
+        .addresses
+        .iter()
+        .map(|address| address.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Checks a loaded configuration; one finding per fact or problem.
 pub async fn check(config: &Config) -> Vec<Finding> {
     let mut findings = Vec::new();
@@ -274,27 +283,22 @@ pub async fn check(config: &Config) -> Vec<Finding> {
             }
             Ok(vault) => {
                 let vault = Arc::new(vault);
-                let addresses: Vec<String> =
-                    settings.addresses.iter().map(|a| a.to_string()).collect();
+                let addresses = vault_addresses(settings);
                 match vault.connect().await {
                     Ok(token) => {
                         findings.push(Finding::Ok(format!(
                             "Vault at {}: logged in with {} (policies {}; {})",
-                            addresses.join(", "),
+                            addresses,
                             settings.auth.method(),
                             token.policies.join(", "),
-                            if token.ttl.is_zero() {
-                                "token never expires".to_owned()
-                            } else {
-                                format!("token valid for {}s", token.ttl.as_secs())
-                            }
+                            token.lifetime()
                         )));
                         Some(vault)
                     }
                     Err(e) => {
                         findings.push(Finding::Problem(format!(
                             "Vault at {}: cannot log in with {}: {e}",
-                            addresses.join(", "),
+                            addresses,
                             settings.auth.method()
                         )));
                         None

@@ -15,3 +15,9 @@ impl Clock for SystemClock {
         time::OffsetDateTime::now_utc().unix_timestamp()
     }
 }
+
+/// `duration` after `at` (unix seconds), saturating rather than wrapping
+/// for durations no clock will reach.
+pub fn seconds_after(at: i64, duration: std::time::Duration) -> i64 {
+    at.saturating_add(i64::try_from(duration.as_secs()).unwrap_or(i64::MAX))
+}

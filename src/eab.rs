@@ -81,6 +81,7 @@ use serde_json::Value;
 
 use crate::acme::identifiers::{parse_dns, IdentifierKind, OrderedIdentifier};
 use crate::acme::jwk::PublicJwk;
+use crate::acme::jws::FlattenedJws;
 use crate::acme::problem::{Problem, ProblemType, Subproblem};
 use crate::acme::urls::Urls;
 use crate::acme::AcmeState;
@@ -498,15 +499,6 @@ pub fn binding_to_verify<'a>(
     }
 }
 
-/// The members of a flattened JWS, still encoded.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FlattenedJws {
-    protected: String,
-    payload: String,
-    signature: String,
-}
-
 #[derive(Debug, Deserialize)]
 struct BindingHeader {
     alg: String,
@@ -853,7 +845,7 @@ pub mod cli {
             .map(parse_duration)
             .transpose()
             .context("--expires")?
-            .map(|d| now.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)));
+            .map(|d| crate::clock::seconds_after(now, d));
         let created = create_key(
             store,
             keyring,

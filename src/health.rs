@@ -173,8 +173,7 @@ async fn check_vault(vault: &Vault) -> Check {
         .join(", ");
     let outcome = within_timeout(async {
         match vault.lookup_token().await {
-            Ok(token) if token.ttl.is_zero() => Ok("token never expires".to_owned()),
-            Ok(token) => Ok(format!("token valid for {} s", token.ttl.as_secs())),
+            Ok(token) => Ok(token.lifetime()),
             Err(VaultError::Api {
                 status: 403,
                 message,

@@ -329,6 +329,19 @@ pub fn app(state: AcmeState) -> Router {
         )
 }
 
+/// Runs a listener beside the main one, for as long as the server lives;
+/// its failure is logged as `what` stopping.
+fn serve_beside(
+    what: &'static str,
+    serving: impl std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(error) = serving.await {
+            tracing::error!(%error, "{what} stopped");
+        }
+    })
+}
+
 /// Starts certgate as configured and returns once it listens.
 pub async fn start(config: Config) -> Result<Server, ServerError> {
     create_data_dir(&config.data_dir)?;
@@ -368,11 +381,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         // stops the admin API and waits for its requests too.
         let service = crate::admin::api::router(state.clone(), token).into_make_service();
         let server = axum_server::from_tcp_rustls(listener, tls).handle(handle.clone());
-        companions.push(tokio::spawn(async move {
-            if let Err(error) = server.serve(service).await {
-                tracing::error!(%error, "the admin API stopped");
-            }
-        }));
+        companions.push(serve_beside("the admin API", server.serve(service)));
         tracing::info!(listen = %admin_addr, "admin API is serving");
     }
     if let Some((listener, metrics_addr)) = metrics_listener {
@@ -382,11 +391,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
             .with_state(state.clone())
             .into_make_service();
         let server = axum_server::from_tcp(listener).handle(handle.clone());
-        companions.push(tokio::spawn(async move {
-            if let Err(error) = server.serve(service).await {
-                tracing::error!(%error, "the metrics listener stopped");
-            }
-        }));
+        companions.push(serve_beside("the metrics listener", server.serve(service)));
         tracing::info!(listen = %metrics_addr, "metrics are served at /metrics");
     }
     let profiles: Vec<&str> = state.profiles.iter().map(|p| p.name.as_str()).collect();

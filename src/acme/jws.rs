@@ -17,13 +17,14 @@ use super::problem::{Problem, ProblemType};
 /// Signature algorithms accepted on ACME requests.
 pub const ALGORITHMS: [&str; 4] = ["RS256", "ES256", "ES384", "EdDSA"];
 
-/// The three members of a flattened JWS, still encoded.
+/// The three members of a flattened JWS, still encoded: the request body,
+/// and the external account binding inside a newAccount payload.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FlattenedJws {
-    protected: String,
-    payload: String,
-    signature: String,
+pub(crate) struct FlattenedJws {
+    pub(crate) protected: String,
+    pub(crate) payload: String,
+    pub(crate) signature: String,
 }
 
 /// The protected header members RFC 8555 §6.2 defines.

@@ -31,7 +31,7 @@ pub fn certificate_filter(
         .map(parse_duration)
         .transpose()
         .map_err(FilterError::ExpiringWithin)?
-        .map(|within| now.saturating_add(i64::try_from(within.as_secs()).unwrap_or(i64::MAX)));
+        .map(|within| crate::clock::seconds_after(now, within));
     Ok(CertificateFilter {
         profile: profile.filter(|p| !p.is_empty()),
         expiring_by,

@@ -49,7 +49,7 @@ impl Store {
         let mut query: QueryBuilder<Sqlite> =
             QueryBuilder::new("SELECT profile, COUNT(*) AS valid, MIN(not_after) AS earliest");
         for (index, horizon) in horizons.iter().enumerate() {
-            let by = now.saturating_add(i64::try_from(horizon.as_secs()).unwrap_or(i64::MAX));
+            let by = crate::clock::seconds_after(now, *horizon);
             query
                 .push(", SUM(not_after <= ")
                 .push_bind(by)

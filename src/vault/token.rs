@@ -33,6 +33,17 @@ pub struct TokenInfo {
     pub policies: Vec<String>,
 }
 
+impl TokenInfo {
+    /// How long the token lives, as check-config and `/ready` say it.
+    pub fn lifetime(&self) -> String {
+        if self.ttl.is_zero() {
+            "token never expires".to_owned()
+        } else {
+            format!("token valid for {} s", self.ttl.as_secs())
+        }
+    }
+}
+
 /// `auth/token/lookup-self` tells the remaining life, not the initial one.
 impl From<LookupTokenResponse> for TokenInfo {
     fn from(lookup: LookupTokenResponse) -> Self {
