@@ -1,6 +1,6 @@
 //! Accounts: keyed by id, unique by key thumbprint.
 
-use sqlx::sqlite::SqliteRow;
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::Row;
 
 use super::{Account, NewAccount, Store, StoreError, StoreResult};
@@ -22,6 +22,45 @@ pub(super) fn account_from_row(row: &SqliteRow) -> StoreResult<Account> {
     })
 }
 
+/// The row of a new valid account, unless one already holds its key; true
+/// when inserted. Shared by the two ways an account is created.
+pub(super) async fn insert_account(
+    connection: &mut SqliteConnection,
+    id: &str,
+    new: &NewAccount,
+    now: i64,
+) -> StoreResult<bool> {
+    Ok(sqlx::query(
+        "INSERT INTO accounts (id, key_thumbprint, jwk, contact, tos_agreed, status, created_at)
+         VALUES (?, ?, ?, ?, ?, 'valid', ?)
+         ON CONFLICT (key_thumbprint) DO NOTHING",
+    )
+    .bind(id)
+    .bind(&new.key_thumbprint)
+    .bind(new.jwk.to_string())
+    .bind(serde_json::to_string(&new.contact)?)
+    .bind(new.tos_agreed)
+    .bind(now)
+    .execute(&mut *connection)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// The account that holds key `thumbprint`, read on `connection`.
+pub(super) async fn account_with_key(
+    connection: &mut SqliteConnection,
+    thumbprint: &str,
+) -> StoreResult<Option<Account>> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM accounts WHERE key_thumbprint = ?"
+    ))
+    .bind(thumbprint)
+    .fetch_optional(&mut *connection)
+    .await?;
+    row.as_ref().map(account_from_row).transpose()
+}
+
 impl Store {
     /// Creates the account unless one already holds the key; either way returns
     /// the stored account and whether it was created now. Two concurrent
@@ -32,26 +71,17 @@ impl Store {
         new: &NewAccount,
         now: i64,
     ) -> StoreResult<(Account, bool)> {
-        let inserted = sqlx::query(
-            "INSERT INTO accounts (id, key_thumbprint, jwk, contact, tos_agreed, status, created_at)
-             VALUES (?, ?, ?, ?, ?, 'valid', ?)
-             ON CONFLICT (key_thumbprint) DO NOTHING",
-        )
-        .bind(id)
-        .bind(&new.key_thumbprint)
-        .bind(new.jwk.to_string())
-        .bind(serde_json::to_string(&new.contact)?)
-        .bind(new.tos_agreed)
-        .bind(now)
-        .execute(&self.pool)
-        .await?
-        .rows_affected()
-            == 1;
-        let account = self
-            .account_by_thumbprint(&new.key_thumbprint)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt("account vanished after insert".into()))?;
-        Ok((account, inserted))
+        let (id, new) = (id.to_owned(), new.clone());
+        self.write(move |connection| {
+            Box::pin(async move {
+                let inserted = insert_account(connection, &id, &new, now).await?;
+                let account = account_with_key(connection, &new.key_thumbprint)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt("account vanished after insert".into()))?;
+                Ok((account, inserted))
+            })
+        })
+        .await
     }
 
     pub async fn account(&self, id: &str) -> StoreResult<Option<Account>> {
@@ -63,23 +93,25 @@ impl Store {
     }
 
     pub async fn account_by_thumbprint(&self, thumbprint: &str) -> StoreResult<Option<Account>> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM accounts WHERE key_thumbprint = ?"
-        ))
-        .bind(thumbprint)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(account_from_row).transpose()
+        account_with_key(&mut *self.pool.acquire().await?, thumbprint).await
     }
 
     /// Replaces the contact list of a valid account.
     pub async fn update_account_contact(&self, id: &str, contact: &[String]) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE accounts SET contact = ? WHERE id = ? AND status = 'valid'")
-            .bind(serde_json::to_string(contact)?)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        let (id, contact) = (id.to_owned(), serde_json::to_string(contact)?);
+        self.write(move |connection| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "UPDATE accounts SET contact = ? WHERE id = ? AND status = 'valid'",
+                )
+                .bind(contact)
+                .bind(id)
+                .execute(&mut *connection)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            })
+        })
+        .await
     }
 
     /// Moves a valid account from the key `old_thumbprint` to `new_jwk`
@@ -97,67 +129,81 @@ impl Store {
         new_thumbprint: &str,
         new_jwk: &serde_json::Value,
     ) -> StoreResult<Result<bool, String>> {
-        let mut tx = self.write_tx().await?;
-        let updated = sqlx::query(
-            "UPDATE accounts SET key_thumbprint = ?, jwk = ?
-             WHERE id = ? AND key_thumbprint = ? AND status = 'valid'",
-        )
-        .bind(new_thumbprint)
-        .bind(new_jwk.to_string())
-        .bind(id)
-        .bind(old_thumbprint)
-        .execute(&mut *tx)
-        .await;
-        let outcome = match updated {
-            Ok(done) => Ok(done.rows_affected() == 1),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                // SQLite undoes only the failed statement; the transaction
-                // and its write lock are still held.
-                let holder: Option<String> =
-                    sqlx::query_scalar("SELECT id FROM accounts WHERE key_thumbprint = ?")
-                        .bind(new_thumbprint)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                Err(holder.ok_or_else(|| {
-                    StoreError::Corrupt("key thumbprint conflict without a holder".into())
-                })?)
-            }
-            Err(e) => return Err(e.into()),
-        };
-        tx.commit().await?;
-        Ok(outcome)
+        let (id, old_thumbprint, new_thumbprint, new_jwk) = (
+            id.to_owned(),
+            old_thumbprint.to_owned(),
+            new_thumbprint.to_owned(),
+            new_jwk.to_string(),
+        );
+        self.write(move |connection| {
+            Box::pin(async move {
+                let updated = sqlx::query(
+                    "UPDATE accounts SET key_thumbprint = ?, jwk = ?
+                     WHERE id = ? AND key_thumbprint = ? AND status = 'valid'",
+                )
+                .bind(&new_thumbprint)
+                .bind(new_jwk)
+                .bind(id)
+                .bind(old_thumbprint)
+                .execute(&mut *connection)
+                .await;
+                match updated {
+                    Ok(done) => Ok(Ok(done.rows_affected() == 1)),
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        // SQLite undoes only the failed statement; the
+                        // transaction and its write lock are still held.
+                        let holder = account_with_key(connection, &new_thumbprint)
+                            .await?
+                            .ok_or_else(|| {
+                                StoreError::Corrupt(
+                                    "key thumbprint conflict without a holder".into(),
+                                )
+                            })?;
+                        Ok(Err(holder.id))
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            })
+        })
+        .await
     }
 
     /// valid → deactivated. Unfinished orders of the account become invalid
     /// in the same transaction (RFC 8555 §7.3.6: pending operations are cancelled).
     pub async fn deactivate_account(&self, id: &str, now: i64) -> StoreResult<bool> {
-        let mut tx = self.write_tx().await?;
-        let done = sqlx::query(
-            "UPDATE accounts SET status = 'deactivated' WHERE id = ? AND status = 'valid'",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 1 {
-            let problem = crate::acme::problem::Problem::unauthorized("account was deactivated");
-            sqlx::query(
-                "UPDATE orders SET status = 'invalid', error = ?, updated_at = ?
-                 WHERE account_id = ? AND status IN ('pending', 'ready')",
-            )
-            .bind(serde_json::to_string(&problem)?)
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE authorizations SET status = 'deactivated'
-                 WHERE account_id = ? AND status IN ('pending', 'valid')",
-            )
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        let id = id.to_owned();
+        let problem = crate::acme::problem::Problem::unauthorized("account was deactivated");
+        let problem = serde_json::to_string(&problem)?;
+        self.write(move |connection| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "UPDATE accounts SET status = 'deactivated' WHERE id = ? AND status = 'valid'",
+                )
+                .bind(&id)
+                .execute(&mut *connection)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "UPDATE orders SET status = 'invalid', error = ?, updated_at = ?
+                     WHERE account_id = ? AND status IN ('pending', 'ready')",
+                )
+                .bind(problem)
+                .bind(now)
+                .bind(&id)
+                .execute(&mut *connection)
+                .await?;
+                sqlx::query(
+                    "UPDATE authorizations SET status = 'deactivated'
+                     WHERE account_id = ? AND status IN ('pending', 'valid')",
+                )
+                .bind(&id)
+                .execute(&mut *connection)
+                .await?;
+                Ok(true)
+            })
+        })
+        .await
     }
 }

@@ -7,13 +7,19 @@ impl Store {
     /// Appends one audit record: `record` is its whole JSON line, `event`
     /// its name, `at` its time (unix seconds).
     pub async fn append_audit_event(&self, at: i64, event: &str, record: &str) -> StoreResult<()> {
-        sqlx::query("INSERT INTO audit_events (at, event, record) VALUES (?, ?, ?)")
-            .bind(at)
-            .bind(event)
-            .bind(record)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let (event, record) = (event.to_owned(), record.to_owned());
+        self.write(move |connection| {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO audit_events (at, event, record) VALUES (?, ?, ?)")
+                    .bind(at)
+                    .bind(event)
+                    .bind(record)
+                    .execute(&mut *connection)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Every record, oldest first.
@@ -44,8 +50,13 @@ mod tests {
             "UPDATE audit_events SET record = '{}'",
             "DELETE FROM audit_events",
         ] {
-            let error = sqlx::query(statement)
-                .execute(&store.pool)
+            let error = store
+                .write(move |connection| {
+                    Box::pin(async move {
+                        sqlx::query(statement).execute(&mut *connection).await?;
+                        Ok(())
+                    })
+                })
                 .await
                 .expect_err(statement);
             assert!(

@@ -37,35 +37,40 @@ impl Store {
         certificate: &NewCertificate,
         now: i64,
     ) -> StoreResult<bool> {
-        let mut tx = self.write_tx().await?;
-        let done = sqlx::query(
-            "UPDATE orders SET status = 'valid', error = NULL, updated_at = ?
-             WHERE id = ? AND status = 'processing'",
-        )
-        .bind(now)
-        .bind(order_id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        sqlx::query(
-            "INSERT INTO certificates (id, order_id, account_id, profile, serial, names, chain_pem,
-                                       not_before, not_after, created_at)
-             SELECT ?, id, account_id, profile, ?, ?, ?, ?, ?, ? FROM orders WHERE id = ?",
-        )
-        .bind(&certificate.id)
-        .bind(&certificate.serial)
-        .bind(serde_json::to_string(&certificate.names)?)
-        .bind(&certificate.chain_pem)
-        .bind(certificate.not_before)
-        .bind(certificate.not_after)
-        .bind(now)
-        .bind(order_id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(true)
+        let (order_id, certificate) = (order_id.to_owned(), certificate.clone());
+        let names = serde_json::to_string(&certificate.names)?;
+        self.write(move |connection| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "UPDATE orders SET status = 'valid', error = NULL, updated_at = ?
+                     WHERE id = ? AND status = 'processing'",
+                )
+                .bind(now)
+                .bind(&order_id)
+                .execute(&mut *connection)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "INSERT INTO certificates (id, order_id, account_id, profile, serial, names,
+                                               chain_pem, not_before, not_after, created_at)
+                     SELECT ?, id, account_id, profile, ?, ?, ?, ?, ?, ? FROM orders WHERE id = ?",
+                )
+                .bind(&certificate.id)
+                .bind(&certificate.serial)
+                .bind(names)
+                .bind(&certificate.chain_pem)
+                .bind(certificate.not_before)
+                .bind(certificate.not_after)
+                .bind(now)
+                .bind(&order_id)
+                .execute(&mut *connection)
+                .await?;
+                Ok(true)
+            })
+        })
+        .await
     }
 
     pub async fn certificate(&self, id: &str) -> StoreResult<Option<Certificate>> {
@@ -82,16 +87,22 @@ impl Store {
     /// when the certificate was already revoked: of two concurrent
     /// revocations, one wins.
     pub async fn revoke_certificate(&self, id: &str, reason: i64, now: i64) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE certificates SET revoked_at = ?, revocation_reason = ?
-             WHERE id = ? AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(reason)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let id = id.to_owned();
+        self.write(move |connection| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "UPDATE certificates SET revoked_at = ?, revocation_reason = ?
+                     WHERE id = ? AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(reason)
+                .bind(id)
+                .execute(&mut *connection)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            })
+        })
+        .await
     }
 
     /// Revoked certificates that expire after `not_after_from`, oldest

@@ -4,6 +4,7 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
+use super::accounts::{account_with_key, insert_account};
 use super::{Account, NewAccount, Store, StoreError, StoreResult};
 
 const COLUMNS: &str = "kid, profile, key_ciphertext, key_nonce, names, note, created_at,
@@ -93,28 +94,33 @@ impl Store {
     /// Stores a new key; `bound_at`, `revoked_at` and `account_id` of
     /// `record` are ignored (a new key is unused).
     pub async fn insert_eab_key(&self, record: &EabKeyRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO eab_keys (kid, profile, key_ciphertext, key_nonce, names, note,
-                                   created_at, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&record.kid)
-        .bind(&record.profile)
-        .bind(&record.key_ciphertext)
-        .bind(&record.key_nonce)
-        .bind(
-            record
-                .names
-                .as_ref()
-                .map(serde_json::to_string)
-                .transpose()?,
-        )
-        .bind(&record.note)
-        .bind(record.created_at)
-        .bind(record.expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let names = record
+            .names
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()?;
+        let record = record.clone();
+        self.write(move |connection| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO eab_keys (kid, profile, key_ciphertext, key_nonce, names, note,
+                                           created_at, expires_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(&record.kid)
+                .bind(&record.profile)
+                .bind(&record.key_ciphertext)
+                .bind(&record.key_nonce)
+                .bind(names)
+                .bind(&record.note)
+                .bind(record.created_at)
+                .bind(record.expires_at)
+                .execute(&mut *connection)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     pub async fn eab_key(&self, kid: &str) -> StoreResult<Option<EabKeyRecord>> {
@@ -148,13 +154,22 @@ impl Store {
 
     /// Marks a key revoked, once.
     pub async fn revoke_eab_key(&self, kid: &str, now: i64) -> StoreResult<RevokeOutcome> {
-        let done =
-            sqlx::query("UPDATE eab_keys SET revoked_at = ? WHERE kid = ? AND revoked_at IS NULL")
-                .bind(now)
-                .bind(kid)
-                .execute(&self.pool)
-                .await?;
-        if done.rows_affected() == 1 {
+        let owned_kid = kid.to_owned();
+        let done = self
+            .write(move |connection| {
+                Box::pin(async move {
+                    let done = sqlx::query(
+                        "UPDATE eab_keys SET revoked_at = ? WHERE kid = ? AND revoked_at IS NULL",
+                    )
+                    .bind(now)
+                    .bind(owned_kid)
+                    .execute(&mut *connection)
+                    .await?;
+                    Ok(done.rows_affected())
+                })
+            })
+            .await?;
+        if done == 1 {
             return Ok(RevokeOutcome::Revoked);
         }
         Ok(match self.eab_key(kid).await? {
@@ -179,54 +194,46 @@ impl Store {
         profile: &str,
         now: i64,
     ) -> StoreResult<BoundAccount> {
-        let mut tx = self.write_tx().await?;
-        // The same row as `create_account` writes.
-        let inserted = sqlx::query(
-            "INSERT INTO accounts (id, key_thumbprint, jwk, contact, tos_agreed, status, created_at)
-             VALUES (?, ?, ?, ?, ?, 'valid', ?)
-             ON CONFLICT (key_thumbprint) DO NOTHING",
-        )
-        .bind(id)
-        .bind(&new.key_thumbprint)
-        .bind(new.jwk.to_string())
-        .bind(serde_json::to_string(&new.contact)?)
-        .bind(new.tos_agreed)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !inserted {
-            tx.rollback().await?;
-            let existing = self
-                .account_by_thumbprint(&new.key_thumbprint)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt("account vanished after a conflict".into()))?;
-            return Ok(BoundAccount::Existing(existing));
-        }
-        let bound = sqlx::query(
-            "UPDATE eab_keys SET account_id = ?, bound_at = ?
-             WHERE kid = ? AND profile = ? AND account_id IS NULL AND revoked_at IS NULL
-               AND (expires_at IS NULL OR expires_at > ?)",
-        )
-        .bind(id)
-        .bind(now)
-        .bind(kid)
-        .bind(profile)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !bound {
-            tx.rollback().await?;
-            return Ok(BoundAccount::KeyUnavailable);
-        }
-        tx.commit().await?;
-        let account = self
-            .account(id)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt("account vanished after insert".into()))?;
-        Ok(BoundAccount::Created(account))
+        let (id, new, kid, profile) = (
+            id.to_owned(),
+            new.clone(),
+            kid.to_owned(),
+            profile.to_owned(),
+        );
+        self.write(move |connection| {
+            // The transaction holds the write lock from its start, so what
+            // these reads find still holds when the writes below run.
+            Box::pin(async move {
+                if let Some(existing) = account_with_key(connection, &new.key_thumbprint).await? {
+                    return Ok(BoundAccount::Existing(existing));
+                }
+                let available: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM eab_keys
+                                    WHERE kid = ? AND profile = ? AND account_id IS NULL
+                                      AND revoked_at IS NULL
+                                      AND (expires_at IS NULL OR expires_at > ?))",
+                )
+                .bind(&kid)
+                .bind(&profile)
+                .bind(now)
+                .fetch_one(&mut *connection)
+                .await?;
+                if !available {
+                    return Ok(BoundAccount::KeyUnavailable);
+                }
+                insert_account(connection, &id, &new, now).await?;
+                sqlx::query("UPDATE eab_keys SET account_id = ?, bound_at = ? WHERE kid = ?")
+                    .bind(&id)
+                    .bind(now)
+                    .bind(&kid)
+                    .execute(&mut *connection)
+                    .await?;
+                let account = account_with_key(connection, &new.key_thumbprint)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt("account vanished after insert".into()))?;
+                Ok(BoundAccount::Created(account))
+            })
+        })
+        .await
     }
 }

@@ -1,8 +1,8 @@
 //! Orders, their authorizations and challenges, and the transitions between
 //! their states (RFC 8555 §7.1.6).
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
+use sqlx::Row;
 
 use super::{
     Authorization, Challenge, NewAuthorization, NewOrder, Order, OrderAuthorization, Store,
@@ -36,7 +36,7 @@ fn challenge_from_row(row: &SqliteRow) -> StoreResult<Challenge> {
 /// Every unfinished order that needs authorization `authz_id` becomes
 /// invalid, with `problem` as its error.
 async fn invalidate_orders_of(
-    tx: &mut Transaction<'static, Sqlite>,
+    connection: &mut SqliteConnection,
     authz_id: &str,
     problem: &Problem,
     now: i64,
@@ -49,14 +49,14 @@ async fn invalidate_orders_of(
     .bind(serde_json::to_string(problem)?)
     .bind(now)
     .bind(authz_id)
-    .execute(&mut **tx)
+    .execute(&mut *connection)
     .await?;
     Ok(())
 }
 
 /// Inserts a new pending authorization and its challenges.
 async fn insert_authorization(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    connection: &mut SqliteConnection,
     account_id: &str,
     authz: &NewAuthorization,
     now: i64,
@@ -72,7 +72,7 @@ async fn insert_authorization(
     .bind(authz.wildcard)
     .bind(authz.expires_at)
     .bind(now)
-    .execute(&mut **tx)
+    .execute(&mut *connection)
     .await?;
     for (position, challenge) in authz.challenges.iter().enumerate() {
         sqlx::query(
@@ -84,7 +84,43 @@ async fn insert_authorization(
         .bind(&challenge.kind)
         .bind(&challenge.token)
         .bind(position as i64)
-        .execute(&mut **tx)
+        .execute(&mut *connection)
+        .await?;
+    }
+    Ok(())
+}
+
+/// pending → valid for authorization `authz_id` with expiry `valid_until`;
+/// when this changed it, every pending order whose authorizations are now
+/// all valid becomes ready.
+async fn authorization_turned_valid(
+    connection: &mut SqliteConnection,
+    authz_id: &str,
+    now: i64,
+    valid_until: i64,
+) -> StoreResult<()> {
+    let changed = sqlx::query(
+        "UPDATE authorizations SET status = 'valid', expires_at = ?
+         WHERE id = ? AND status = 'pending'",
+    )
+    .bind(valid_until)
+    .bind(authz_id)
+    .execute(&mut *connection)
+    .await?;
+    // Orders follow only a change this validation made.
+    if changed.rows_affected() == 1 {
+        sqlx::query(
+            "UPDATE orders SET status = 'ready', updated_at = ?
+             WHERE status = 'pending'
+               AND id IN (SELECT order_id FROM order_authorizations WHERE authorization_id = ?)
+               AND NOT EXISTS (
+                   SELECT 1 FROM order_authorizations oa
+                   JOIN authorizations a ON a.id = oa.authorization_id
+                   WHERE oa.order_id = orders.id AND a.status != 'valid')",
+        )
+        .bind(now)
+        .bind(authz_id)
+        .execute(&mut *connection)
         .await?;
     }
     Ok(())
@@ -98,42 +134,47 @@ impl Store {
             .authorizations
             .iter()
             .all(|a| matches!(a, OrderAuthorization::Reused(_)));
-        let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO orders (id, account_id, profile, status, identifiers, expires_at, replaces,
-                                 created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&order.id)
-        .bind(&order.account_id)
-        .bind(&order.profile)
-        .bind(if all_reused { "ready" } else { "pending" })
-        .bind(serde_json::to_string(&order.identifiers)?)
-        .bind(order.expires_at)
-        .bind(&order.replaces)
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        for (position, authorization) in order.authorizations.iter().enumerate() {
-            let authz_id = match authorization {
-                OrderAuthorization::Reused(id) => id,
-                OrderAuthorization::New(authz) => {
-                    insert_authorization(&mut tx, &order.account_id, authz, now).await?;
-                    &authz.id
+        let order = order.clone();
+        self.write(move |connection| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO orders (id, account_id, profile, status, identifiers, expires_at,
+                                         replaces, created_at, updated_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(&order.id)
+                .bind(&order.account_id)
+                .bind(&order.profile)
+                .bind(if all_reused { "ready" } else { "pending" })
+                .bind(serde_json::to_string(&order.identifiers)?)
+                .bind(order.expires_at)
+                .bind(&order.replaces)
+                .bind(now)
+                .bind(now)
+                .execute(&mut *connection)
+                .await?;
+                for (position, authorization) in order.authorizations.iter().enumerate() {
+                    let authz_id = match authorization {
+                        OrderAuthorization::Reused(id) => id,
+                        OrderAuthorization::New(authz) => {
+                            insert_authorization(connection, &order.account_id, authz, now).await?;
+                            &authz.id
+                        }
+                    };
+                    sqlx::query(
+                        "INSERT INTO order_authorizations (order_id, authorization_id, position)
+                         VALUES (?, ?, ?)",
+                    )
+                    .bind(&order.id)
+                    .bind(authz_id)
+                    .bind(position as i64)
+                    .execute(&mut *connection)
+                    .await?;
                 }
-            };
-            sqlx::query(
-                "INSERT INTO order_authorizations (order_id, authorization_id, position) VALUES (?, ?, ?)",
-            )
-            .bind(&order.id)
-            .bind(authz_id)
-            .bind(position as i64)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+                Ok(())
+            })
+        })
+        .await
     }
 
     pub async fn order(&self, id: &str) -> StoreResult<Option<Order>> {
@@ -260,23 +301,30 @@ impl Store {
     /// pending → processing, only while the authorization is pending and
     /// unexpired. True when this caller won and must run the validation.
     pub async fn start_challenge(&self, id: &str, now: i64) -> StoreResult<bool> {
-        // One validation per authorization at a time (as Boulder and Pebble
-        // do): two racing methods could otherwise each decide the outcome.
-        let done = sqlx::query(
-            "UPDATE challenges SET status = 'processing'
-             WHERE id = ? AND status = 'pending'
-               AND EXISTS (SELECT 1 FROM authorizations a
-                           WHERE a.id = challenges.authorization_id
-                             AND a.status = 'pending' AND a.expires_at > ?)
-               AND NOT EXISTS (SELECT 1 FROM challenges sibling
-                               WHERE sibling.authorization_id = challenges.authorization_id
-                                 AND sibling.status = 'processing')",
-        )
-        .bind(id)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let id = id.to_owned();
+        self.write(move |connection| {
+            Box::pin(async move {
+                // One validation per authorization at a time (as Boulder and
+                // Pebble do): two racing methods could otherwise each decide
+                // the outcome.
+                let done = sqlx::query(
+                    "UPDATE challenges SET status = 'processing'
+                     WHERE id = ? AND status = 'pending'
+                       AND EXISTS (SELECT 1 FROM authorizations a
+                                   WHERE a.id = challenges.authorization_id
+                                     AND a.status = 'pending' AND a.expires_at > ?)
+                       AND NOT EXISTS (SELECT 1 FROM challenges sibling
+                                       WHERE sibling.authorization_id = challenges.authorization_id
+                                         AND sibling.status = 'processing')",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&mut *connection)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            })
+        })
+        .await
     }
 
     /// Records a validation result and carries it up: the challenge's
@@ -290,91 +338,79 @@ impl Store {
         now: i64,
         valid_until: i64,
     ) -> StoreResult<bool> {
-        let mut tx = self.write_tx().await?;
-        let (status, error) = match outcome {
-            ValidationOutcome::Valid => ("valid", None),
-            ValidationOutcome::Invalid(problem) => {
-                ("invalid", Some(serde_json::to_string(problem)?))
-            }
-        };
-        let done = sqlx::query(
-            "UPDATE challenges SET status = ?, validated_at = ?, error = ?
-             WHERE id = ? AND status = 'processing'",
-        )
-        .bind(status)
-        .bind(matches!(outcome, ValidationOutcome::Valid).then_some(now))
-        .bind(&error)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        let authz_id: String =
-            sqlx::query_scalar("SELECT authorization_id FROM challenges WHERE id = ?")
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-        match outcome {
-            ValidationOutcome::Valid => {
-                let changed = sqlx::query(
-                    "UPDATE authorizations SET status = 'valid', expires_at = ?
-                     WHERE id = ? AND status = 'pending'",
+        let (id, outcome) = (id.to_owned(), outcome.clone());
+        self.write(move |connection| {
+            Box::pin(async move {
+                let (status, error) = match &outcome {
+                    ValidationOutcome::Valid => ("valid", None),
+                    ValidationOutcome::Invalid(problem) => {
+                        ("invalid", Some(serde_json::to_string(problem)?))
+                    }
+                };
+                let done = sqlx::query(
+                    "UPDATE challenges SET status = ?, validated_at = ?, error = ?
+                     WHERE id = ? AND status = 'processing'",
                 )
-                .bind(valid_until)
-                .bind(&authz_id)
-                .execute(&mut *tx)
+                .bind(status)
+                .bind(matches!(outcome, ValidationOutcome::Valid).then_some(now))
+                .bind(&error)
+                .bind(&id)
+                .execute(&mut *connection)
                 .await?;
-                // Orders follow only a change this validation made.
-                if changed.rows_affected() == 1 {
-                    sqlx::query(
-                    "UPDATE orders SET status = 'ready', updated_at = ?
-                     WHERE status = 'pending'
-                       AND id IN (SELECT order_id FROM order_authorizations WHERE authorization_id = ?)
-                       AND NOT EXISTS (
-                           SELECT 1 FROM order_authorizations oa
-                           JOIN authorizations a ON a.id = oa.authorization_id
-                           WHERE oa.order_id = orders.id AND a.status != 'valid')",
-                )
-                .bind(now)
-                .bind(&authz_id)
-                .execute(&mut *tx)
-                .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
                 }
-            }
-            ValidationOutcome::Invalid(problem) => {
-                let changed = sqlx::query(
-                    "UPDATE authorizations SET status = 'invalid' WHERE id = ? AND status = 'pending'",
-                )
-                .bind(&authz_id)
-                .execute(&mut *tx)
-                .await?;
-                if changed.rows_affected() == 1 {
-                    invalidate_orders_of(&mut tx, &authz_id, problem, now).await?;
+                let authz_id: String =
+                    sqlx::query_scalar("SELECT authorization_id FROM challenges WHERE id = ?")
+                        .bind(&id)
+                        .fetch_one(&mut *connection)
+                        .await?;
+                match &outcome {
+                    ValidationOutcome::Valid => {
+                        authorization_turned_valid(connection, &authz_id, now, valid_until).await?
+                    }
+                    ValidationOutcome::Invalid(problem) => {
+                        let changed = sqlx::query(
+                            "UPDATE authorizations SET status = 'invalid'
+                             WHERE id = ? AND status = 'pending'",
+                        )
+                        .bind(&authz_id)
+                        .execute(&mut *connection)
+                        .await?;
+                        if changed.rows_affected() == 1 {
+                            invalidate_orders_of(connection, &authz_id, problem, now).await?;
+                        }
+                    }
                 }
-            }
-        }
-        tx.commit().await?;
-        Ok(true)
+                Ok(true)
+            })
+        })
+        .await
     }
 
     /// pending|valid → deactivated (RFC 8555 §7.5.2); orders that still needed
     /// the authorization become invalid.
     pub async fn deactivate_authorization(&self, id: &str, now: i64) -> StoreResult<bool> {
-        let mut tx = self.write_tx().await?;
-        let done = sqlx::query(
-            "UPDATE authorizations SET status = 'deactivated'
-             WHERE id = ? AND status IN ('pending', 'valid')",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 1 {
-            let problem = Problem::unauthorized("an authorization of this order was deactivated");
-            invalidate_orders_of(&mut tx, id, &problem, now).await?;
-        }
-        tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        let id = id.to_owned();
+        self.write(move |connection| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "UPDATE authorizations SET status = 'deactivated'
+                     WHERE id = ? AND status IN ('pending', 'valid')",
+                )
+                .bind(&id)
+                .execute(&mut *connection)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                let problem =
+                    Problem::unauthorized("an authorization of this order was deactivated");
+                invalidate_orders_of(connection, &id, &problem, now).await?;
+                Ok(true)
+            })
+        })
+        .await
     }
 
     /// ready → processing with the accepted CSR. Exactly one of any number of
@@ -385,17 +421,23 @@ impl Store {
         csr_der: &[u8],
         now: i64,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE orders SET status = 'processing', csr = ?, updated_at = ?
-             WHERE id = ? AND status = 'ready' AND expires_at > ?",
-        )
-        .bind(csr_der)
-        .bind(now)
-        .bind(order_id)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let (order_id, csr_der) = (order_id.to_owned(), csr_der.to_vec());
+        self.write(move |connection| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "UPDATE orders SET status = 'processing', csr = ?, updated_at = ?
+                     WHERE id = ? AND status = 'ready' AND expires_at > ?",
+                )
+                .bind(csr_der)
+                .bind(now)
+                .bind(order_id)
+                .bind(now)
+                .execute(&mut *connection)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            })
+        })
+        .await
     }
 
     /// processing → invalid, with the reason for the client.
@@ -405,16 +447,22 @@ impl Store {
         problem: &Problem,
         now: i64,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE orders SET status = 'invalid', error = ?, updated_at = ?
-             WHERE id = ? AND status = 'processing'",
-        )
-        .bind(serde_json::to_string(problem)?)
-        .bind(now)
-        .bind(order_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let (order_id, problem) = (order_id.to_owned(), serde_json::to_string(problem)?);
+        self.write(move |connection| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "UPDATE orders SET status = 'invalid', error = ?, updated_at = ?
+                     WHERE id = ? AND status = 'processing'",
+                )
+                .bind(problem)
+                .bind(now)
+                .bind(order_id)
+                .execute(&mut *connection)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            })
+        })
+        .await
     }
 
     /// Challenges left in `processing` by a stop: their validation must run again.

@@ -16,18 +16,25 @@ impl Store {
         buckets: &[Bucket],
         now: i64,
     ) -> StoreResult<Result<(), Refusal>> {
-        let mut tx = self.write_tx().await?;
-        // A bucket full again is no different from one never stored.
-        sqlx::query("DELETE FROM rate_limit_buckets WHERE full_at <= ?")
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        let mut refusal: Option<Refusal> = None;
-        for bucket in buckets {
-            let stored =
-                sqlx::query("SELECT tokens, updated_at FROM rate_limit_buckets WHERE key = ?")
+        let buckets = buckets.to_vec();
+        self.write(move |connection| {
+            Box::pin(async move {
+                // A bucket full again is no different from one never stored,
+                // so dropping them is right whatever this request comes to.
+                sqlx::query("DELETE FROM rate_limit_buckets WHERE full_at <= ?")
+                    .bind(now)
+                    .execute(&mut *connection)
+                    .await?;
+                // Every bucket is read and decided before any is written, so
+                // a refusal leaves them all as they were.
+                let mut taken = Vec::with_capacity(buckets.len());
+                let mut refusal: Option<Refusal> = None;
+                for bucket in &buckets {
+                    let stored = sqlx::query(
+                        "SELECT tokens, updated_at FROM rate_limit_buckets WHERE key = ?",
+                    )
                     .bind(&bucket.key)
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&mut *connection)
                     .await?
                     .map(|row| -> StoreResult<BucketState> {
                         Ok(BucketState {
@@ -36,8 +43,22 @@ impl Store {
                         })
                     })
                     .transpose()?;
-            match bucket.limit.take(bucket.limit.refill(stored, now)) {
-                Ok(after) => {
+                    match bucket.limit.take(bucket.limit.refill(stored, now)) {
+                        Ok(after) => taken.push((bucket, after)),
+                        Err(wait) => {
+                            if refusal.as_ref().is_none_or(|r| wait > r.retry_after) {
+                                refusal = Some(Refusal {
+                                    bucket: bucket.clone(),
+                                    retry_after: wait,
+                                });
+                            }
+                        }
+                    }
+                }
+                if let Some(refusal) = refusal {
+                    return Ok(Err(refusal));
+                }
+                for (bucket, after) in taken {
                     sqlx::query(
                         "INSERT INTO rate_limit_buckets (key, tokens, updated_at, full_at)
                          VALUES (?, ?, ?, ?)
@@ -48,29 +69,13 @@ impl Store {
                     .bind(after.tokens)
                     .bind(after.updated_at)
                     .bind(bucket.limit.full_at(after))
-                    .execute(&mut *tx)
+                    .execute(&mut *connection)
                     .await?;
                 }
-                Err(wait) => {
-                    if refusal.as_ref().is_none_or(|r| wait > r.retry_after) {
-                        refusal = Some(Refusal {
-                            bucket: bucket.clone(),
-                            retry_after: wait,
-                        });
-                    }
-                }
-            }
-        }
-        match refusal {
-            Some(refusal) => {
-                tx.rollback().await?;
-                Ok(Err(refusal))
-            }
-            None => {
-                tx.commit().await?;
                 Ok(Ok(()))
-            }
-        }
+            })
+        })
+        .await
     }
 
     /// Buckets stored (those not yet full again, or not yet dropped).

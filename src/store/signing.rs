@@ -10,23 +10,35 @@ impl Store {
     /// Marks a signing attempt for a processing order. False when the order
     /// is not processing or an attempt is already marked.
     pub async fn mark_sign_attempt(&self, order_id: &str, now: i64) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE orders SET sign_attempted_at = ?
-             WHERE id = ? AND status = 'processing' AND sign_attempted_at IS NULL",
-        )
-        .bind(now)
-        .bind(order_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let order_id = order_id.to_owned();
+        self.write(move |connection| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "UPDATE orders SET sign_attempted_at = ?
+                     WHERE id = ? AND status = 'processing' AND sign_attempted_at IS NULL",
+                )
+                .bind(now)
+                .bind(order_id)
+                .execute(&mut *connection)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            })
+        })
+        .await
     }
 
     /// The CA answered that it did not sign: another attempt is safe.
     pub async fn clear_sign_attempt(&self, order_id: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE orders SET sign_attempted_at = NULL WHERE id = ?")
-            .bind(order_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let order_id = order_id.to_owned();
+        self.write(move |connection| {
+            Box::pin(async move {
+                sqlx::query("UPDATE orders SET sign_attempted_at = NULL WHERE id = ?")
+                    .bind(order_id)
+                    .execute(&mut *connection)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 }

@@ -1,0 +1,184 @@
+//! The one connection that writes, owned by a task of its own.
+//!
+//! A request that writes hands the writer a unit of work and awaits its
+//! answer. The unit runs on the writer's task, inside `BEGIN IMMEDIATE …
+//! COMMIT`, so a client that disconnects (dropping its request future, and
+//! with it the wait for the answer) can neither interrupt a transaction
+//! half-way nor leave the connection inside one; the caller hears `Ok` only
+//! once the commit is done. One writer also means that the process's own
+//! writes queue here instead of contending for SQLite's write lock.
+//!
+//! A connection that ends a unit in doubt (an I/O fault, a full disk, a
+//! read-only file, a rollback that failed, a panic) is closed, and the next
+//! unit opens a new one: a fault heals as soon as its cause is gone, without
+//! a restart.
+
+use std::panic::AssertUnwindSafe;
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::{ConnectOptions, Connection, Executor};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{StoreError, StoreResult};
+
+/// Units that may wait for the writer; a caller past this waits for room,
+/// and a caller that gives up while waiting has written nothing.
+const QUEUE_LENGTH: usize = 256;
+
+/// Work to run inside one write transaction. It receives the connection
+/// for the length of the unit; every statement goes through it.
+pub trait Work<T>:
+    for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static
+{
+}
+
+impl<T, F> Work<T> for F where
+    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static
+{
+}
+
+/// A unit with its answer erased, as the writer's queue holds it.
+trait Unit: Send {
+    /// Runs the unit in a transaction on `connection` and answers its
+    /// caller. False when the connection must not be used again.
+    fn run(self: Box<Self>, connection: &mut SqliteConnection) -> BoxFuture<'_, bool>;
+
+    /// Answers the caller without running: no connection could be had.
+    fn refuse(self: Box<Self>, error: StoreError);
+}
+
+struct Pending<T, F> {
+    work: F,
+    answer: oneshot::Sender<StoreResult<T>>,
+}
+
+impl<T: Send + 'static, F: Work<T>> Unit for Pending<T, F> {
+    fn run(self: Box<Self>, connection: &mut SqliteConnection) -> BoxFuture<'_, bool> {
+        Box::pin(async move {
+            let Pending { work, answer } = *self;
+            let (result, reusable) = in_transaction(connection, work).await;
+            // The caller may have gone; what was committed stays committed.
+            let _ = answer.send(result);
+            reusable
+        })
+    }
+
+    fn refuse(self: Box<Self>, error: StoreError) {
+        let _ = self.answer.send(Err(error));
+    }
+}
+
+/// `work` between `BEGIN IMMEDIATE` and `COMMIT` (or `ROLLBACK` when it
+/// fails), with whether the connection is known to be outside any
+/// transaction and free of faults afterwards.
+async fn in_transaction<T>(
+    connection: &mut SqliteConnection,
+    work: impl Work<T>,
+) -> (StoreResult<T>, bool) {
+    // IMMEDIATE takes the write lock up front: the offline commands may
+    // write from another process, and a deferred transaction could then
+    // fail half-way with a busy snapshot.
+    if let Err(error) = connection.execute("BEGIN IMMEDIATE").await {
+        let error = StoreError::from(error);
+        let reusable = !error.is_unavailable();
+        return (Err(error), reusable);
+    }
+    let outcome = match work(connection).await {
+        Ok(value) => match connection.execute("COMMIT").await {
+            Ok(_) => return (Ok(value), true),
+            Err(error) => StoreError::from(error),
+        },
+        Err(error) => error,
+    };
+    let rolled_back = connection.execute("ROLLBACK").await.is_ok();
+    let reusable = rolled_back && !outcome.is_unavailable();
+    (Err(outcome), reusable)
+}
+
+enum Message {
+    Unit(Box<dyn Unit>),
+    /// Close the connection and stop; answered once closed.
+    Close(oneshot::Sender<()>),
+}
+
+/// The handle callers write through; cheap to clone.
+#[derive(Clone, Debug)]
+pub(super) struct Writer {
+    queue: mpsc::Sender<Message>,
+}
+
+impl Writer {
+    /// Starts the writer task on `connection`, reopening with `options`
+    /// after a connection had to be given up.
+    pub(super) fn start(connection: SqliteConnection, options: SqliteConnectOptions) -> Self {
+        let (queue, units) = mpsc::channel(QUEUE_LENGTH);
+        tokio::spawn(serve(Some(connection), options, units));
+        Self { queue }
+    }
+
+    /// Runs `work` in one write transaction and returns what it returned,
+    /// once committed. Dropping the returned future before the unit was
+    /// queued writes nothing; after, the unit runs to its end regardless.
+    pub(super) async fn write<T: Send + 'static>(&self, work: impl Work<T>) -> StoreResult<T> {
+        let (answer, answered) = oneshot::channel();
+        let unit = Box::new(Pending { work, answer });
+        // `reserve` waits without holding the unit, so giving up while the
+        // queue is full leaves nothing behind.
+        let slot = self.queue.reserve().await.map_err(|_| StoreError::Closed)?;
+        slot.send(Message::Unit(unit));
+        answered.await.map_err(|_| StoreError::Interrupted)?
+    }
+
+    /// Lets the units already queued finish, then closes the connection.
+    pub(super) async fn close(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.queue.send(Message::Close(done)).await.is_ok() {
+            let _ = closed.await;
+        }
+    }
+}
+
+async fn serve(
+    mut connection: Option<SqliteConnection>,
+    options: SqliteConnectOptions,
+    mut units: mpsc::Receiver<Message>,
+) {
+    while let Some(message) = units.recv().await {
+        let unit = match message {
+            Message::Unit(unit) => unit,
+            Message::Close(done) => {
+                if let Some(connection) = connection.take() {
+                    let _ = connection.close().await;
+                }
+                let _ = done.send(());
+                return;
+            }
+        };
+        let mut current = match connection.take() {
+            Some(current) => current,
+            None => match options.connect().await {
+                Ok(fresh) => {
+                    tracing::info!("database connection for writes opened again");
+                    fresh
+                }
+                Err(error) => {
+                    unit.refuse(error.into());
+                    continue;
+                }
+            },
+        };
+        let reusable = AssertUnwindSafe(unit.run(&mut current))
+            .catch_unwind()
+            .await
+            .unwrap_or(false);
+        if reusable {
+            connection = Some(current);
+        } else {
+            // Closing rolls back whatever the connection still held.
+            tracing::warn!("closing the database connection for writes after a fault; the next write opens a new one");
+            let _ = current.close().await;
+        }
+    }
+}
