@@ -86,11 +86,16 @@ impl Readiness {
     /// again.
     pub async fn check(state: &AcmeState) -> Self {
         let database = within_timeout(async {
-            if state.store.ping().await {
-                Ok(String::new())
-            } else {
-                Err("the database does not answer".to_owned())
+            if !state.store.ping().await {
+                return Err("the database does not answer".to_owned());
             }
+            // A full disk or a read-only file still answers reads.
+            state
+                .store
+                .probe_writable(state.clock.now())
+                .await
+                .map(|()| String::new())
+                .map_err(|reason| format!("not writable ({reason})"))
         });
         let vault_and_profiles = async {
             let vault = match &state.vault {

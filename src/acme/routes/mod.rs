@@ -19,8 +19,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use tracing::Instrument;
 
-use super::problem::Problem;
+use super::problem::{Problem, ProblemType};
 use super::request::SignedRequest;
 use super::urls::Urls;
 use super::AcmeState;
@@ -28,8 +29,22 @@ use crate::store::StoreError;
 
 pub const REPLAY_NONCE: HeaderName = HeaderName::from_static("replay-nonce");
 
+/// Seconds a client is asked to wait when the database cannot take writes:
+/// long enough for an operator to free space, short enough that a client
+/// retrying on its own gets through soon after.
+const STORE_RETRY_AFTER_SECS: u64 = 5;
+
 impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "the database cannot take this write now");
+            return Problem::new(
+                ProblemType::ServerInternal,
+                "certgate cannot store this right now; please retry shortly",
+            )
+            .with_status(StatusCode::SERVICE_UNAVAILABLE)
+            .with_retry_after(STORE_RETRY_AFTER_SECS);
+        }
         Problem::internal("database error", &e)
     }
 }
@@ -96,9 +111,23 @@ pub fn router(state: AcmeState) -> Router {
         .route("/renewal-info/{cert_id}", get(renewal_info::renewal_info))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(run_to_completion))
         .layer(middleware::from_fn_with_state(state.clone(), acme_headers))
         .with_state(state);
     Router::new().nest("/acme", acme)
+}
+
+/// Runs the handler on a task of its own, which a client that hangs up
+/// (dropping this future) does not stop: a handler that has changed
+/// something (a challenge started, an order moved to processing, an account
+/// created) goes on to start the background work that change promises and
+/// to write its audit line, instead of being cut off in between.
+async fn run_to_completion(request: Request, next: Next) -> Response {
+    let handler = next.run(request).instrument(tracing::Span::current());
+    match tokio::spawn(handler).await {
+        Ok(response) => response,
+        Err(failure) => Problem::internal("the request handler failed", &failure).into_response(),
+    }
 }
 
 /// RFC 8555 §6.5 and §7.1: a fresh nonce and a link to the directory on
