@@ -89,7 +89,26 @@ impl CertgateProcess {
     /// [`CertgateProcess::start`] with more flags after `serve`, and
     /// environment variables (`RUST_LOG`, `CERTGATE_*`) set for it.
     pub async fn start_with(args: &ServeArgs, flags: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::launch(args, flags, env, None).await
+    }
+
+    /// [`CertgateProcess::start`] as the user and group `owner` (uid, gid)
+    /// instead of the test's own: root reads and writes every file whatever
+    /// its mode, a service user does not.
+    pub async fn start_as(args: &ServeArgs, owner: (u32, u32)) -> Self {
+        Self::launch(args, &[], &[("RUST_LOG", "info")], Some(owner)).await
+    }
+
+    async fn launch(
+        args: &ServeArgs,
+        flags: &[&str],
+        env: &[(&str, &str)],
+        owner: Option<(u32, u32)>,
+    ) -> Self {
         let mut command = certgate_command();
+        if let Some((uid, gid)) = owner {
+            command.uid(uid).gid(gid);
+        }
         command
             .arg("serve")
             .arg("--data-dir")
@@ -157,6 +176,20 @@ impl CertgateProcess {
     /// tokens, secret IDs, HMAC keys) appears anywhere in the log.
     pub fn never_logs(&mut self, secrets: impl IntoIterator<Item = String>) {
         self.secrets.extend(secrets);
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("certgate is still running")
+    }
+
+    /// SIGKILL, as a crash or an out-of-memory kill ends certgate: no
+    /// handler runs, nothing is flushed. Waits until the process is gone.
+    pub async fn kill(&mut self) {
+        self.child.kill().await.expect("killing certgate");
+        for reader in self.readers.drain(..) {
+            let _ = reader.await;
+        }
     }
 
     /// Sends SIGTERM and waits for the process to exit; then checks that

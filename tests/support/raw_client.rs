@@ -133,8 +133,12 @@ impl RawClient {
     }
 
     pub async fn nonce(&self) -> String {
-        let reply = self.http.head(self.url("newNonce")).send().await.unwrap();
-        reply.headers()["replay-nonce"].to_str().unwrap().to_owned()
+        self.try_nonce().await.unwrap()
+    }
+
+    async fn try_nonce(&self) -> Result<String, reqwest::Error> {
+        let reply = self.http.head(self.url("newNonce")).send().await?;
+        Ok(reply.headers()["replay-nonce"].to_str().unwrap().to_owned())
     }
 
     /// A flattened JWS over `header` and `payload`, signed with the account key.
@@ -147,7 +151,11 @@ impl RawClient {
 
     /// The protected header a correct client would send to `url`.
     pub async fn header(&self, url: &str) -> Value {
-        let mut header = json!({"alg": "ES256", "nonce": self.nonce().await, "url": url});
+        self.header_with_nonce(url, &self.nonce().await)
+    }
+
+    fn header_with_nonce(&self, url: &str, nonce: &str) -> Value {
+        let mut header = json!({"alg": "ES256", "nonce": nonce, "url": url});
         match &self.kid {
             Some(kid) => header["kid"] = json!(kid),
             None => header["jwk"] = self.key.jwk.clone(),
@@ -156,19 +164,29 @@ impl RawClient {
     }
 
     pub async fn send(&self, url: &str, content_type: &str, body: Vec<u8>) -> Reply {
+        self.try_send(url, content_type, body).await.unwrap()
+    }
+
+    /// [`RawClient::send`] that returns a failed connection instead of
+    /// panicking, for tests whose server goes away mid-request.
+    pub async fn try_send(
+        &self,
+        url: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<Reply, reqwest::Error> {
         let reply = self
             .http
             .post(url)
             .header(CONTENT_TYPE, content_type)
             .body(body)
             .send()
-            .await
-            .unwrap();
-        Reply {
+            .await?;
+        Ok(Reply {
             status: reply.status().as_u16(),
             headers: reply.headers().clone(),
-            body: reply.bytes().await.unwrap().to_vec(),
-        }
+            body: reply.bytes().await?.to_vec(),
+        })
     }
 
     pub async fn send_jws(&self, url: &str, jws: &Value) -> Reply {
@@ -182,11 +200,22 @@ impl RawClient {
 
     /// A correct request: `payload` JSON, or POST-as-GET when `None`.
     pub async fn post(&self, url: &str, payload: Option<Value>) -> Reply {
-        let header = self.header(url).await;
+        self.try_post(url, payload).await.unwrap()
+    }
+
+    /// [`RawClient::post`] that returns a failed connection instead of
+    /// panicking.
+    pub async fn try_post(
+        &self,
+        url: &str,
+        payload: Option<Value>,
+    ) -> Result<Reply, reqwest::Error> {
+        let header = self.header_with_nonce(url, &self.try_nonce().await?);
         let payload = payload
             .map(|p| serde_json::to_vec(&p).unwrap())
             .unwrap_or_default();
-        self.send_jws(url, &self.jws(&header, &payload)).await
+        let jws = serde_json::to_vec(&self.jws(&header, &payload)).unwrap();
+        self.try_send(url, "application/jose+json", jws).await
     }
 
     /// Registers the account and remembers its URL as `kid`.

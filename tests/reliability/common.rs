@@ -1,0 +1,192 @@
+//! Pieces the reliability tests share: a flow of ACME requests that
+//! tolerates a server going away, and a look into the database file.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Connection};
+
+use crate::support::http01::Http01Responder;
+use crate::support::raw_client::{challenge_of, csr, AccountKey, RawClient};
+
+/// A client of the same server as `template`, with a new account key and
+/// no account yet; shares `template`'s connection pool.
+pub fn fresh_client(template: &RawClient) -> RawClient {
+    RawClient {
+        http: template.http.clone(),
+        directory: template.directory.clone(),
+        key: AccountKey::generate(),
+        kid: None,
+    }
+}
+
+/// The problem document a fault of the disk must give: `503` with
+/// `Retry-After`, an ACME problem body.
+pub fn assert_unavailable(what: &str, reply: &crate::support::raw_client::Reply) {
+    assert_eq!(reply.status, 503, "{what}: {:?}", reply.json());
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json"),
+        "{what}"
+    );
+    assert_eq!(reply.problem_type(), "serverInternal", "{what}");
+    let retry_after: u64 = reply
+        .header("retry-after")
+        .unwrap_or_else(|| panic!("{what}: 503 without Retry-After"))
+        .parse()
+        .expect("Retry-After in seconds");
+    assert!(retry_after > 0, "{what}: Retry-After {retry_after}");
+}
+
+/// One whole issuance for `name` with no panics on a lost connection:
+/// `Ok(chain)` once the certificate is downloaded, `Err(step)` at the first
+/// step the server did not answer as it should.
+pub async fn try_issue(
+    client: &mut RawClient,
+    http01: &Http01Responder,
+    name: &str,
+) -> Result<String, String> {
+    let fail = |step: &str, detail: &dyn std::fmt::Debug| format!("{step}: {detail:?}");
+    if client.kid.is_none() {
+        let reply = client
+            .try_post(
+                &client.url("newAccount"),
+                Some(json!({"termsOfServiceAgreed": true})),
+            )
+            .await
+            .map_err(|e| fail("newAccount", &e))?;
+        if reply.status != 201 {
+            return Err(fail("newAccount", &reply.status));
+        }
+        client.kid = reply.header("location").map(str::to_owned);
+    }
+    let reply = client
+        .try_post(
+            &client.url("newOrder"),
+            Some(json!({"identifiers": [{"type": "dns", "value": name}]})),
+        )
+        .await
+        .map_err(|e| fail("newOrder", &e))?;
+    if reply.status != 201 {
+        return Err(fail("newOrder", &reply.status));
+    }
+    let order_url = reply.header("location").unwrap().to_owned();
+    let order = reply.json();
+    let authz_url = order["authorizations"][0].as_str().unwrap();
+    let authz = answered_json(client, authz_url, None, "authorization").await?;
+    let challenge = challenge_of(&authz, "http-01");
+    let token = challenge["token"].as_str().unwrap();
+    http01.serve(token, &format!("{token}.{}", client.thumbprint()));
+    answered_json(
+        client,
+        challenge["url"].as_str().unwrap(),
+        Some(json!({})),
+        "challenge",
+    )
+    .await?;
+    let ready = poll_order(client, &order_url, "ready").await?;
+    let key = rcgen::KeyPair::generate().unwrap();
+    answered_json(
+        client,
+        ready["finalize"].as_str().unwrap(),
+        Some(json!({"csr": csr(&[name], &key)})),
+        "finalize",
+    )
+    .await?;
+    let valid = poll_order(client, &order_url, "valid").await?;
+    let download = client
+        .try_post(valid["certificate"].as_str().unwrap(), None)
+        .await
+        .map_err(|e| fail("download", &e))?;
+    if download.status != 200 {
+        return Err(fail("download", &download.status));
+    }
+    String::from_utf8(download.body).map_err(|e| fail("download", &e))
+}
+
+async fn answered_json(
+    client: &RawClient,
+    url: &str,
+    payload: Option<Value>,
+    step: &str,
+) -> Result<Value, String> {
+    let reply = client
+        .try_post(url, payload)
+        .await
+        .map_err(|e| format!("{step}: {e}"))?;
+    if reply.status >= 300 {
+        return Err(format!("{step}: {} {:?}", reply.status, reply.json()));
+    }
+    Ok(reply.json())
+}
+
+/// Polls the order until it is `wanted` (10 s at most); an invalid order
+/// or a lost connection ends the wait.
+async fn poll_order(client: &RawClient, url: &str, wanted: &str) -> Result<Value, String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let order = answered_json(client, url, None, "order").await?;
+        if order["status"] == wanted {
+            return Ok(order);
+        }
+        if order["status"] == "invalid" || tokio::time::Instant::now() > deadline {
+            return Err(format!("order is {} instead of {wanted}", order["status"]));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A read-only connection to the database in `data_dir`, as an operator's
+/// `sqlite3` would open it beside a running certgate.
+pub async fn open_database(data_dir: &Path) -> sqlx::SqliteConnection {
+    SqliteConnectOptions::new()
+        .filename(data_dir.join("certgate.db"))
+        .read_only(true)
+        .connect()
+        .await
+        .expect("opening certgate.db")
+}
+
+/// `PRAGMA integrity_check` of the database in `data_dir`.
+pub async fn integrity_check(data_dir: &Path) -> String {
+    let mut db = open_database(data_dir).await;
+    let verdict: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&mut db)
+        .await
+        .expect("running the integrity check");
+    db.close().await.unwrap();
+    verdict
+}
+
+/// How many rows of `table` have status `processing`.
+pub async fn processing(data_dir: &Path, table: &str) -> i64 {
+    let mut db = open_database(data_dir).await;
+    let count = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM {table} WHERE status = 'processing'"
+    ))
+    .fetch_one(&mut db)
+    .await
+    .expect("counting processing rows");
+    db.close().await.unwrap();
+    count
+}
+
+/// Waits until no order and no challenge is `processing` (the background
+/// work they promise has finished), 30 s at most.
+pub async fn wait_until_settled(data_dir: &Path) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let orders = processing(data_dir, "orders").await;
+        let challenges = processing(data_dir, "challenges").await;
+        if orders == 0 && challenges == 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{orders} orders and {challenges} challenges still processing after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
