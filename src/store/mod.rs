@@ -97,6 +97,10 @@ pub struct Store {
     write_probe: std::sync::Arc<tokio::sync::Mutex<WriteProbe>>,
 }
 
+/// How long a write waits for another process's write lock (an offline
+/// command) before it fails as unavailable.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// WAL pages after which a commit copies the log back into the database.
 const WAL_AUTOCHECKPOINT_PAGES: u32 = 1000;
 /// The size the WAL file is cut back to after a checkpoint, so that a burst
@@ -114,7 +118,7 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(BUSY_TIMEOUT);
         let write_options = options
             .clone()
             .create_if_missing(true)
@@ -182,5 +186,54 @@ impl Store {
     pub async fn close(&self) {
         self.writer.close().await;
         self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Steady writes with readers always about: the WAL file stays within
+    /// its limit instead of growing with everything ever written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_wal_stays_bounded_under_steady_writes_and_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("certgate.db");
+        let store = Store::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (store, stop) = (store.clone(), stop.clone());
+                tokio::spawn(async move {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        sqlx::query("SELECT COUNT(*), MAX(length(record)) FROM audit_events")
+                            .fetch_one(&store.pool)
+                            .await
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        // 3,000 records of 4 KiB: more than the WAL's limit in all.
+        let record = "x".repeat(4096);
+        let wal = dir.path().join("certgate.db-wal");
+        let mut largest = 0;
+        for n in 0..3_000 {
+            store.append_audit_event(n, "test", &record).await.unwrap();
+            largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for reader in readers {
+            reader.await.unwrap();
+        }
+        let written = std::fs::metadata(&path).unwrap().len();
+        println!("wal: largest {largest} bytes, database {written} bytes");
+        assert!(written > WAL_SIZE_LIMIT_BYTES, "{written}");
+        assert!(
+            largest <= WAL_SIZE_LIMIT_BYTES,
+            "the WAL grew to {largest} bytes"
+        );
     }
 }

@@ -140,11 +140,37 @@ impl Writer {
     }
 }
 
+/// Units between two checkpoints that restart the WAL. SQLite's own
+/// automatic checkpoint copies pages back but cannot start the log over
+/// while readers keep arriving, so under steady reads the file would grow
+/// with everything ever written.
+const UNITS_PER_CHECKPOINT: u32 = 64;
+
+/// How long a checkpoint waits for readers before it gives up until the
+/// next time; readers are short, and writes wait behind it.
+const CHECKPOINT_PATIENCE_MS: u32 = 1000;
+
+/// Copies the WAL into the database and starts the log over (SQLite's
+/// RESTART checkpoint), waiting at most [`CHECKPOINT_PATIENCE_MS`] for
+/// readers. A checkpoint that cannot finish now is tried again later.
+async fn restart_wal(connection: &mut SqliteConnection) {
+    let patient = format!("PRAGMA busy_timeout = {CHECKPOINT_PATIENCE_MS}");
+    let usual = format!("PRAGMA busy_timeout = {}", super::BUSY_TIMEOUT.as_millis());
+    if connection.execute(patient.as_str()).await.is_err() {
+        return;
+    }
+    if let Err(error) = connection.execute("PRAGMA wal_checkpoint(RESTART)").await {
+        tracing::debug!(%error, "WAL checkpoint not finished; trying again later");
+    }
+    let _ = connection.execute(usual.as_str()).await;
+}
+
 async fn serve(
     mut connection: Option<SqliteConnection>,
     options: SqliteConnectOptions,
     mut units: mpsc::Receiver<Message>,
 ) {
+    let mut since_checkpoint = 0;
     while let Some(message) = units.recv().await {
         let unit = match message {
             Message::Unit(unit) => unit,
@@ -174,6 +200,11 @@ async fn serve(
             .await
             .unwrap_or(false);
         if reusable {
+            since_checkpoint += 1;
+            if since_checkpoint >= UNITS_PER_CHECKPOINT {
+                since_checkpoint = 0;
+                restart_wal(&mut current).await;
+            }
             connection = Some(current);
         } else {
             // Closing rolls back whatever the connection still held.
