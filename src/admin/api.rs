@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path as UrlPath, Query, Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_DISPOSITION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::header::{
+    AUTHORIZATION, CONTENT_DISPOSITION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -122,7 +124,7 @@ enum AdminError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
-    #[error("reading the database")]
+    #[error("using the database")]
     Store(#[from] StoreError),
     #[error("exporting the certificate")]
     Export(#[source] ExportError),
@@ -167,11 +169,12 @@ impl IntoResponse for AdminError {
             Self::MissingToken | Self::WrongToken => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Store(cause) if cause.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Store(_) | Self::Export(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let detail = match &self {
             Self::Store(cause) => {
-                tracing::error!(error = %cause, "admin API: reading the database");
+                tracing::error!(error = %cause, "admin API: using the database");
                 format!("{self}; the server log has details")
             }
             Self::Export(cause) => {
@@ -205,6 +208,12 @@ impl IntoResponse for AdminError {
             response
                 .headers_mut()
                 .insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // As the ACME routes say it: the database refused a write.
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(StoreError::RETRY_AFTER_SECS));
         }
         response
     }

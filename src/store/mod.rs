@@ -57,6 +57,11 @@ pub enum StoreError {
 const TRANSIENT_SQLITE_CODES: [i64; 6] = [5, 6, 8, 10, 13, 14];
 
 impl StoreError {
+    /// Seconds a client is asked to wait after an [unavailable](Self::is_unavailable)
+    /// fault: short, so that a client retrying on its own gets through soon
+    /// after the cause is gone.
+    pub const RETRY_AFTER_SECS: u64 = 5;
+
     /// True for a fault of the disk, the file or the lock rather than of
     /// the data: a full disk, an I/O error, a read-only file, a database
     /// locked by another process, or the writer closed by a shutdown. The

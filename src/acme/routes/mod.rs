@@ -29,11 +29,6 @@ use crate::store::StoreError;
 
 pub const REPLAY_NONCE: HeaderName = HeaderName::from_static("replay-nonce");
 
-/// Seconds a client is asked to wait when the database cannot take writes:
-/// long enough for an operator to free space, short enough that a client
-/// retrying on its own gets through soon after.
-const STORE_RETRY_AFTER_SECS: u64 = 5;
-
 impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Self {
         if e.is_unavailable() {
@@ -43,7 +38,7 @@ impl From<StoreError> for Problem {
                 "certgate cannot store this right now; please retry shortly",
             )
             .with_status(StatusCode::SERVICE_UNAVAILABLE)
-            .with_retry_after(STORE_RETRY_AFTER_SECS);
+            .with_retry_after(StoreError::RETRY_AFTER_SECS);
         }
         Problem::internal("database error", &e)
     }
