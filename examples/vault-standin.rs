@@ -7,13 +7,10 @@
 //! Flags: `--listen ADDR` (default 127.0.0.1:8200), `--root-token TOKEN`
 //! (default `root`), `--root-ca-out PATH` (default: a file in the temp dir).
 
-#[path = "../tests/support/vault/mod.rs"]
-mod vault;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use vault::{Grant, Mount, Role, StandinConfig, VaultStandin};
+use certgate_testkit::vault::{Grant, Mount, Role, StandinConfig, VaultStandin};
 
 struct Flags {
     listen: SocketAddr,

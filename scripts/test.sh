@@ -18,11 +18,11 @@ declare -A needs=(
   [python3-certbot-dns-rfc2136]="test -d /usr/lib/python3/dist-packages/certbot_dns_rfc2136"
   # Debian's python3 makes a virtualenv with pip only when this is installed.
   [python3-venv]="python3 -m ensurepip --version"
-  # tests/status_page.rs loads /status in headless Chromium.
+  # tests/operations/status_page.rs loads /status in headless Chromium.
   [chromium]="command -v chromium"
   # The quick start below asks the server for /health.
   [curl]="command -v curl"
-  # tests/deploy_files.rs verifies deploy/systemd/certgate.service.
+  # tests/operations/deploy_files.rs verifies deploy/systemd/certgate.service.
   [systemd]="command -v systemd-analyze"
 )
 missing=()
@@ -37,7 +37,7 @@ if ((${#missing[@]})); then
 fi
 
 # certbot 5.x from PyPI (Debian's certbot predates ACME Renewal Information),
-# in a virtualenv under target/ that later runs reuse; tests/ari_certbot.rs
+# in a virtualenv under target/ that later runs reuse; tests/acme/ari_certbot.rs
 # runs the certbot named by CERTGATE_TEST_CERTBOT5.
 certbot_venv="$PWD/target/certbot-venv"
 certbot_version=$("$certbot_venv/bin/certbot" --version 2>&1 || true)

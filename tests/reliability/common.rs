@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 
-use crate::support::http01::Http01Responder;
-use crate::support::raw_client::{challenge_of, csr, AccountKey, RawClient};
+use certgate_testkit::http01::Http01Responder;
+use certgate_testkit::raw_client::{challenge_of, csr, AccountKey, RawClient};
 
 /// A client of the same server as `template`, with a new account key and
 /// no account yet; shares `template`'s connection pool.
@@ -24,7 +24,7 @@ pub fn fresh_client(template: &RawClient) -> RawClient {
 
 /// The problem document a fault of the disk must give: `503` with
 /// `Retry-After`, an ACME problem body.
-pub fn assert_unavailable(what: &str, reply: &crate::support::raw_client::Reply) {
+pub fn assert_unavailable(what: &str, reply: &certgate_testkit::raw_client::Reply) {
     assert_eq!(reply.status, 503, "{what}: {:?}", reply.json());
     assert_eq!(
         reply.header("content-type"),

@@ -11,10 +11,10 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::common::{assert_unavailable, fresh_client, integrity_check, try_issue};
-use crate::support::dns::DnsStub;
-use crate::support::http01::Http01Responder;
-use crate::support::process::{CertgateProcess, ServeArgs};
-use crate::support::raw_client::RawClient;
+use certgate_testkit::dns::DnsStub;
+use certgate_testkit::http01::Http01Responder;
+use certgate_testkit::process::{CertgateProcess, ServeArgs};
+use certgate_testkit::raw_client::RawClient;
 
 /// A tmpfs of a few MiB, mounted for the test and unmounted after: a real
 /// filesystem that fills up, with no risk to the machine's own disk.

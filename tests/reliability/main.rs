@@ -3,9 +3,6 @@
 //! binary on a real SQLite file and checks what the clients were told
 //! against what is stored.
 
-#[path = "../support/mod.rs"]
-mod support;
-
 mod common;
 mod disk_faults;
 mod sigkill;

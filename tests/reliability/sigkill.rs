@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::common::{fresh_client, integrity_check, try_issue, wait_until_settled};
-use crate::support::dns::DnsStub;
-use crate::support::http01::Http01Responder;
-use crate::support::inventory::{leaf_serial, serials};
-use crate::support::process::{certgate_command, CertgateProcess, ServeArgs};
-use crate::support::raw_client::RawClient;
+use certgate_testkit::dns::DnsStub;
+use certgate_testkit::http01::Http01Responder;
+use certgate_testkit::inventory::{leaf_serial, serials};
+use certgate_testkit::process::{certgate_command, CertgateProcess, ServeArgs};
+use certgate_testkit::raw_client::RawClient;
 
 const KILLS: usize = 5;
 const FLOWS: usize = 8;

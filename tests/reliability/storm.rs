@@ -9,11 +9,11 @@ use rand::Rng;
 use serde_json::json;
 
 use crate::common::{fresh_client, try_issue, wait_until_settled};
-use crate::support::clients::{require_tool, run_client};
-use crate::support::dns::DnsStub;
-use crate::support::http01::Http01Responder;
-use crate::support::process::{CertgateProcess, ServeArgs};
-use crate::support::raw_client::{challenge_of, AccountKey, RawClient};
+use certgate_testkit::clients::{require_tool, run_client};
+use certgate_testkit::dns::DnsStub;
+use certgate_testkit::http01::Http01Responder;
+use certgate_testkit::process::{CertgateProcess, ServeArgs};
+use certgate_testkit::raw_client::{challenge_of, AccountKey, RawClient};
 
 const FLOWS: usize = 32;
 const ROUNDS: usize = 3;
@@ -110,7 +110,7 @@ async fn impatient_flow(
         .await;
         let key = rcgen::KeyPair::generate().unwrap();
         let finalize = order["finalize"].as_str().unwrap();
-        let csr = crate::support::raw_client::csr(&[&name], &key);
+        let csr = certgate_testkit::raw_client::csr(&[&name], &key);
         let _ = tokio::time::timeout(
             patience(),
             client.try_post(finalize, Some(json!({"csr": csr}))),

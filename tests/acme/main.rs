@@ -1,0 +1,21 @@
+//! The ACME protocol against certgate, one module per resource or
+//! challenge: a real client library (instant-acme), raw JWS requests, and
+//! the real clients (certbot from Debian and from PyPI, lego) against the
+//! built binary, with a real BIND for DNS-01 and CAA.
+
+mod acme_flow;
+mod ari_certbot;
+mod bad_requests;
+mod caa;
+mod dns01;
+mod eab;
+mod http01;
+mod key_change;
+mod lifecycle;
+mod rate_limits;
+mod real_clients;
+mod resources;
+mod restart;
+mod revoke;
+mod tls_alpn01;
+mod validation_retry;

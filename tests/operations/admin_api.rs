@@ -1,0 +1,284 @@
+//! The admin HTTP API of the built binary, on its own listener with the
+//! token from `admin_token_file`: refused without the token, the inventory
+//! with it, and no admin listener at all unless configured.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use serde_json::{json, Value};
+
+use certgate_testkit::chain_ders;
+use certgate_testkit::dns::DnsStub;
+use certgate_testkit::http01::Http01Responder;
+use certgate_testkit::inventory::{
+    audited_deactivations, leaf_serial, openssl_der_serial, serials, TWO_LIFETIMES,
+};
+use certgate_testkit::process::{certgate_command, free_port, CertgateProcess, ServeArgs};
+use certgate_testkit::raw_client::RawClient;
+
+const TOKEN: &str = "admin-token-4f1c9e7a2b";
+
+/// A certgate binary serving [`TWO_LIFETIMES`] with `extra` config lines.
+struct Served {
+    certgate: CertgateProcess,
+    args: ServeArgs,
+    http01: Http01Responder,
+    _dns: DnsStub,
+    data_dir: tempfile::TempDir,
+}
+
+impl Served {
+    async fn start(extra: &str) -> Self {
+        let dns = DnsStub::start().await;
+        let http01 = Http01Responder::start().await;
+        let data_dir = tempfile::tempdir().unwrap();
+        let config = data_dir.path().join("certgate.toml");
+        std::fs::write(&config, format!("{extra}\n{TWO_LIFETIMES}")).unwrap();
+        let args = ServeArgs {
+            http01_port: http01.port(),
+            ..ServeArgs::new(data_dir.path(), dns.addr(), Some(config))
+        };
+        let certgate = CertgateProcess::start(&args).await;
+        Self {
+            certgate,
+            args,
+            http01,
+            _dns: dns,
+            data_dir,
+        }
+    }
+
+    /// A registered client of `profile`'s directory.
+    async fn client(&self, profile: &str) -> RawClient {
+        RawClient::registered(
+            &format!("https://{}/acme/{profile}/directory", self.args.listen),
+            &self.data_dir.path().join("ca/root.pem"),
+        )
+        .await
+    }
+}
+
+/// The config lines that turn the admin API on, with the token file
+/// written (mode 600) into `dir`.
+fn admin_settings(dir: &Path, listen: SocketAddr, token: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let token_file = dir.join("admin-token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    format!(
+        "admin_listen = \"{listen}\"\nadmin_token_file = \"{}\"",
+        token_file.display()
+    )
+}
+
+/// A GET or POST to the admin API, with `token` as bearer when given.
+async fn admin(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: Option<&str>,
+) -> reqwest::Response {
+    let mut request = http.request(method, url);
+    if let Some(token) = token {
+        request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+    }
+    request.send().await.expect("the admin API answers")
+}
+
+/// Asserts `response` is an RFC 7807 problem with `status`; returns its detail.
+async fn problem(response: reqwest::Response, status: u16) -> String {
+    assert_eq!(response.status().as_u16(), status);
+    assert_eq!(response.headers()[CONTENT_TYPE], "application/problem+json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status, "{body}");
+    assert_eq!(body["type"], "about:blank", "{body}");
+    body["detail"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_api_needs_the_token_and_serves_the_inventory() {
+    let secrets = tempfile::tempdir().unwrap();
+    let admin_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut served = Served::start(&admin_settings(secrets.path(), admin_addr, TOKEN)).await;
+    assert!(
+        served
+            .certgate
+            .log()
+            .contains(&format!("admin API is serving listen={admin_addr}")),
+        "{}",
+        served.certgate.log()
+    );
+    let short = served.client("short").await;
+    let long = served.client("long").await;
+    let short_chain = short.issue(&served.http01, &["a.short.example"]).await;
+    let long_chain = long.issue(&served.http01, &["long.example"]).await;
+    let (short_serial, long_serial) = (leaf_serial(&short_chain), leaf_serial(&long_chain));
+    // The client trusts certgate's root, which the admin listener shares.
+    let http = &short.http;
+    let url = |path: &str| format!("https://localhost:{}/admin/v1/{path}", admin_addr.port());
+    let get = |path: &str, token: Option<&'static str>| {
+        admin(http, reqwest::Method::GET, url(path), token)
+    };
+    // The JSON body of a GET with the token.
+    let get_json = |path: &str| {
+        let response = get(path, Some(TOKEN));
+        async move { response.await.json::<Value>().await.unwrap() }
+    };
+
+    let missing = get("certificates", None).await;
+    assert_eq!(
+        missing.headers()[WWW_AUTHENTICATE],
+        r#"Bearer realm="certgate admin""#
+    );
+    problem(missing, 401).await;
+    let wrong = get("certificates", Some("admin-token-4f1c9e7a2c")).await;
+    assert!(wrong.headers()[WWW_AUTHENTICATE]
+        .to_str()
+        .unwrap()
+        .contains(r#"error="invalid_token""#));
+    problem(wrong, 401).await;
+    // Unknown paths are behind the token too, so probing learns nothing.
+    problem(get("nothing-here", None).await, 401).await;
+    problem(get("nothing-here", Some(TOKEN)).await, 404).await;
+
+    let all = get_json("certificates").await;
+    assert_eq!(
+        serials(&all),
+        [short_serial.clone(), long_serial.clone()].into()
+    );
+    let expiring = get_json("certificates?expiring_within=30d").await;
+    assert_eq!(serials(&expiring), [short_serial.clone()].into());
+    let by_profile = get_json("certificates?profile=long").await;
+    assert_eq!(serials(&by_profile), [long_serial.clone()].into());
+    let detail = problem(
+        get("certificates?expiring_within=soon", Some(TOKEN)).await,
+        400,
+    )
+    .await;
+    assert!(detail.contains("\"soon\""), "{detail}");
+    problem(get("certificates?revoked=maybe", Some(TOKEN)).await, 400).await;
+
+    let one = get_json(&format!("certificates/{short_serial}")).await;
+    assert_eq!(one, expiring[0], "the same object as in the list");
+    let der = get(&format!("certificates/{short_serial}/der"), Some(TOKEN)).await;
+    assert_eq!(der.status(), 200);
+    assert_eq!(der.headers()[CONTENT_TYPE], "application/pkix-cert");
+    let der = der.bytes().await.unwrap();
+    assert_eq!(openssl_der_serial(&der), short_serial);
+    let pem = get(
+        &format!("certificates/{short_serial}/pem?chain=true"),
+        Some(TOKEN),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(chain_ders(&pem), chain_ders(&short_chain));
+    problem(
+        get(
+            &format!("certificates/{short_serial}/der?chain=true"),
+            Some(TOKEN),
+        )
+        .await,
+        400,
+    )
+    .await;
+    problem(get("certificates/0badc0de", Some(TOKEN)).await, 404).await;
+
+    let accounts = get_json("accounts").await;
+    assert_eq!(accounts.as_array().unwrap().len(), 2, "{accounts}");
+    let long_id = long.kid.as_deref().unwrap().rsplit('/').next().unwrap();
+    let deactivate = |id: &str, token: Option<&'static str>| {
+        admin(
+            http,
+            reqwest::Method::POST,
+            url(&format!("accounts/{id}/deactivate")),
+            token,
+        )
+    };
+    problem(deactivate(long_id, None).await, 401).await;
+    long.new_order(&["still-allowed.example"]).await;
+    let deactivated: Value = deactivate(long_id, Some(TOKEN)).await.json().await.unwrap();
+    assert_eq!(deactivated["id"], long_id);
+    assert_eq!(deactivated["status"], "deactivated");
+    assert_eq!(deactivated["certificates"], 1);
+    let refused = long
+        .post(
+            &long.url("newOrder"),
+            Some(json!({"identifiers": [{"type": "dns", "value": "refused.example"}]})),
+        )
+        .await;
+    assert_eq!(
+        refused.problem_type(),
+        "unauthorized",
+        "{:?}",
+        refused.json()
+    );
+    let again: Value = deactivate(long_id, Some(TOKEN)).await.json().await.unwrap();
+    assert_eq!(again, deactivated, "asking again changes nothing");
+    problem(deactivate("no-such-account", Some(TOKEN)).await, 404).await;
+    let audited = audited_deactivations(served.data_dir.path());
+    assert_eq!(audited.len(), 1, "only the change is audited: {audited:?}");
+    assert_eq!(audited[0]["account"], long_id);
+    assert_eq!(audited[0]["by"], json!({"kind": "admin_api"}));
+
+    served.certgate.stop().await;
+    let log = served.certgate.log();
+    assert!(log.contains("admin API request refused"), "{log}");
+    assert!(!log.contains(TOKEN), "the token reached the log:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_admin_settings_there_is_no_admin_api() {
+    let served = Served::start("").await;
+    let client = served.client("long").await;
+    let on_main = client
+        .http
+        .get(format!(
+            "https://localhost:{}/admin/v1/certificates",
+            served.args.listen.port()
+        ))
+        .header(AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        on_main.status(),
+        404,
+        "the main listener serves no admin API"
+    );
+    assert!(
+        !served.certgate.log().contains("admin API"),
+        "{}",
+        served.certgate.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_token_file_keeps_certgate_from_starting() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let admin_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = data_dir.path().join("certgate.toml");
+    std::fs::write(&config, admin_settings(data_dir.path(), admin_addr, "")).unwrap();
+    let run = certgate_command()
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["--listen", "127.0.0.1:0"])
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("certgate refuses to start instead of serving")
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("is empty: the admin API never runs without a token"),
+        "{stderr}"
+    );
+}

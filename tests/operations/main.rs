@@ -1,0 +1,9 @@
+//! What an operator sees and runs: metrics, inventory commands, the admin
+//! API, the audit log, the status page, and the deploy files and docs.
+
+mod admin_api;
+mod audit;
+mod deploy_files;
+mod inventory;
+mod metrics;
+mod status_page;
