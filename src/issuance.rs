@@ -15,7 +15,10 @@
 //! before it leaves; the mark is cleared only when the CA answers that it did
 //! not sign. An order of a remote CA (Vault) found still marked after a
 //! restart, or whose answer was lost, may already have a certificate there,
-//! so it fails with a problem that says so instead of being sent again.
+//! so it fails with a problem that says so instead of being sent again, and
+//! the loss is recorded (audit event `issuance_answer_lost`, metric
+//! `certgate_issuance_answers_lost_total`) so an operator can find that
+//! certificate at the CA.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +26,7 @@ use std::time::Duration;
 use tokio::sync::{RwLock, RwLockReadGuard};
 use tracing::Instrument;
 
+use crate::acme::csr::public_key_sha256;
 use crate::acme::problem::{Problem, ProblemType};
 use crate::acme::response::rfc3339;
 use crate::acme::status::OrderStatus;
@@ -165,15 +169,10 @@ impl Signer<'_> {
     /// waits for it before marking anything, so a stop meanwhile leaves no
     /// open attempt behind.
     async fn issue(&self, order: &Order, request: &SignRequest) {
-        if order.sign_attempted_at.is_some() {
+        if let Some(attempted_at) = order.sign_attempted_at {
             if self.issuer.signs_remotely() {
-                tracing::error!(
-                    attempted_at = order.sign_attempted_at,
-                    "certgate stopped while the CA was signing this order; not asking again"
-                );
-                let problem = Problem::new(ProblemType::ServerInternal, ANSWER_LOST);
-                self.fail(order, problem).await;
-                return;
+                let reason = "certgate stopped while the CA was signing this order";
+                return self.answer_lost(order, request, attempted_at, reason).await;
             }
             // An in-process CA that was interrupted left no certificate anywhere.
             self.clear_mark(&order.id).await;
@@ -213,12 +212,54 @@ impl Signer<'_> {
                         backoff.wait().await;
                     }
                 }
+                Err(IssueError::AnswerLost(reason)) => {
+                    return self
+                        .answer_lost(order, request, attempted_at, &reason)
+                        .await;
+                }
                 Err(other) => {
                     self.fail(order, failure_problem(other)).await;
                     return;
                 }
             }
         }
+    }
+
+    /// A request that may have been signed without certgate hearing of it:
+    /// the order fails (asking again could sign twice), and the loss goes
+    /// to the log, the audit log and the metrics, with what finds the
+    /// certificate at the CA.
+    async fn answer_lost(
+        &self,
+        order: &Order,
+        request: &SignRequest,
+        attempted_at: i64,
+        reason: &str,
+    ) {
+        let problem = Problem::new(ProblemType::ServerInternal, ANSWER_LOST);
+        if !self.fail(order, problem).await {
+            return;
+        }
+        let key_sha256 = public_key_sha256(&request.csr_der).unwrap_or_default();
+        tracing::error!(
+            %reason,
+            attempted_at = %rfc3339(attempted_at),
+            csr_public_key_sha256 = %key_sha256,
+            issuer = %self.issuer.describe(),
+            "the CA's answer was lost; not asking again, the CA may hold a certificate for this order"
+        );
+        self.metrics.answer_lost(&order.profile);
+        self.audit
+            .record(AuditEvent::IssuanceAnswerLost {
+                order: order.id.clone(),
+                account: order.account_id.clone(),
+                profile: order.profile.clone(),
+                names: request.names.clone(),
+                attempted_at: rfc3339(attempted_at),
+                csr_public_key_sha256: key_sha256,
+                ca: SigningCa::of(self.issuer),
+            })
+            .await;
     }
 
     async fn store_certificate(
@@ -299,6 +340,7 @@ fn failure_problem(error: IssueError) -> Problem {
             problem.with_subproblems(vec![sub])
         }
         IssueError::AnswerLost(reason) => {
+            // Handled before this; kept so the match needs no catch-all.
             tracing::error!(%reason, "the CA's answer was lost; not asking again");
             Problem::new(ProblemType::ServerInternal, ANSWER_LOST)
         }

@@ -11,9 +11,7 @@ use async_trait::async_trait;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::{
-    IssueError, IssuedCertificate, Issuer, Refusal, RevokeRequest, SignRequest, SignSlot,
-};
+use super::{IssueError, IssuedCertificate, Issuer, Refusal, RevokeRequest, SignRequest, SignSlot};
 use crate::acme::csr::ip_from_bytes;
 use crate::policy::RoleRules;
 use crate::vault::{RevokeBy, SignCall, Vault, VaultError};

@@ -217,9 +217,7 @@ mod tests {
             }
         );
         let mut waiter = health.subscribe();
-        let woken = tokio::spawn(async move {
-            waiter.wait_for(|s| !s.is_down()).await.is_ok()
-        });
+        let woken = tokio::spawn(async move { waiter.wait_for(|s| !s.is_down()).await.is_ok() });
         // A refusal is an answer: Vault is up, whatever it thought of the request.
         let refused: Result<(), _> = Err(VaultError::Api {
             status: 400,
