@@ -254,9 +254,10 @@ impl Vault {
             let client = self.client(&addresses[index], token);
             match call(&client).await.map_err(VaultError::from) {
                 Err(VaultError::Unreachable(detail)) => {
-                    // Once Vault is known to be down, the health view has
-                    // said so; the prober's attempts need no line each.
-                    if self.health.is_down() {
+                    // With one address the health view's WARN says the
+                    // same, once; once Vault is known to be down, the
+                    // prober's attempts need no line each.
+                    if addresses.len() == 1 || self.health.is_down() {
                         tracing::debug!(address = %addresses[index], %detail, "Vault address unreachable");
                     } else {
                         tracing::warn!(address = %addresses[index], %detail, "Vault address unreachable");
