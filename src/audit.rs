@@ -121,6 +121,25 @@ pub enum AuditEvent {
         profile: String,
         problem: Problem,
     },
+    /// A signing request reached the CA but its answer was lost (the
+    /// connection closed, a timeout), or certgate stopped while it was out:
+    /// the CA may hold a certificate certgate never recorded. The order
+    /// fails rather than being signed twice; this line is what an operator
+    /// looks for that certificate at the CA with (the mount and role, the
+    /// names, the time, and the key it would carry).
+    IssuanceAnswerLost {
+        order: String,
+        account: String,
+        profile: String,
+        names: Vec<String>,
+        /// When the signing request went out.
+        attempted_at: String,
+        /// SHA-256 of the CSR's SubjectPublicKeyInfo (DER), lower-case hex:
+        /// the certificate, if it exists, carries this key.
+        csr_public_key_sha256: String,
+        #[serde(flatten)]
+        ca: SigningCa,
+    },
     CertificateRevoked {
         serial: String,
         profile: String,
@@ -318,6 +337,39 @@ mod tests {
         let value = line_of(&embedded);
         assert_eq!(value["ca"], "embedded");
         assert!(value.get("vault_role").is_none(), "{value}");
+    }
+
+    #[test]
+    fn a_lost_answer_names_where_to_look_for_the_certificate() {
+        let value = line_of(&AuditEvent::IssuanceAnswerLost {
+            order: "ord1".into(),
+            account: "acct1".into(),
+            profile: "lab".into(),
+            names: vec!["web.lab.example".into()],
+            attempted_at: rfc3339(1_700_000_000),
+            csr_public_key_sha256: "ab".repeat(32),
+            ca: SigningCa::Vault {
+                vault_mount: "pki_int".into(),
+                vault_role: "lab-internal".into(),
+                vault_issuer_ref: None,
+            },
+        });
+        assert_eq!(
+            value,
+            json!({
+                "time": "2023-11-14T22:13:20Z",
+                "event": "issuance_answer_lost",
+                "order": "ord1",
+                "account": "acct1",
+                "profile": "lab",
+                "names": ["web.lab.example"],
+                "attempted_at": "2023-11-14T22:13:20Z",
+                "csr_public_key_sha256": "ab".repeat(32),
+                "ca": "vault",
+                "vault_mount": "pki_int",
+                "vault_role": "lab-internal",
+            })
+        );
     }
 
     #[test]

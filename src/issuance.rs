@@ -6,11 +6,19 @@
 //! a database that fails are both waited out, never given up on: a signed
 //! certificate is stored before anything else happens to its order.
 //!
+//! A CA known to be down is not sent requests: the order waits for the
+//! issuer's health check to pass (see [`Issuer::ready_to_sign`]), and every
+//! waiting order is released together when it does, so orders finish within
+//! moments of the CA coming back rather than each on its own backoff.
+//!
 //! No order is signed twice. Each signing request is marked in the store
 //! before it leaves; the mark is cleared only when the CA answers that it did
 //! not sign. An order of a remote CA (Vault) found still marked after a
 //! restart, or whose answer was lost, may already have a certificate there,
-//! so it fails with a problem that says so instead of being sent again.
+//! so it fails with a problem that says so instead of being sent again, and
+//! the loss is recorded (audit event `issuance_answer_lost`, metric
+//! `certgate_issuance_answers_lost_total`) so an operator can find that
+//! certificate at the CA.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +26,7 @@ use std::time::Duration;
 use tokio::sync::{RwLock, RwLockReadGuard};
 use tracing::Instrument;
 
+use crate::acme::csr::public_key_sha256;
 use crate::acme::problem::{Problem, ProblemType};
 use crate::acme::response::rfc3339;
 use crate::acme::status::OrderStatus;
@@ -89,7 +98,8 @@ pub async fn run(
                 ProblemType::ServerInternal,
                 format!("profile {:?} is no longer configured", order.profile),
             );
-            return record_failure(&store, clock.as_ref(), &audit, &metrics, &order, problem).await;
+            record_failure(&store, clock.as_ref(), &audit, &metrics, &order, problem).await;
+            return;
         };
         let request = SignRequest {
             csr_der,
@@ -112,7 +122,7 @@ pub async fn run(
 }
 
 /// Turns the order invalid with `problem`, unless something else already
-/// finished it.
+/// finished it; true when this call did.
 async fn record_failure(
     store: &Store,
     clock: &dyn Clock,
@@ -120,13 +130,13 @@ async fn record_failure(
     metrics: &Metrics,
     order: &Order,
     problem: Problem,
-) {
+) -> bool {
     let failed = until_ok("recording the failed order", || {
         store.fail_order(&order.id, &problem, clock.now())
     })
     .await;
     if !failed {
-        return;
+        return false;
     }
     metrics.issuance(&order.profile, IssuanceResult::Failed);
     audit
@@ -137,6 +147,7 @@ async fn record_failure(
             problem,
         })
         .await;
+    true
 }
 
 struct Signer<'a> {
@@ -154,25 +165,25 @@ impl Signer<'_> {
     /// Asks the issuer until it gives a final answer and records it: the
     /// certificate, or the problem the order fails with. Each request is
     /// marked in the store first, and the gate is held from the mark until
-    /// the answer is stored.
+    /// the answer is stored. While the CA is known to be down the order
+    /// waits for it before marking anything, so a stop meanwhile leaves no
+    /// open attempt behind.
     async fn issue(&self, order: &Order, request: &SignRequest) {
-        if order.sign_attempted_at.is_some() {
+        if let Some(attempted_at) = order.sign_attempted_at {
             if self.issuer.signs_remotely() {
-                tracing::error!(
-                    attempted_at = order.sign_attempted_at,
-                    "certgate stopped while the CA was signing this order; not asking again"
-                );
-                let problem = Problem::new(ProblemType::ServerInternal, ANSWER_LOST);
-                return self.fail(order, problem).await;
+                let reason = "certgate stopped while the CA was signing this order";
+                return self.answer_lost(order, request, attempted_at, reason).await;
             }
             // An in-process CA that was interrupted left no certificate anywhere.
             self.clear_mark(&order.id).await;
         }
         let mut backoff = Backoff::new();
         loop {
+            let slot = self.issuer.ready_to_sign().await;
             let in_flight = self.gate.enter().await;
+            let attempted_at = self.clock.now();
             let marked = until_ok("marking the signing attempt", || {
-                self.store.mark_sign_attempt(&order.id, self.clock.now())
+                self.store.mark_sign_attempt(&order.id, attempted_at)
             })
             .await;
             if !marked {
@@ -180,7 +191,9 @@ impl Signer<'_> {
                 return;
             }
             let started = std::time::Instant::now();
-            match self.issuer.sign(request).await {
+            let signed = self.issuer.sign(request).await;
+            drop(slot);
+            match signed {
                 Ok(issued) => {
                     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "signed");
                     return self.store_certificate(order, request, issued).await;
@@ -188,14 +201,65 @@ impl Signer<'_> {
                 Err(IssueError::Unavailable(reason)) => {
                     self.clear_mark(&order.id).await;
                     drop(in_flight);
-                    tracing::warn!(%reason, retry_in_s = backoff.next_delay().as_secs(), "CA unavailable; will retry");
-                    backoff.wait().await;
+                    if self.issuer.is_known_down() {
+                        // The issuer logged the outage once; this order
+                        // waits with the others in `ready_to_sign`.
+                        tracing::debug!(%reason, "CA unavailable; waiting for it to come back");
+                    } else {
+                        // Unavailable but answering (a rate limit): spread
+                        // the retries out.
+                        tracing::info!(%reason, retry_in_s = backoff.next_delay().as_secs(), "CA busy; will retry");
+                        backoff.wait().await;
+                    }
+                }
+                Err(IssueError::AnswerLost(reason)) => {
+                    return self
+                        .answer_lost(order, request, attempted_at, &reason)
+                        .await;
                 }
                 Err(other) => {
-                    return self.fail(order, failure_problem(other)).await;
+                    self.fail(order, failure_problem(other)).await;
+                    return;
                 }
             }
         }
+    }
+
+    /// A request that may have been signed without certgate hearing of it:
+    /// the order fails (asking again could sign twice), and the loss goes
+    /// to the log, the audit log and the metrics, with what finds the
+    /// certificate at the CA.
+    async fn answer_lost(
+        &self,
+        order: &Order,
+        request: &SignRequest,
+        attempted_at: i64,
+        reason: &str,
+    ) {
+        let problem = Problem::new(ProblemType::ServerInternal, ANSWER_LOST);
+        if !self.fail(order, problem).await {
+            return;
+        }
+        let key_sha256 = public_key_sha256(&request.csr_der).unwrap_or_default();
+        tracing::error!(
+            %reason,
+            attempted_at = %rfc3339(attempted_at),
+            csr_public_key_sha256 = %key_sha256,
+            issuer = %self.issuer.describe(),
+            "the CA's answer was lost; not asking again, the CA may hold a certificate for this order"
+        );
+        self.metrics.answer_lost(&order.profile);
+        self.audit
+            .record(AuditEvent::IssuanceAnswerLost {
+                order: order.id.clone(),
+                account: order.account_id.clone(),
+                profile: order.profile.clone(),
+                names: request.names.clone(),
+                attempted_at: rfc3339(attempted_at),
+                csr_public_key_sha256: key_sha256,
+                ca: SigningCa::of(self.issuer),
+            })
+            .await;
     }
 
     async fn store_certificate(
@@ -237,7 +301,8 @@ impl Signer<'_> {
         }
     }
 
-    async fn fail(&self, order: &Order, problem: Problem) {
+    /// True when this call failed the order (nothing else finished it).
+    async fn fail(&self, order: &Order, problem: Problem) -> bool {
         record_failure(
             self.store,
             self.clock,
@@ -275,6 +340,7 @@ fn failure_problem(error: IssueError) -> Problem {
             problem.with_subproblems(vec![sub])
         }
         IssueError::AnswerLost(reason) => {
+            // Handled before this; kept so the match needs no catch-all.
             tracing::error!(%reason, "the CA's answer was lost; not asking again");
             Problem::new(ProblemType::ServerInternal, ANSWER_LOST)
         }

@@ -4,6 +4,9 @@ use std::io::IsTerminal;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 use certgate::config::{Config, ServeFlags};
@@ -44,13 +47,37 @@ fn init_logging(format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Text => logs
+            .with_ansi(std::io::stderr().is_terminal())
+            .finish()
+            .with(vault_library_errors_off())
+            .init(),
         LogFormat::Json => logs
             .json()
             .with_current_span(true)
             .with_span_list(false)
+            .finish()
+            .with(vault_library_errors_off())
             .init(),
     }
+}
+
+/// Drops the ERROR events of the Vault client libraries. vaultrs and
+/// rustify log every error status at each of their layers (four or five
+/// ERROR lines for one 503 from a sealed Vault, again at every retry);
+/// certgate logs each failure itself, once, saying what it means. Their
+/// warnings (Vault's own, such as a capped TTL) still come through.
+fn vault_library_errors_off(
+) -> tracing_subscriber::filter::FilterFn<impl Fn(&tracing::Metadata<'_>) -> bool> {
+    filter_fn(|metadata| {
+        let library = ["vaultrs", "rustify"].iter().any(|crate_name| {
+            metadata
+                .target()
+                .strip_prefix(crate_name)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+        });
+        !(library && *metadata.level() == tracing::Level::ERROR)
+    })
 }
 
 /// With `--log-format json` a command that fails says why in one more JSON

@@ -47,6 +47,18 @@ pub fn ip_from_bytes(bytes: &[u8]) -> Option<std::net::IpAddr> {
     }
 }
 
+/// SHA-256 of the CSR's SubjectPublicKeyInfo (DER), lower-case hex: the key
+/// a certificate signed from this CSR carries, so it finds that certificate
+/// at the CA (`openssl x509 -pubkey -noout | openssl pkey -pubin -outform
+/// der | sha256sum` gives the same). `None` when the CSR does not parse,
+/// which a CSR that passed [`check`] always does.
+pub fn public_key_sha256(csr_der: &[u8]) -> Option<String> {
+    use sha2::Digest;
+    let (_, csr) = X509CertificationRequest::from_der(csr_der).ok()?;
+    let digest = sha2::Sha256::digest(csr.certification_request_info.subject_pki.raw);
+    Some(digest.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// Checks the base64url CSR of a finalize request against the order's names
 /// (lower-case) and the account key.
 pub fn check(
@@ -187,6 +199,22 @@ mod tests {
 
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_public_key_hash_is_that_of_the_keys_spki() {
+        use rcgen::PublicKeyData;
+        use sha2::Digest;
+        let key = KeyPair::generate().unwrap();
+        let der = URL_SAFE_NO_PAD
+            .decode(csr(&["a.test"], None, &key))
+            .unwrap();
+        let expected: String = sha2::Sha256::digest(key.subject_public_key_info())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(public_key_sha256(&der), Some(expected));
+        assert_eq!(public_key_sha256(b"not a CSR"), None);
     }
 
     #[test]

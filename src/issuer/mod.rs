@@ -52,6 +52,27 @@ pub enum IssueError {
     Internal(String),
 }
 
+/// What a signing attempt holds while its request is out, when the issuer
+/// bounds how many may be out at once; dropping it frees the place.
+#[derive(Debug, Default)]
+pub struct SignSlot {
+    /// Only held, never read: its drop frees the place.
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl SignSlot {
+    /// A slot of an issuer that sets no bound.
+    pub fn unbounded() -> Self {
+        Self { _permit: None }
+    }
+
+    pub fn bounded(permit: tokio::sync::OwnedSemaphorePermit) -> Self {
+        Self {
+            _permit: Some(permit),
+        }
+    }
+}
+
 /// A certificate to revoke at the CA that signed it, as certgate stored it.
 #[derive(Debug, Clone)]
 pub struct RevokeRequest {
@@ -109,6 +130,21 @@ pub use crate::policy::Refusal;
 #[async_trait]
 pub trait Issuer: Send + Sync {
     async fn sign(&self, request: &SignRequest) -> Result<IssuedCertificate, IssueError>;
+
+    /// Waits until a signing request may be sent and returns the slot to
+    /// hold while it is out. A remote CA known to be down is not sent
+    /// requests until its health check passes, and all waiting attempts
+    /// are released together when it does. An in-process CA never waits.
+    async fn ready_to_sign(&self) -> SignSlot {
+        SignSlot::unbounded()
+    }
+
+    /// True while the CA is known to be down, so that an attempt that found
+    /// it unavailable waits in [`ready_to_sign`](Self::ready_to_sign) for
+    /// it to come back rather than on a backoff of its own.
+    fn is_known_down(&self) -> bool {
+        false
+    }
 
     /// Revokes a certificate this issuer signed. Revoking one that is
     /// already revoked succeeds. `Unavailable` means nothing was revoked

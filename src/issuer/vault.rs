@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::{IssueError, IssuedCertificate, Issuer, Refusal, RevokeRequest, SignRequest};
+use super::{IssueError, IssuedCertificate, Issuer, Refusal, RevokeRequest, SignRequest, SignSlot};
 use crate::acme::csr::ip_from_bytes;
 use crate::policy::RoleRules;
 use crate::vault::{RevokeBy, SignCall, Vault, VaultError};
@@ -298,6 +298,14 @@ impl Issuer for VaultIssuer {
             tracing::error!(path = %call.path(), serial = %signed.serial_number, error = %e, "Vault's certificate is not usable");
             IssueError::Internal(e)
         })
+    }
+
+    async fn ready_to_sign(&self) -> SignSlot {
+        SignSlot::bounded(self.vault.until_available().await)
+    }
+
+    fn is_known_down(&self) -> bool {
+        self.vault.availability().is_down()
     }
 
     /// Revokes by serial, as Vault keeps its certificates; by PEM when the

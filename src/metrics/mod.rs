@@ -92,6 +92,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     issuances: Family<IssuanceLabels, Counter>,
     issuance_latency: Latencies<ProfileLabels>,
+    answers_lost: Family<ProfileLabels, Counter>,
     validations: Family<ValidationLabels, Counter>,
     vault_calls: Family<VaultCallLabels, Counter>,
     vault_latency: Latencies<VaultPathLabels>,
@@ -102,6 +103,7 @@ impl Default for Metrics {
         let requests = Family::default();
         let issuances = Family::default();
         let issuance_latency = Latencies::new_with_constructor(latency_histogram as fn() -> _);
+        let answers_lost = Family::default();
         let validations = Family::default();
         let vault_calls = Family::default();
         let vault_latency = Latencies::new_with_constructor(latency_histogram as fn() -> _);
@@ -121,6 +123,11 @@ impl Default for Metrics {
             "Time from the start of signing to the stored certificate, by profile",
             Unit::Seconds,
             issuance_latency.clone(),
+        );
+        registry.register(
+            "issuance_answers_lost",
+            "Signing requests whose answer from the CA was lost, by profile: the CA may hold a certificate certgate never recorded (see the issuance_answer_lost audit event)",
+            answers_lost.clone(),
         );
         registry.register(
             "validations",
@@ -143,6 +150,7 @@ impl Default for Metrics {
             requests,
             issuances,
             issuance_latency,
+            answers_lost,
             validations,
             vault_calls,
             vault_latency,
@@ -177,6 +185,24 @@ impl Metrics {
                 })
                 .observe(latency.as_secs_f64());
         }
+    }
+
+    /// A signing request of `profile` whose answer was lost.
+    pub fn answer_lost(&self, profile: &str) {
+        self.answers_lost
+            .get_or_create(&ProfileLabels {
+                profile: profile.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Makes sure `profile` has a lost-answer series, at zero until one is
+    /// lost: a missing series cannot be told from a scrape that failed, and
+    /// an alert on `increase()` needs the zero to start from.
+    pub fn expect_answers_lost(&self, profile: &str) {
+        drop(self.answers_lost.get_or_create(&ProfileLabels {
+            profile: profile.to_owned(),
+        }));
     }
 
     /// One challenge validation reached its final result.

@@ -171,6 +171,10 @@ impl Snapshot {
 /// The whole exposition: counters, then this scrape's gauges, then `# EOF`.
 async fn render(state: &AcmeState) -> Result<String, StoreError> {
     let snapshot = Snapshot::take(state).await?;
+    // Only a CA that signs elsewhere can lose an answer.
+    for profile in state.profiles.iter().filter(|p| p.issuer.signs_remotely()) {
+        state.metrics.expect_answers_lost(&profile.name);
+    }
     let mut text = String::new();
     encode_registry(&mut text, &state.metrics.registry)
         .and_then(|()| encode_registry(&mut text, &snapshot.registry()))

@@ -41,6 +41,19 @@ impl VaultError {
         }
     }
 
+    /// The call shows that Vault cannot serve now: not reachable, no answer,
+    /// or an answer that it is failing (5xx: sealed, not initialised, an
+    /// internal error, a gateway in front of it). Rate limits (429) and
+    /// standby consistency (412) are not outages: Vault is serving, and
+    /// each request is better spread out on its own backoff.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            Self::Unreachable(_) | Self::NoAnswer(_) => true,
+            Self::Api { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+
     /// A fixed name for the kind of failure, the `outcome` label of
     /// `certgate_vault_requests_total`: `denied` (403), `unavailable`
     /// (sealed, standby, rate-limited, failing), `refused` (another error
@@ -172,6 +185,22 @@ mod tests {
         assert!(!api(403).is_temporary());
         assert!(api(403).is_permission_denied());
         assert!(!VaultError::NoAnswer("x".into()).is_temporary());
+    }
+
+    #[test]
+    fn outages_are_what_no_request_could_get_through() {
+        let api = |status| VaultError::Api {
+            status,
+            message: String::new(),
+        };
+        assert!(api(503).is_outage());
+        assert!(api(502).is_outage());
+        assert!(!api(429).is_outage());
+        assert!(!api(400).is_outage());
+        assert!(!api(403).is_outage());
+        assert!(VaultError::Unreachable("x".into()).is_outage());
+        assert!(VaultError::NoAnswer("x".into()).is_outage());
+        assert!(!VaultError::Credentials("x".into()).is_outage());
     }
 
     #[test]

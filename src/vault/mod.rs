@@ -4,18 +4,23 @@
 //! vaultrs speaks the API; this module adds what a long-running server
 //! needs around it: several addresses tried in order, a token that is
 //! renewed before it expires and replaced when Vault stops accepting it, and
-//! errors sorted by what to do next ([`VaultError`]). It knows nothing of
-//! ACME.
+//! errors sorted by what to do next ([`VaultError`]), and a shared view of
+//! Vault's health ([`health`]) that holds signing requests back while Vault
+//! is down and releases them all the moment it answers again. It knows
+//! nothing of ACME.
 
 mod endpoints;
 mod error;
+pub mod health;
 mod token;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use vaultrs::api::pki::requests::SignCertificateRequest;
 use vaultrs::api::pki::responses::SignCertificateResponse;
@@ -24,12 +29,21 @@ use vaultrs::client::{VaultClient, VaultClientSettings};
 use vaultrs::error::ClientError;
 
 pub use error::VaultError;
+pub use health::Availability;
 pub use token::TokenInfo;
+
+use health::{Health, Outcome};
 
 use crate::config::VaultSettings;
 use crate::metrics::Metrics;
 use crate::policy::RoleRules;
 use crate::secret::Secret;
+
+/// How many signing requests may be out at once. When Vault comes back
+/// after an outage, every waiting order is released together; this keeps
+/// that from arriving as one burst of hundreds of requests, while a backlog
+/// still drains within seconds (a signature takes Vault milliseconds).
+pub const SIGNS_IN_FLIGHT: usize = 8;
 
 /// One call to Vault, made again for each address tried.
 type Call<'a, T> = Pin<Box<dyn Future<Output = Result<T, ClientError>> + Send + 'a>>;
@@ -75,6 +89,10 @@ pub struct Vault {
     token: token::TokenKeeper,
     /// Counts every call by path and outcome, with its latency.
     metrics: Arc<Metrics>,
+    /// What the last call said about Vault, shared by every caller.
+    health: Health,
+    /// Places for signing requests in flight ([`SIGNS_IN_FLIGHT`]).
+    sign_slots: Arc<Semaphore>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +109,38 @@ pub enum VaultSetupError {
     },
     #[error("building the Vault HTTP client: {0}")]
     Client(reqwest::Error),
+}
+
+/// Asks Vault for certgate's token (`lookup-self`, as `/ready` does) every
+/// probe interval until some call finds Vault answering; one probe at a
+/// time, and none once nothing waits for the client any more.
+async fn probe_until_up(vault: Weak<Vault>) {
+    loop {
+        loop {
+            let Some(interval) = vault.upgrade().map(|v| v.health.probe_interval()) else {
+                return;
+            };
+            tokio::time::sleep(interval).await;
+            let Some(vault) = vault.upgrade() else {
+                return;
+            };
+            if !vault.health.is_down() {
+                break;
+            }
+            // The outcome goes into the health view; a failure is already
+            // in the log from when Vault went down.
+            if let Err(e) = vault.lookup_token().await {
+                tracing::debug!(error = %e, "Vault health probe failed");
+            }
+            if !vault.health.is_down() {
+                break;
+            }
+        }
+        match vault.upgrade() {
+            Some(vault) if vault.health.stop_probing() => continue,
+            _ => return,
+        }
+    }
 }
 
 /// Follows a standby's 307 to the active node, a few times at most, and
@@ -138,6 +188,8 @@ impl Vault {
             token: token::TokenKeeper::new(settings.auth.clone()),
             settings,
             metrics,
+            health: Health::new(),
+            sign_slots: Arc::new(Semaphore::new(SIGNS_IN_FLIGHT)),
         })
     }
 
@@ -183,6 +235,7 @@ impl Vault {
         let result = self.first_answering(token, call).await;
         let outcome = result.as_ref().err().map_or("ok", VaultError::kind);
         self.metrics.vault_call(path, outcome, started.elapsed());
+        self.health.record(Outcome::of(&result));
         result
     }
 
@@ -201,7 +254,14 @@ impl Vault {
             let client = self.client(&addresses[index], token);
             match call(&client).await.map_err(VaultError::from) {
                 Err(VaultError::Unreachable(detail)) => {
-                    tracing::warn!(address = %addresses[index], %detail, "Vault address unreachable");
+                    // With one address the health view's WARN says the
+                    // same, once; once Vault is known to be down, the
+                    // prober's attempts need no line each.
+                    if addresses.len() == 1 || self.health.is_down() {
+                        tracing::debug!(address = %addresses[index], %detail, "Vault address unreachable");
+                    } else {
+                        tracing::warn!(address = %addresses[index], %detail, "Vault address unreachable");
+                    }
                     failures.push(detail);
                 }
                 result => {
@@ -250,6 +310,50 @@ impl Vault {
             })
             .await?;
         Ok(lookup.into())
+    }
+
+    /// What the calls so far say about Vault: up, or down and why.
+    pub fn availability(&self) -> Availability {
+        self.health.current()
+    }
+
+    /// Waits until a signing request may go out, and returns the place it
+    /// holds while out (one of [`SIGNS_IN_FLIGHT`]).
+    ///
+    /// While Vault is known to be down, no request goes out (a circuit
+    /// breaker): a request into an outage cannot succeed, and behind a
+    /// proxy that accepts and then closes connections each one would be a
+    /// lost answer, failing its order. Instead one prober asks Vault's
+    /// token endpoint about once a second, and the first answer, from it
+    /// or from any other call, releases every waiter at once.
+    pub async fn until_available(self: &Arc<Self>) -> OwnedSemaphorePermit {
+        let mut state = self.health.subscribe();
+        loop {
+            if state.borrow_and_update().is_down() {
+                self.ensure_prober();
+                // The sender lives in `self`, so the channel never closes.
+                let _ = state.wait_for(|s| !s.is_down()).await;
+                continue;
+            }
+            let slot = self
+                .sign_slots
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the sign slots are never closed");
+            // Vault may have gone down while this waited for a place.
+            if !self.health.is_down() {
+                return slot;
+            }
+        }
+    }
+
+    /// Starts the prober unless one already runs. It holds only a weak
+    /// reference, so a client dropped during an outage is not kept alive.
+    fn ensure_prober(self: &Arc<Self>) {
+        if self.health.start_probing() {
+            tokio::spawn(probe_until_up(Arc::downgrade(self)));
+        }
     }
 
     /// Renews the token at about two thirds of its life and logs in again

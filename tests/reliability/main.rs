@@ -1,9 +1,11 @@
-//! What certgate keeps when things go wrong: clients that hang up mid-request,
-//! a full disk, a read-only database, SIGKILL. Each test runs the built
-//! binary on a real SQLite file and checks what the clients were told
-//! against what is stored.
+//! What certgate keeps when things go wrong: clients that hang up
+//! mid-request, a full disk, a read-only database, SIGKILL, a Vault that is
+//! sealed or unreachable. Each test checks what clients were told against
+//! what is stored: nothing lost, nothing signed twice, and work that
+//! resumes on its own when the fault clears.
 
 mod common;
 mod disk_faults;
 mod sigkill;
 mod storm;
+mod vault_outage;

@@ -26,10 +26,6 @@ impl Fields {
         }
     }
 
-    pub fn has(&self, key: &str) -> bool {
-        self.0.get(key).is_some_and(|v| !v.is_null())
-    }
-
     /// A string field; numbers are accepted and printed.
     pub fn string(&self, key: &str) -> Result<String, VaultError> {
         match self.0.get(key) {
