@@ -159,6 +159,20 @@ impl CertgateProcess {
         self.secrets.extend(secrets);
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("certgate is still running")
+    }
+
+    /// SIGKILL, as a crash or an out-of-memory kill ends certgate: no
+    /// handler runs, nothing is flushed. Waits until the process is gone.
+    pub async fn kill(&mut self) {
+        self.child.kill().await.expect("killing certgate");
+        for reader in self.readers.drain(..) {
+            let _ = reader.await;
+        }
+    }
+
     /// Sends SIGTERM and waits for the process to exit; then checks that
     /// the log holds none of the secrets given to
     /// [`CertgateProcess::never_logs`].
