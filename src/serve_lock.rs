@@ -102,9 +102,12 @@ impl ServeLock {
             }
             Err(TryLockError::Error(source)) => return Err(io(source)),
         }
-        file.set_len(0).map_err(io)?;
-        file.seek(SeekFrom::Start(0)).map_err(io)?;
-        writeln!(file, "{}", std::process::id()).map_err(io)?;
+        // The PID only names the holder in a refusal; the lock is what
+        // counts. A full disk must not stop a start that can still serve
+        // reads and answer 503 for writes, so failing to write it is a warning.
+        if let Err(error) = write_pid(&mut file) {
+            tracing::warn!(path = %path.display(), %error, "could not write the PID into the lock file; a refused second serve will not be able to name this one");
+        }
         tracing::debug!(path = %path.display(), "holding the data dir lock");
         Ok(Self { _file: file, path })
     }
@@ -113,6 +116,12 @@ impl ServeLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+fn write_pid(file: &mut File) -> std::io::Result<()> {
+    file.set_len(0)?;
+    file.seek(SeekFrom::Start(0))?;
+    writeln!(file, "{}", std::process::id())
 }
 
 /// The PID the holder wrote, waiting briefly for it to appear.
