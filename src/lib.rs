@@ -23,6 +23,7 @@ pub mod policy;
 pub mod profiles;
 pub mod ratelimit;
 pub mod secret;
+pub mod serve_lock;
 pub mod server;
 pub mod status_page;
 pub mod store;

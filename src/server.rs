@@ -1,5 +1,5 @@
-//! Wiring: data directory, embedded CA, database, validators, the HTTPS
-//! listener, and the background work a previous run left unfinished.
+//! Wiring: data directory and its lock, embedded CA, database, validators,
+//! the listeners, and the background work a previous run left unfinished.
 
 use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt;
@@ -28,6 +28,7 @@ use crate::issuer::vault::{VaultIssuer, VaultRole};
 use crate::issuer::Issuer;
 use crate::metrics::Metrics;
 use crate::profiles::{Profile, Profiles};
+use crate::serve_lock::{ServeLock, ServeLockError};
 use crate::store::{Store, StoreError};
 use crate::validate::{DnsResolver, ValidationPorts, Validator};
 use crate::vault::{Vault, VaultSetupError};
@@ -44,6 +45,8 @@ pub enum ServerError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Lock(#[from] ServeLockError),
     #[error(transparent)]
     Ca(#[from] CaError),
     #[error("opening the database: {0}")]
@@ -76,6 +79,9 @@ pub struct Server {
     /// Work that lives as long as the server (keeping the Vault token fresh).
     companions: Vec<tokio::task::JoinHandle<()>>,
     state: AcmeState,
+    /// Held until the server is dropped, which is after [`Server::wait`]
+    /// has closed the database.
+    _lock: ServeLock,
 }
 
 impl Server {
@@ -254,17 +260,34 @@ async fn build_state(
     })
 }
 
-/// Restarts validations and issuances a previous run left in `processing`.
-async fn resume_unfinished_work(state: &AcmeState) -> Result<(), StoreError> {
-    for id in state.store.processing_challenge_ids().await? {
-        tracing::info!(challenge = %id, "resuming validation");
-        state.spawn_validation(id);
+/// Validations and issuances a previous run left in `processing`.
+struct UnfinishedWork {
+    challenges: Vec<String>,
+    orders: Vec<String>,
+}
+
+impl UnfinishedWork {
+    /// Only reads: a start that fails after this has changed nothing.
+    async fn find(state: &AcmeState) -> Result<Self, StoreError> {
+        Ok(Self {
+            challenges: state.store.processing_challenge_ids().await?,
+            orders: state.store.processing_order_ids().await?,
+        })
     }
-    for id in state.store.processing_order_ids().await? {
-        tracing::info!(order = %id, "resuming issuance");
-        state.spawn_issuance(id);
+
+    /// Restarts each piece of work. Called only once every listener is
+    /// bound, so that a start which fails (a taken port) never marks,
+    /// fails or signs an order.
+    fn resume(self, state: &AcmeState) {
+        for id in self.challenges {
+            tracing::info!(challenge = %id, "resuming validation");
+            state.spawn_validation(id);
+        }
+        for id in self.orders {
+            tracing::info!(order = %id, "resuming issuance");
+            state.spawn_issuance(id);
+        }
     }
-    Ok(())
 }
 
 async fn root_pem(State(state): State<AcmeState>) -> impl IntoResponse {
@@ -343,8 +366,15 @@ fn serve_beside(
 }
 
 /// Starts certgate as configured and returns once it listens.
+///
+/// Everything that can fail comes before anything that acts: the data dir
+/// lock first (a second server on the same data dir is refused before it
+/// reads the CA or opens the database), then setup and every listener, and
+/// only then the background work (token renewal, resumed issuances). A
+/// failed start therefore leaves no task running and no order touched.
 pub async fn start(config: Config) -> Result<Server, ServerError> {
     create_data_dir(&config.data_dir)?;
+    let lock = ServeLock::acquire(&config.data_dir)?;
     let ca = Arc::new(EmbeddedCa::load_or_create(&config.data_dir.join("ca"))?);
     let metrics = Arc::new(Metrics::default());
     let vault = config
@@ -354,11 +384,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         .transpose()?
         .map(Arc::new);
     let state = build_state(&config, ca.clone(), vault.as_ref(), metrics).await?;
-    let mut companions: Vec<_> = vault
-        .into_iter()
-        .map(|vault| tokio::spawn(async move { vault.keep_token_fresh().await }))
-        .collect();
-    resume_unfinished_work(&state).await?;
+    let unfinished = UnfinishedWork::find(&state).await?;
     let tls = tls_config(&ca, &config)?;
 
     let (listener, local_addr) = bind(config.listen)?;
@@ -373,6 +399,12 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         None => None,
     };
     let metrics_listener = config.metrics_listen.map(bind).transpose()?;
+
+    // Every listener is bound: from here on nothing fails, so work may start.
+    let mut companions: Vec<_> = vault
+        .into_iter()
+        .map(|vault| tokio::spawn(async move { vault.keep_token_fresh().await }))
+        .collect();
     let service = app(state.clone()).into_make_service();
     let server = axum_server::from_tcp_rustls(listener, tls.clone()).handle(handle.clone());
     let task = tokio::spawn(async move { server.serve(service).await });
@@ -394,6 +426,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         companions.push(serve_beside("the metrics listener", server.serve(service)));
         tracing::info!(listen = %metrics_addr, "metrics are served at /metrics");
     }
+    unfinished.resume(&state);
     let profiles: Vec<&str> = state.profiles.iter().map(|p| p.name.as_str()).collect();
     tracing::info!(
         listen = %local_addr,
@@ -409,5 +442,6 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         task,
         companions,
         state,
+        _lock: lock,
     })
 }

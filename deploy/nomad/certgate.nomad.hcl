@@ -22,7 +22,8 @@ job "certgate" {
   group "certgate" {
     # SQLite has one writer: one allocation. Without canaries Nomad stops
     # the old allocation before it starts the new one, so two never share
-    # the database.
+    # the database (a second certgate on the volume would exit 1: it holds
+    # serve.lock in the data dir).
     count = 1
 
     volume "certgate-data" {
