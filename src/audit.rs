@@ -18,13 +18,12 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::acme::problem::Problem;
-use crate::acme::response::rfc3339;
-use crate::acme::types::Identifier;
-use crate::clock::{Clock, SystemClock};
 use crate::config::AuditLogTarget;
-use crate::issuer::Issuer;
+use crate::protocol::problem::Problem;
+use crate::protocol::types::Identifier;
 use crate::store::Store;
+use crate::util::clock::rfc3339;
+use crate::util::clock::{Clock, SystemClock};
 
 /// Who asked for an action. Serialized as `{"kind": "account", "id": …}`
 /// or `{"kind": "cli"}`, one shape for every actor.
@@ -54,20 +53,6 @@ pub enum SigningCa {
         #[serde(skip_serializing_if = "Option::is_none")]
         vault_issuer_ref: Option<String>,
     },
-}
-
-impl SigningCa {
-    /// The CA behind `issuer`, as its line names it.
-    pub fn of(issuer: &dyn Issuer) -> Self {
-        match issuer.vault_role() {
-            Some(role) => Self::Vault {
-                vault_mount: role.mount.clone(),
-                vault_role: role.role.clone(),
-                vault_issuer_ref: role.issuer_ref.clone(),
-            },
-            None => Self::Embedded,
-        }
-    }
 }
 
 /// What happened. Times are RFC 3339 strings, as in the line's `time`.

@@ -5,27 +5,16 @@
 //! proves control of identifiers, [`issuer`] signs, [`store`] remembers, and
 //! [`server`] wires them together.
 
-pub mod acme;
-pub mod admin;
+pub mod app;
 pub mod audit;
-pub mod backoff;
-pub mod check;
-pub mod clock;
+pub mod cli;
 pub mod config;
-pub mod eab;
-pub mod health;
-pub mod ids;
-pub mod issuance;
+pub mod domain;
 pub mod issuer;
 pub mod metrics;
-pub mod offline;
-pub mod policy;
-pub mod profiles;
-pub mod ratelimit;
-pub mod secret;
-pub mod serve_lock;
-pub mod server;
-pub mod status_page;
+pub mod protocol;
 pub mod store;
+pub mod util;
 pub mod validate;
 pub mod vault;
+pub mod web;

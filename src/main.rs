@@ -111,12 +111,12 @@ enum Command {
     Config(ConfigArgs),
     /// External account binding keys (RFC 8555 §7.3.4) for profiles with
     /// eab = "optional" or "required": create, list, revoke.
-    Eab(certgate::eab::cli::EabArgs),
+    Eab(certgate::cli::eab::EabArgs),
     /// The certificates certgate issued: list them (with expiry filters),
     /// show or export one as PEM or DER.
-    Certs(certgate::admin::cli::CertsArgs),
+    Certs(certgate::cli::inventory::CertsArgs),
     /// ACME accounts: list them, deactivate one.
-    Accounts(certgate::admin::cli::AccountsArgs),
+    Accounts(certgate::cli::inventory::AccountsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -158,7 +158,7 @@ async fn shutdown_signal() {
 
 async fn serve(flags: ServeFlags) -> anyhow::Result<()> {
     let config = Config::load(flags).context("configuration")?;
-    let server = certgate::server::start(config)
+    let server = certgate::app::start(config)
         .await
         .context("starting certgate")?;
     let stop = server.shutdown_handle();
@@ -181,9 +181,9 @@ async fn check_config(args: CheckConfigArgs) -> anyhow::Result<std::process::Exi
         }
     };
     let findings = if args.offline {
-        certgate::check::offline(&config)
+        certgate::cli::check_config::offline(&config)
     } else {
-        certgate::check::check(&config).await
+        certgate::cli::check_config::check(&config).await
     };
     for finding in &findings {
         println!("{finding}");
@@ -208,9 +208,9 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             print!("{EXAMPLE_CONFIG}");
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Command::Eab(args) => certgate::eab::cli::run(args).await,
-        Command::Certs(args) => certgate::admin::cli::run_certs(args).await,
-        Command::Accounts(args) => certgate::admin::cli::run_accounts(args).await,
+        Command::Eab(args) => certgate::cli::eab::run(args).await,
+        Command::Certs(args) => certgate::cli::inventory::run_certs(args).await,
+        Command::Accounts(args) => certgate::cli::inventory::run_accounts(args).await,
     };
     failure_as_log_line(outcome, cli.log_format)
 }

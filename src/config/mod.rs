@@ -3,7 +3,9 @@
 //! `--config`, then defaults — the first that says something wins. The
 //! `[profiles.<name>]` and `[vault]` tables exist only in the file.
 
+pub mod networks;
 pub mod profiles;
+pub mod rate_limits;
 pub mod vault;
 
 use std::collections::BTreeMap;
@@ -17,7 +19,7 @@ use serde::Deserialize;
 pub use profiles::{EabPolicy, ProfileIssuer, ProfileSettings};
 pub use vault::{VaultAuth, VaultSettings};
 
-use crate::ratelimit::{self, Limit, RateLimits};
+use rate_limits::{Limit, RateLimits};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -316,14 +318,14 @@ impl Config {
                 flags
                     .rate_limit_orders_per_account
                     .or(file.rate_limit_orders_per_account),
-                ratelimit::DEFAULT_ORDERS_PER_ACCOUNT,
+                rate_limits::DEFAULT_ORDERS_PER_ACCOUNT,
             )?,
             orders_per_domain: parse_rate_limit(
                 "rate-limit-orders-per-domain",
                 flags
                     .rate_limit_orders_per_domain
                     .or(file.rate_limit_orders_per_domain),
-                ratelimit::DEFAULT_ORDERS_PER_DOMAIN,
+                rate_limits::DEFAULT_ORDERS_PER_DOMAIN,
             )?,
         };
         let admin =
@@ -412,7 +414,8 @@ impl Config {
             )));
         }
         for name in &self.tls_names {
-            if name.parse::<IpAddr>().is_err() && crate::acme::identifiers::parse_dns(name).is_err()
+            if name.parse::<IpAddr>().is_err()
+                && crate::protocol::identifiers::parse_dns(name).is_err()
             {
                 return Err(ConfigError::Invalid(format!(
                     "tls-name {name:?} is not a host name or IP address"

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::networks::{Network, Networks};
 use super::{parse_duration, ConfigError};
-use crate::validate::{Network, Networks, ValidationPolicy};
 
 /// The profile served at `/acme/directory` when none is configured.
 pub const DEFAULT_PROFILE: &str = "default";
@@ -227,7 +227,7 @@ impl ProfileFile {
             .collect::<Vec<_>>();
         if let Some(bad) = caa_identities
             .iter()
-            .find(|id| crate::acme::identifiers::parse_dns(id).is_err())
+            .find(|id| crate::protocol::identifiers::parse_dns(id).is_err())
         {
             return Err(ConfigError::Invalid(format!(
                 "profile {name:?}: caa_identities entry {bad:?} is not a domain name"
@@ -299,6 +299,15 @@ pub fn resolve(
         )));
     }
     Ok((profiles, default))
+}
+
+/// A profile's limits on validation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ValidationPolicy {
+    /// Networks no validation may connect to.
+    pub denied_networks: Networks,
+    /// Issuer domains CAA records must name; empty means CAA is not checked.
+    pub caa_identities: Vec<String>,
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{parse_duration, ConfigError};
-use crate::secret::{Secret, SecretSource};
+use crate::util::secret::{Secret, SecretSource};
 
 /// Default path of a Kubernetes pod's service-account token.
 pub const KUBERNETES_JWT_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";

@@ -125,7 +125,7 @@ impl RevocationReason {
 }
 
 /// One identifier the issuer would refuse, and why.
-pub use crate::policy::Refusal;
+pub use crate::vault::role_rules::Refusal;
 
 #[async_trait]
 pub trait Issuer: Send + Sync {

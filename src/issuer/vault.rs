@@ -12,8 +12,8 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::{IssueError, IssuedCertificate, Issuer, Refusal, RevokeRequest, SignRequest, SignSlot};
-use crate::acme::csr::ip_from_bytes;
-use crate::policy::RoleRules;
+use crate::protocol::csr::ip_from_bytes;
+use crate::vault::role_rules::RoleRules;
 use crate::vault::{RevokeBy, SignCall, Vault, VaultError};
 
 /// How long a role's rules are trusted before they are read again.

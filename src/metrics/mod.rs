@@ -4,29 +4,22 @@
 //! Counters and histograms live in one [`Metrics`] that the handlers, the
 //! background tasks and the Vault client share. Whatever the database
 //! already knows (orders by status, certificates by expiry) is not counted
-//! along the way but read at each scrape ([`scrape`]), so it stays right
+//! along the way but read at each scrape (`web::ops::metrics`), so it stays right
 //! across restarts and replicas. Every label takes its values from a set
 //! bounded by the code or the configuration (route templates, profiles,
 //! Vault paths, status codes), never from a request or a certificate, so
 //! the number of series cannot grow without bound.
 
-mod requests;
-mod scrape;
-
 use std::time::Duration;
 
-use axum::routing::get;
-use axum::Router;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::acme::AcmeState;
-
-pub use requests::track_requests;
-pub use scrape::CONTENT_TYPE;
+/// Every metric name starts with `certgate_`.
+pub const PREFIX: &str = "certgate";
 
 /// Upper bounds (seconds) of the latency histograms: from a local
 /// signature (milliseconds) to a Vault that is retried for a minute.
@@ -107,7 +100,7 @@ impl Default for Metrics {
         let validations = Family::default();
         let vault_calls = Family::default();
         let vault_latency = Latencies::new_with_constructor(latency_histogram as fn() -> _);
-        let mut registry = Registry::with_prefix(scrape::PREFIX);
+        let mut registry = Registry::with_prefix(PREFIX);
         registry.register(
             "http_requests",
             "HTTP requests answered, by route template and status code",
@@ -159,6 +152,11 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The counters and histograms, for a scrape to encode.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// One HTTP request answered.
     pub fn request(&self, endpoint: String, status: u16) {
         self.requests
@@ -228,9 +226,4 @@ impl Metrics {
             })
             .observe(elapsed.as_secs_f64());
     }
-}
-
-/// `/metrics`, for the main listener and the `--metrics-listen` one.
-pub fn routes() -> Router<AcmeState> {
-    Router::new().route("/metrics", get(scrape::metrics))
 }

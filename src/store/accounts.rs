@@ -4,7 +4,7 @@ use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::Row;
 
 use super::{Account, NewAccount, Store, StoreError, StoreResult};
-use crate::acme::status::AccountStatus;
+use crate::protocol::status::AccountStatus;
 
 const COLUMNS: &str = "id, key_thumbprint, jwk, contact, tos_agreed, status, created_at";
 
@@ -172,7 +172,7 @@ impl Store {
     /// in the same transaction (RFC 8555 §7.3.6: pending operations are cancelled).
     pub async fn deactivate_account(&self, id: &str, now: i64) -> StoreResult<bool> {
         let id = id.to_owned();
-        let problem = crate::acme::problem::Problem::unauthorized("account was deactivated");
+        let problem = crate::protocol::problem::Problem::unauthorized("account was deactivated");
         let problem = serde_json::to_string(&problem)?;
         self.write(move |connection| {
             Box::pin(async move {

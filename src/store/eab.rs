@@ -1,4 +1,4 @@
-//! External account binding keys: stored encrypted (see [`crate::eab`]),
+//! External account binding keys: stored encrypted (see [`crate::domain::eab`]),
 //! bound to at most one account by a compare-and-set.
 
 use sqlx::sqlite::SqliteRow;

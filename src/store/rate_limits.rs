@@ -1,9 +1,9 @@
-//! The token buckets of the rate limits ([`crate::ratelimit`]).
+//! The token buckets of the rate limits ([`crate::config::rate_limits`]).
 
 use sqlx::Row;
 
 use super::{Store, StoreResult};
-use crate::ratelimit::{Bucket, BucketState, Refusal};
+use crate::config::rate_limits::{Bucket, BucketState, Refusal};
 
 impl Store {
     /// Takes one token from each of `buckets` at `now`, all or none, in one

@@ -2,7 +2,8 @@
 //! certificate it replaces (RFC 9773).
 
 use super::{Certificate, Store, StoreResult};
-use crate::acme::types::Identifier;
+use crate::protocol::ari::CertId;
+use crate::protocol::types::Identifier;
 
 impl Store {
     /// A valid, unexpired authorization of `account_id` for `identifier`
@@ -45,6 +46,19 @@ impl Store {
             Some(id) => self.certificate(&id).await,
             None => Ok(None),
         }
+    }
+
+    /// The certificate certgate issued that `cert_id` names (RFC 9773):
+    /// found by serial, then its authority key identifier compared as well.
+    pub async fn certificate_named_by(&self, cert_id: &CertId) -> StoreResult<Option<Certificate>> {
+        let Some(certificate) = self.certificate_by_serial(&cert_id.serial_hex()).await? else {
+            return Ok(None);
+        };
+        let matches = pem::parse(&certificate.chain_pem)
+            .ok()
+            .and_then(|leaf| CertId::of_certificate(leaf.contents()))
+            .is_some_and(|id| &id == cert_id);
+        Ok(matches.then_some(certificate))
     }
 
     /// The live (not invalid) order that already replaces certificate `id`.

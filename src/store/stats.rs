@@ -9,7 +9,7 @@ use std::time::Duration;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{Store, StoreError, StoreResult};
-use crate::acme::status::OrderStatus;
+use crate::protocol::status::OrderStatus;
 
 /// The certificates of one profile that are in use: neither revoked nor
 /// expired.
@@ -49,7 +49,7 @@ impl Store {
         let mut query: QueryBuilder<Sqlite> =
             QueryBuilder::new("SELECT profile, COUNT(*) AS valid, MIN(not_after) AS earliest");
         for (index, horizon) in horizons.iter().enumerate() {
-            let by = crate::clock::seconds_after(now, *horizon);
+            let by = crate::util::clock::seconds_after(now, *horizon);
             query
                 .push(", SUM(not_after <= ")
                 .push_bind(by)

@@ -2,7 +2,7 @@
 //! of RFC 8657): may certgate issue for a name at all? Checked after a
 //! challenge succeeds, for profiles that name their CAA identities.
 
-use crate::acme::problem::{Problem, ProblemType};
+use crate::protocol::problem::{Problem, ProblemType};
 
 use super::DnsResolver;
 

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 
 use super::{dns01_txt_value, DnsResolver, Method, Subject};
-use crate::acme::problem::{Problem, ProblemType};
+use crate::protocol::problem::{Problem, ProblemType};
 
 pub struct Dns01 {
     resolver: DnsResolver,

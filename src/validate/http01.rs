@@ -11,8 +11,8 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::redirect::Policy;
 
 use super::{DnsResolver, Method, Networks, Subject};
-use crate::acme::identifiers::IdentifierKind;
-use crate::acme::problem::{Problem, ProblemType};
+use crate::protocol::identifiers::IdentifierKind;
+use crate::protocol::problem::{Problem, ProblemType};
 
 /// Whole-fetch time limit, redirects included.
 const TIMEOUT: Duration = Duration::from_secs(10);

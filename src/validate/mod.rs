@@ -5,32 +5,25 @@
 pub mod caa;
 mod dns01;
 mod http01;
-pub mod networks;
 pub mod resolver;
 mod tls_alpn01;
 
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use tracing::Instrument;
 
-use crate::acme::identifiers::IdentifierKind;
-use crate::acme::problem::{Problem, ProblemType};
-use crate::acme::types::Identifier;
-use crate::backoff::until_ok;
-use crate::clock::Clock;
-use crate::metrics::Metrics;
-use crate::profiles::Profiles;
-use crate::store::{Store, StoreError, ValidationOutcome};
+use crate::protocol::identifiers::IdentifierKind;
+use crate::protocol::problem::{Problem, ProblemType};
+use crate::protocol::types::Identifier;
+use crate::store::ValidationOutcome;
 
+pub use crate::config::networks::{Network, Networks};
+pub use crate::config::profiles::ValidationPolicy;
 pub use dns01::Dns01;
 pub use http01::Http01;
-pub use networks::{Network, Networks};
 pub use resolver::DnsResolver;
 pub use tls_alpn01::TlsAlpn01;
 
@@ -78,22 +71,6 @@ pub fn key_authorization(token: &str, thumbprint: &str) -> String {
 /// The DNS-01 TXT value: base64url(SHA-256(key authorization)).
 pub fn dns01_txt_value(key_authorization: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(key_authorization.as_bytes()))
-}
-
-/// Pauses before each new attempt when a challenge failed on a DNS lookup.
-const LOOKUP_RETRIES: [Duration; 3] = [
-    Duration::from_secs(1),
-    Duration::from_secs(2),
-    Duration::from_secs(4),
-];
-
-/// A profile's limits on validation.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ValidationPolicy {
-    /// Networks no validation may connect to.
-    pub denied_networks: Networks,
-    /// Issuer domains CAA records must name; empty means CAA is not checked.
-    pub caa_identities: Vec<String>,
 }
 
 /// What one validation is about.
@@ -194,104 +171,25 @@ impl Validator {
 }
 
 /// Everything the validation of one challenge needs, read from the store.
-struct Challenge {
-    kind: String,
-    identifier: Identifier,
-    wildcard: bool,
-    token: String,
-    key_authorization: String,
-    account_id: String,
+pub struct ChallengeToCheck {
+    pub kind: String,
+    pub identifier: Identifier,
+    pub wildcard: bool,
+    pub token: String,
+    pub key_authorization: String,
+    pub account_id: String,
     /// The profile of the order the authorization was made for.
-    profile: Option<String>,
-}
-
-/// Validates challenge `challenge_id` (which must be `processing`) and
-/// records the outcome; its authorization and orders follow in the store,
-/// and the metrics count it.
-pub async fn run(
-    store: Store,
-    validator: Arc<Validator>,
-    profiles: Arc<Profiles>,
-    clock: Arc<dyn Clock>,
-    metrics: Arc<Metrics>,
-    valid_for: Duration,
-    challenge_id: String,
-) {
-    let span = tracing::info_span!("validation", challenge = %challenge_id);
-    async move {
-        let found = until_ok("reading the challenge", || load(&store, &challenge_id)).await;
-        let Some(challenge) = found else {
-            tracing::error!("challenge, authorization or account missing; nothing to validate");
-            return;
-        };
-        let profile = challenge
-            .profile
-            .as_deref()
-            .and_then(|name| profiles.get(name))
-            .unwrap_or_else(|| profiles.default_profile());
-        let mut outcome = validator.check(&challenge, &profile.validation).await;
-        // A lookup that failed may succeed a moment later (a record still
-        // propagating, a resolver timing out): try again a few times before
-        // the challenge is given up.
-        for pause in LOOKUP_RETRIES {
-            match &outcome {
-                ValidationOutcome::Invalid(problem) if problem.kind == ProblemType::Dns => {
-                    tracing::info!(
-                        retry_in_s = pause.as_secs(),
-                        "DNS lookup failed; trying again"
-                    );
-                    tokio::time::sleep(pause).await;
-                    outcome = validator.check(&challenge, &profile.validation).await;
-                }
-                _ => break,
-            }
-        }
-        let recorded = until_ok("recording the validation", || {
-            let now = clock.now();
-            store.finish_challenge(
-                &challenge_id,
-                &outcome,
-                now,
-                now + valid_for.as_secs() as i64,
-            )
-        })
-        .await;
-        if recorded {
-            let method =
-                ChallengeKind::parse(&challenge.kind).map_or("unknown", ChallengeKind::as_str);
-            metrics.validation(method, matches!(outcome, ValidationOutcome::Valid));
-        }
-    }
-    .instrument(span)
-    .await
-}
-
-async fn load(store: &Store, challenge_id: &str) -> Result<Option<Challenge>, StoreError> {
-    let Some(challenge) = store.challenge(challenge_id).await? else {
-        return Ok(None);
-    };
-    let Some(authz) = store.authorization(&challenge.authorization_id).await? else {
-        return Ok(None);
-    };
-    let Some(account) = store.account(&authz.account_id).await? else {
-        return Ok(None);
-    };
-    let profile = store.authorization_profile(&authz.id).await?;
-    Ok(Some(Challenge {
-        key_authorization: key_authorization(&challenge.token, &account.key_thumbprint),
-        kind: challenge.kind,
-        identifier: authz.identifier,
-        wildcard: authz.wildcard,
-        token: challenge.token,
-        account_id: account.id,
-        profile,
-    }))
+    pub profile: Option<String>,
 }
 
 impl Validator {
     /// Runs the challenge's method, then (for DNS names of a profile that
     /// asks for it) CAA, and says what was found.
-    async fn check(&self, challenge: &Challenge, policy: &ValidationPolicy) -> ValidationOutcome {
+    pub async fn check(
+        &self,
+        challenge: &ChallengeToCheck,
+        policy: &ValidationPolicy,
+    ) -> ValidationOutcome {
         let started = std::time::Instant::now();
         let subject = Subject {
             identifier: &challenge.identifier,

@@ -19,8 +19,8 @@ use x509_parser::oid_registry::Oid;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::{DnsResolver, Method, Subject};
-use crate::acme::identifiers::IdentifierKind;
-use crate::acme::problem::{Problem, ProblemType};
+use crate::protocol::identifiers::IdentifierKind;
+use crate::protocol::problem::{Problem, ProblemType};
 
 /// The ALPN protocol of RFC 8737.
 const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";

@@ -3,7 +3,7 @@
 use rustify_derive::Endpoint;
 use serde::Deserialize;
 
-use crate::policy::RoleRules;
+use crate::vault::role_rules::RoleRules;
 
 /// `GET <mount>/roles/<role>`, keeping only the name rules. vaultrs has a
 /// read of its own, but it demands every field of the newest Vault and so

@@ -12,6 +12,7 @@
 mod endpoints;
 mod error;
 pub mod health;
+pub mod role_rules;
 mod token;
 
 use std::future::Future;
@@ -36,8 +37,8 @@ use health::{Health, Outcome};
 
 use crate::config::VaultSettings;
 use crate::metrics::Metrics;
-use crate::policy::RoleRules;
-use crate::secret::Secret;
+use crate::util::secret::Secret;
+use crate::vault::role_rules::RoleRules;
 
 /// How many signing requests may be out at once. When Vault comes back
 /// after an outage, every waiting order is released together; this keeps

@@ -11,9 +11,9 @@ use vaultrs::api::token::responses::LookupTokenResponse;
 use vaultrs::api::AuthInfo;
 
 use super::{Vault, VaultError};
-use crate::backoff::Backoff;
 use crate::config::VaultAuth;
-use crate::secret::{Secret, SecretSource};
+use crate::util::backoff::Backoff;
+use crate::util::secret::{Secret, SecretSource};
 
 /// Vault paths of the token's own endpoints, as counted in the metrics.
 pub(super) const LOOKUP_SELF: &str = "auth/token/lookup-self";

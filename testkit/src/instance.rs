@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
+use certgate::app::Server;
 use certgate::config::{Config, ServeFlags};
-use certgate::server::Server;
 
 use super::dns::DnsStub;
 use super::http01::Http01Responder;
@@ -68,7 +68,7 @@ impl Instance {
     }
 
     async fn boot(&self) -> Server {
-        certgate::server::start(self.config())
+        certgate::app::start(self.config())
             .await
             .expect("certgate starts")
     }
@@ -79,7 +79,7 @@ impl Instance {
         let config = self.config();
         self.server.take().unwrap().shutdown().await.unwrap();
         self.server = Some(
-            certgate::server::start(config)
+            certgate::app::start(config)
                 .await
                 .expect("certgate restarts"),
         );

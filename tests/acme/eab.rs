@@ -385,12 +385,12 @@ async fn the_database_holds_no_usable_hmac_key() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("certgate.db").display());
     let store = certgate::store::Store::open(&url).await.unwrap();
-    let keyring = certgate::eab::Keyring::in_data_dir(dir.path());
-    let created = certgate::eab::create_key(
+    let keyring = certgate::domain::eab::Keyring::in_data_dir(dir.path());
+    let created = certgate::domain::eab::create_key(
         &store,
         &keyring,
         "default",
-        Some(certgate::eab::NamesLimit::parse("nas.lab.example").unwrap()),
+        Some(certgate::domain::eab::NamesLimit::parse("nas.lab.example").unwrap()),
         None,
         Some("the NAS".into()),
         1_700_000_000,

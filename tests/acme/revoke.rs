@@ -428,9 +428,7 @@ async fn the_embedded_ca_lists_revoked_certificates_in_its_crl() {
         &|_| None,
     )
     .unwrap();
-    let server = certgate::server::start(config)
-        .await
-        .expect("certgate starts");
+    let server = certgate::app::start(config).await.expect("certgate starts");
     let client = RawClient::registered(
         &format!("{base}/acme/directory"),
         &data_dir.path().join("ca/root.pem"),

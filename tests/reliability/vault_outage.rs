@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use certgate::acme::status::OrderStatus;
+use certgate::protocol::status::OrderStatus;
 use serde_json::{json, Value};
 use sha2::Digest;
 use tokio::io::AsyncReadExt;

@@ -1,0 +1,447 @@
+//! Wiring: data directory and its lock, embedded CA, database, validators,
+//! the listeners, and the background work a previous run left unfinished.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::Request;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use axum_server::tls_rustls::RustlsConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::audit::AuditLog;
+use crate::config::{Config, ProfileIssuer};
+use crate::domain::profiles::{Profile, Profiles};
+use crate::domain::readiness::ReadinessProbe;
+use crate::issuer::local::{CaError, EmbeddedCa, LocalIssuer};
+use crate::issuer::vault::{VaultIssuer, VaultRole};
+use crate::issuer::Issuer;
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+use crate::util::clock::{Clock, SystemClock};
+use crate::util::serve_lock::{ServeLock, ServeLockError};
+use crate::validate::{DnsResolver, ValidationPorts, Validator};
+use crate::vault::{Vault, VaultSetupError};
+use crate::web::nonce::NonceStore;
+use crate::web::{acme, AcmeState, Lifetimes};
+
+/// Lifetime of certgate's own HTTPS certificate, made anew at every start.
+const SERVER_CERT_LIFETIME: Duration = Duration::from_secs(397 * 86_400);
+/// How long open requests may take to finish when certgate is asked to stop.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Lock(#[from] ServeLockError),
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    #[error("opening the database: {0}")]
+    Store(#[from] StoreError),
+    #[error("DNS resolver: {0}")]
+    Resolver(#[from] hickory_resolver::ResolveError),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error(transparent)]
+    Vault(#[from] VaultSetupError),
+    #[error("audit log {target:?}: {source}")]
+    AuditLog {
+        target: crate::config::AuditLogTarget,
+        source: std::io::Error,
+    },
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    AdminToken(#[from] crate::web::admin::TokenFileError),
+}
+
+/// A running certgate.
+pub struct Server {
+    local_addr: SocketAddr,
+    handle: axum_server::Handle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Work that lives as long as the server (keeping the Vault token fresh).
+    companions: Vec<tokio::task::JoinHandle<()>>,
+    state: AcmeState,
+    /// Held until the server is dropped, which is after [`Server::wait`]
+    /// has closed the database.
+    _lock: ServeLock,
+}
+
+impl Server {
+    /// The address the listener is bound to (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The shared state, for tests and tools that look inside.
+    pub fn state(&self) -> &AcmeState {
+        &self.state
+    }
+
+    /// Waits until the listener stops (after [`Server::shutdown`] or an error).
+    pub async fn wait(self) -> std::io::Result<()> {
+        let result = self
+            .task
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        for companion in &self.companions {
+            companion.abort();
+        }
+        if !self.state.signing.close(DRAIN_TIMEOUT).await {
+            tracing::warn!("stopped while a signing request was still out; its order will fail at the next start");
+        }
+        self.state.store.close().await;
+        result
+    }
+
+    /// Stops accepting connections, lets open requests finish, closes the database.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.handle.graceful_shutdown(Some(DRAIN_TIMEOUT));
+        self.wait().await
+    }
+
+    /// A handle that asks the server to stop gracefully.
+    pub fn shutdown_handle(&self) -> axum_server::Handle {
+        self.handle.clone()
+    }
+}
+
+/// A listening socket on `addr`, ready for tokio, and the address it got
+/// (the port chosen when `addr` asks for port 0).
+fn bind(addr: SocketAddr) -> Result<(std::net::TcpListener, SocketAddr), ServerError> {
+    let listen_error = |source| ServerError::Listen { addr, source };
+    let listener = std::net::TcpListener::bind(addr).map_err(listen_error)?;
+    listener.set_nonblocking(true).map_err(listen_error)?;
+    let local_addr = listener.local_addr().map_err(listen_error)?;
+    Ok((listener, local_addr))
+}
+
+fn tls_config(ca: &EmbeddedCa, config: &Config) -> Result<RustlsConfig, ServerError> {
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    names.extend(config.tls_names.iter().cloned());
+    let tls = |e: &dyn std::fmt::Display| ServerError::Tls(e.to_string());
+    let (chain_pem, key_pem) = ca
+        .server_identity(&names, SERVER_CERT_LIFETIME)
+        .map_err(|e| tls(&e))?;
+    let chain = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls(&e))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| tls(&e))?;
+    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| tls(&e))?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .map_err(|e| tls(&e))?;
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(RustlsConfig::from_config(Arc::new(server)))
+}
+
+/// The configured profiles, each with its issuer.
+fn build_profiles(config: &Config, ca: &Arc<EmbeddedCa>, vault: Option<&Arc<Vault>>) -> Profiles {
+    let local: Arc<dyn Issuer> = Arc::new(LocalIssuer::for_config(ca.clone(), config));
+    let profiles = config
+        .profiles
+        .iter()
+        .map(|settings| {
+            let issuer = match (&settings.issuer, vault) {
+                (
+                    ProfileIssuer::Vault {
+                        mount,
+                        role,
+                        issuer_ref,
+                    },
+                    Some(vault),
+                ) => Arc::new(VaultIssuer::new(
+                    vault.clone(),
+                    VaultRole {
+                        mount: mount.clone(),
+                        role: role.clone(),
+                        issuer_ref: issuer_ref.clone(),
+                    },
+                )) as Arc<dyn Issuer>,
+                (ProfileIssuer::Vault { .. }, None) => {
+                    unreachable!("Config::load requires [vault] for a vault profile")
+                }
+                (ProfileIssuer::Local, _) => local.clone(),
+            };
+            Profile {
+                name: settings.name.clone(),
+                issuer,
+                ttl: settings.ttl,
+                validation: settings.validation.clone(),
+                description: settings.description.clone(),
+                eab: settings.eab,
+                renewal_window_start: settings.renewal_window_start,
+            }
+        })
+        .collect();
+    Profiles::new(&config.default_profile, profiles)
+}
+
+/// Builds the handler state from the configuration.
+async fn build_state(
+    config: &Config,
+    ca: Arc<EmbeddedCa>,
+    vault: Option<&Arc<Vault>>,
+    metrics: Arc<Metrics>,
+) -> Result<AcmeState, ServerError> {
+    let store = Store::open(&config.database_url).await?;
+    let audit = AuditLog::open(&config.audit_log, store.clone()).map_err(|source| {
+        ServerError::AuditLog {
+            target: config.audit_log.clone(),
+            source,
+        }
+    })?;
+    let resolver = DnsResolver::new(&config.resolvers)?;
+    let profiles = Arc::new(build_profiles(config, &ca, vault));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let readiness = Arc::new(ReadinessProbe::new(
+        store.clone(),
+        vault.cloned(),
+        profiles.clone(),
+        clock.clone(),
+    ));
+    Ok(AcmeState {
+        store,
+        nonces: Arc::new(NonceStore::new(
+            NonceStore::DEFAULT_LIFETIME,
+            NonceStore::DEFAULT_CAPACITY,
+        )),
+        root_pem: ca.root_pem().into(),
+        profiles,
+        signing: Arc::default(),
+        validator: Arc::new(Validator::new(
+            resolver,
+            ValidationPorts {
+                http01: config.http01_port,
+                tls_alpn01: config.tls_alpn01_port,
+            },
+            config.external_url.clone(),
+        )),
+        clock,
+        lifetimes: Lifetimes {
+            valid_authorization: config.authorization_reuse,
+            ..Lifetimes::default()
+        },
+        rate_limits: config.rate_limits,
+        external_url: config.external_url.clone(),
+        eab: crate::domain::eab::Keyring::in_data_dir(&config.data_dir),
+        metrics,
+        audit,
+        vault: vault.cloned(),
+        readiness,
+    })
+}
+
+/// Validations and issuances a previous run left in `processing`.
+struct UnfinishedWork {
+    challenges: Vec<String>,
+    orders: Vec<String>,
+}
+
+impl UnfinishedWork {
+    /// Only reads: a start that fails after this has changed nothing.
+    async fn find(state: &AcmeState) -> Result<Self, StoreError> {
+        Ok(Self {
+            challenges: state.store.processing_challenge_ids().await?,
+            orders: state.store.processing_order_ids().await?,
+        })
+    }
+
+    /// Restarts each piece of work. Called only once every listener is
+    /// bound, so that a start which fails (a taken port) never marks,
+    /// fails or signs an order.
+    fn resume(self, state: &AcmeState) {
+        for id in self.challenges {
+            tracing::info!(challenge = %id, "resuming validation");
+            state.spawn_validation(id);
+        }
+        for id in self.orders {
+            tracing::info!(order = %id, "resuming issuance");
+            state.spawn_issuance(id);
+        }
+    }
+}
+
+async fn root_pem(State(state): State<AcmeState>) -> impl IntoResponse {
+    (
+        [(CONTENT_TYPE, "application/x-pem-file")],
+        state.root_pem.to_string(),
+    )
+}
+
+/// A plain-text page saying where the directories are.
+async fn index(State(state): State<AcmeState>) -> String {
+    let mut page = format!(
+        "certgate {}: an ACME server (RFC 8555)\nACME directory: /acme/directory (profile {})\n",
+        env!("CARGO_PKG_VERSION"),
+        state.profiles.default_profile().name
+    );
+    for profile in state.profiles.iter() {
+        page.push_str(&format!("Profile {0}: /acme/{0}/directory\n", profile.name));
+    }
+    page.push_str("Root of certgate's own TLS and of the embedded CA: /ca/root.pem\n");
+    if state
+        .profiles
+        .iter()
+        .any(|profile| profile.issuer.embedded_ca().is_some())
+    {
+        page.push_str("Certificate revocation list of the embedded CA: /ca/crl.der\n");
+    }
+    page.push_str("ACME Renewal Information (RFC 9773): /acme/renewal-info/<certID>\n");
+    page
+}
+
+/// The whole HTTP application.
+pub fn app(state: AcmeState) -> Router {
+    let metrics = state.metrics.clone();
+    Router::new()
+        .route("/", get(index))
+        .route("/ca/root.pem", get(root_pem))
+        .route("/ca/crl.der", get(crate::web::ops::crl::crl_der))
+        .merge(crate::web::ops::health::routes())
+        .merge(crate::web::ops::metrics::routes())
+        .merge(crate::web::ops::status_page::routes())
+        .with_state(state.clone())
+        .merge(acme::router(state))
+        // `layer` wraps each route, so the template a request matched
+        // (`MatchedPath`) is known when the request is counted.
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::web::track_requests::track_requests,
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<_>| {
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        account = tracing::field::Empty,
+                        order = tracing::field::Empty,
+                    )
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+}
+
+/// Runs a listener beside the main one, for as long as the server lives;
+/// its failure is logged as `what` stopping.
+fn serve_beside(
+    what: &'static str,
+    serving: impl std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(error) = serving.await {
+            tracing::error!(%error, "{what} stopped");
+        }
+    })
+}
+
+/// Starts certgate as configured and returns once it listens.
+///
+/// Everything that can fail comes before anything that acts: the data dir
+/// lock first (a second server on the same data dir is refused before it
+/// reads the CA or opens the database), then setup and every listener, and
+/// only then the background work (token renewal, resumed issuances). A
+/// failed start therefore leaves no task running and no order touched.
+pub async fn start(config: Config) -> Result<Server, ServerError> {
+    crate::util::data_dir::create(&config.data_dir).map_err(|source| ServerError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let lock = ServeLock::acquire(&config.data_dir)?;
+    let ca = Arc::new(EmbeddedCa::load_or_create(&config.data_dir.join("ca"))?);
+    let metrics = Arc::new(Metrics::default());
+    let vault = config
+        .vault
+        .clone()
+        .map(|settings| Vault::new(settings, metrics.clone()))
+        .transpose()?
+        .map(Arc::new);
+    let state = build_state(&config, ca.clone(), vault.as_ref(), metrics).await?;
+    let unfinished = UnfinishedWork::find(&state).await?;
+    let tls = tls_config(&ca, &config)?;
+
+    let (listener, local_addr) = bind(config.listen)?;
+    let handle = axum_server::Handle::new();
+    // Read and bound before either listener serves, so a bad token file
+    // or a taken port stops the start before any request is answered.
+    let admin = match &config.admin {
+        Some(settings) => Some((
+            crate::web::admin::AdminToken::load(&settings.token_file)?,
+            bind(settings.listen)?,
+        )),
+        None => None,
+    };
+    let metrics_listener = config.metrics_listen.map(bind).transpose()?;
+
+    // Every listener is bound: from here on nothing fails, so work may start.
+    let mut companions: Vec<_> = vault
+        .into_iter()
+        .map(|vault| tokio::spawn(async move { vault.keep_token_fresh().await }))
+        .collect();
+    let service = app(state.clone()).into_make_service();
+    let server = axum_server::from_tcp_rustls(listener, tls.clone()).handle(handle.clone());
+    let task = tokio::spawn(async move { server.serve(service).await });
+    if let Some((token, (listener, admin_addr))) = admin {
+        // The same TLS identity, and the same handle: stopping certgate
+        // stops the admin API and waits for its requests too.
+        let service = crate::web::admin::router(state.clone(), token).into_make_service();
+        let server = axum_server::from_tcp_rustls(listener, tls).handle(handle.clone());
+        companions.push(serve_beside("the admin API", server.serve(service)));
+        tracing::info!(listen = %admin_addr, "admin API is serving");
+    }
+    if let Some((listener, metrics_addr)) = metrics_listener {
+        // Plain HTTP, as Prometheus scrapes without certgate's root; only
+        // /metrics is served here.
+        let service = crate::web::ops::metrics::routes()
+            .with_state(state.clone())
+            .into_make_service();
+        let server = axum_server::from_tcp(listener).handle(handle.clone());
+        companions.push(serve_beside("the metrics listener", server.serve(service)));
+        tracing::info!(listen = %metrics_addr, "metrics are served at /metrics");
+    }
+    unfinished.resume(&state);
+    let profiles: Vec<&str> = state.profiles.iter().map(|p| p.name.as_str()).collect();
+    tracing::info!(
+        listen = %local_addr,
+        directory = %format!("https://{local_addr}/acme/directory"),
+        default_profile = %config.default_profile,
+        profiles = ?profiles,
+        root = %config.data_dir.join("ca/root.pem").display(),
+        "certgate is serving"
+    );
+    Ok(Server {
+        local_addr,
+        handle,
+        task,
+        companions,
+        state,
+        _lock: lock,
+    })
+}

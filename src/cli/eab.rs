@@ -1,0 +1,225 @@
+//! `certgate eab create | list | revoke`: external account keys, made and
+//! managed while the server runs.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use crate::audit::{Actor, AuditEvent, AuditLog};
+use crate::cli::offline::{OfflineContext, StoreFlags};
+use crate::config::{parse_duration, Config, EabPolicy};
+use crate::domain::eab::{create_key, Keyring, NamesLimit};
+use crate::store::eab::{EabKeyRecord, RevokeOutcome};
+use crate::store::Store;
+use crate::util::clock::rfc3339;
+use crate::util::clock::{Clock, SystemClock};
+
+#[derive(Debug, Args)]
+pub struct EabArgs {
+    #[command(flatten)]
+    pub store: StoreFlags,
+    #[command(subcommand)]
+    pub command: EabCommand,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The profile whose directory accepts the key.
+    #[arg(long, value_name = "NAME")]
+    pub profile: String,
+    /// Names the bound account may order, comma-separated. A name
+    /// allows exactly itself; a pattern with '*' is a glob as in a
+    /// Vault role ('*' also spans dots): '*.nas.lab.example' allows
+    /// the wildcard and every name below nas.lab.example.
+    #[arg(long, value_name = "PATTERNS")]
+    pub names: Option<String>,
+    /// How long the key can bind an account, e.g. 30d, 12h [default: no limit].
+    #[arg(long, value_name = "DURATION")]
+    pub expires: Option<String>,
+    /// Free text shown by `eab list`, e.g. whose device the key is for.
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EabCommand {
+    /// Make a key for a profile and print its kid and HMAC key, once.
+    /// Works while the server runs.
+    Create(CreateArgs),
+    /// List keys (never the HMAC keys).
+    List,
+    /// Revoke a key: it can no longer bind an account, and an account
+    /// it is bound to can no longer order certificates.
+    Revoke {
+        #[arg(value_name = "KID")]
+        kid: String,
+    },
+}
+
+pub async fn run(args: EabArgs) -> anyhow::Result<ExitCode> {
+    let OfflineContext {
+        config,
+        store,
+        keyring,
+        audit,
+    } = OfflineContext::open(args.store).await?;
+    let now = SystemClock.now();
+    let outcome = match args.command {
+        EabCommand::Create(create_args) => {
+            create(&config, &store, &keyring, &audit, create_args, now).await
+        }
+        EabCommand::List => list(&store, now).await,
+        EabCommand::Revoke { kid } => revoke(&store, &audit, &kid, now).await,
+    };
+    store.close().await;
+    outcome
+}
+
+async fn create(
+    config: &Config,
+    store: &Store,
+    keyring: &Keyring,
+    audit: &AuditLog,
+    args: CreateArgs,
+    now: i64,
+) -> anyhow::Result<ExitCode> {
+    let CreateArgs {
+        profile,
+        names,
+        expires,
+        note,
+    } = args;
+    let Some(settings) = config.profiles.iter().find(|p| p.name == profile) else {
+        let known: Vec<&str> = config.profiles.iter().map(|p| p.name.as_str()).collect();
+        anyhow::bail!(
+            "there is no profile {profile:?}; the configured ones are {}",
+            known.join(", ")
+        );
+    };
+    let names = names
+        .as_deref()
+        .map(NamesLimit::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--names: {e}"))?;
+    let expires_at = expires
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .context("--expires")?
+        .map(|d| crate::util::clock::seconds_after(now, d));
+    let created = create_key(
+        store,
+        keyring,
+        &profile,
+        names,
+        expires_at,
+        note.filter(|n| !n.is_empty()),
+        now,
+    )
+    .await?;
+    audit
+        .record(AuditEvent::EabKeyCreated {
+            kid: created.record.kid.clone(),
+            profile: created.record.profile.clone(),
+            names: created.record.names.clone(),
+            expires: created.record.expires_at.map(rfc3339),
+            note: created.record.note.clone(),
+            by: Actor::Cli,
+        })
+        .await;
+    let kid = &created.record.kid;
+    let hmac = created.hmac_key.encoded();
+    let directory = {
+        let path = if profile == config.default_profile {
+            "/acme/directory".to_owned()
+        } else {
+            format!("/acme/{profile}/directory")
+        };
+        match &config.external_url {
+            Some(base) => format!("{base}{path}"),
+            None => path,
+        }
+    };
+    println!("External account key for profile {profile:?} (directory {directory}):");
+    println!();
+    println!("kid:      {kid}");
+    println!("hmac_key: {hmac}");
+    println!();
+    println!(
+        "The HMAC key is shown only now; certgate keeps it encrypted. The key binds one account."
+    );
+    if let Some(names) = &created.record.names {
+        println!("That account may order only: {}", names.join(", "));
+    }
+    if let Some(at) = created.record.expires_at {
+        println!("The key must be used by {}.", rfc3339(at));
+    }
+    println!();
+    println!("lego:    --eab --kid={kid} --hmac={hmac}");
+    println!("certbot: --eab-kid={kid} --eab-hmac-key={hmac}");
+    if settings.eab == EabPolicy::Off {
+        eprintln!(
+            "note: profile {profile:?} has eab = \"off\", so it ignores bindings; \
+             set eab = \"optional\" or \"required\" for the key to matter"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn state(record: &EabKeyRecord, now: i64) -> String {
+    match (record.revoked_at, &record.account_id) {
+        (Some(at), _) => format!("revoked:{}", rfc3339(at)),
+        (None, Some(_)) => format!("bound:{}", rfc3339(record.bound_at.unwrap_or_default())),
+        (None, None) if record.expired(now) => "expired".to_owned(),
+        (None, None) => "unused".to_owned(),
+    }
+}
+
+async fn list(store: &Store, now: i64) -> anyhow::Result<ExitCode> {
+    let keys = store.eab_keys().await?;
+    if keys.is_empty() {
+        eprintln!("no external account keys");
+    }
+    for record in keys {
+        println!(
+            "kid={} profile={} state={} account={} created={} expires={} names={} note={:?}",
+            record.kid,
+            record.profile,
+            state(&record, now),
+            record.account_id.as_deref().unwrap_or("-"),
+            rfc3339(record.created_at),
+            record.expires_at.map_or("never".to_owned(), rfc3339),
+            record
+                .names
+                .as_ref()
+                .map_or("any".to_owned(), |n| n.join(",")),
+            record.note.as_deref().unwrap_or_default(),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn revoke(store: &Store, audit: &AuditLog, kid: &str, now: i64) -> anyhow::Result<ExitCode> {
+    Ok(match store.revoke_eab_key(kid, now).await? {
+        RevokeOutcome::Revoked => {
+            tracing::info!(kid, "external account key revoked");
+            audit
+                .record(AuditEvent::EabKeyRevoked {
+                    kid: kid.to_owned(),
+                    by: Actor::Cli,
+                })
+                .await;
+            println!("revoked {kid}");
+            ExitCode::SUCCESS
+        }
+        RevokeOutcome::AlreadyRevoked(at) => {
+            println!("{kid} was already revoked at {}", rfc3339(at));
+            ExitCode::SUCCESS
+        }
+        RevokeOutcome::Unknown => {
+            eprintln!("there is no external account key {kid:?}");
+            ExitCode::FAILURE
+        }
+    })
+}

@@ -1,0 +1,11 @@
+//! The rules of certgate: what an account, an order, a validation or an
+//! issuance may do, independent of HTTP. Handlers in `web` and commands in
+//! `cli` call these; they call the store, the issuers and the validators.
+
+pub mod eab;
+pub mod inventory;
+pub mod issuance;
+pub mod profiles;
+pub mod rate_limits;
+pub mod readiness;
+pub mod validation;

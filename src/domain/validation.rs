@@ -1,0 +1,107 @@
+//! Running one challenge's validation in the background: read what it
+//! needs from the store, let the [`Validator`] decide, try a failed DNS
+//! lookup again a few times, and record the outcome, which its
+//! authorization and orders follow.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::Instrument;
+
+use crate::domain::profiles::Profiles;
+use crate::metrics::Metrics;
+use crate::protocol::problem::ProblemType;
+use crate::store::{Store, StoreError, ValidationOutcome};
+use crate::util::backoff::until_ok;
+use crate::util::clock::Clock;
+use crate::validate::{key_authorization, ChallengeKind, ChallengeToCheck, Validator};
+
+/// Pauses before each new attempt when a challenge failed on a DNS lookup.
+const LOOKUP_RETRIES: [Duration; 3] = [
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+];
+
+/// Validates challenge `challenge_id` (which must be `processing`) and
+/// records the outcome; its authorization and orders follow in the store,
+/// and the metrics count it.
+pub async fn run(
+    store: Store,
+    validator: Arc<Validator>,
+    profiles: Arc<Profiles>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    valid_for: Duration,
+    challenge_id: String,
+) {
+    let span = tracing::info_span!("validation", challenge = %challenge_id);
+    async move {
+        let found = until_ok("reading the challenge", || load(&store, &challenge_id)).await;
+        let Some(challenge) = found else {
+            tracing::error!("challenge, authorization or account missing; nothing to validate");
+            return;
+        };
+        let profile = challenge
+            .profile
+            .as_deref()
+            .and_then(|name| profiles.get(name))
+            .unwrap_or_else(|| profiles.default_profile());
+        let mut outcome = validator.check(&challenge, &profile.validation).await;
+        // A lookup that failed may succeed a moment later (a record still
+        // propagating, a resolver timing out): try again a few times before
+        // the challenge is given up.
+        for pause in LOOKUP_RETRIES {
+            match &outcome {
+                ValidationOutcome::Invalid(problem) if problem.kind == ProblemType::Dns => {
+                    tracing::info!(
+                        retry_in_s = pause.as_secs(),
+                        "DNS lookup failed; trying again"
+                    );
+                    tokio::time::sleep(pause).await;
+                    outcome = validator.check(&challenge, &profile.validation).await;
+                }
+                _ => break,
+            }
+        }
+        let recorded = until_ok("recording the validation", || {
+            let now = clock.now();
+            store.finish_challenge(
+                &challenge_id,
+                &outcome,
+                now,
+                now + valid_for.as_secs() as i64,
+            )
+        })
+        .await;
+        if recorded {
+            let method =
+                ChallengeKind::parse(&challenge.kind).map_or("unknown", ChallengeKind::as_str);
+            metrics.validation(method, matches!(outcome, ValidationOutcome::Valid));
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn load(store: &Store, challenge_id: &str) -> Result<Option<ChallengeToCheck>, StoreError> {
+    let Some(challenge) = store.challenge(challenge_id).await? else {
+        return Ok(None);
+    };
+    let Some(authz) = store.authorization(&challenge.authorization_id).await? else {
+        return Ok(None);
+    };
+    let Some(account) = store.account(&authz.account_id).await? else {
+        return Ok(None);
+    };
+    let profile = store.authorization_profile(&authz.id).await?;
+    Ok(Some(ChallengeToCheck {
+        key_authorization: key_authorization(&challenge.token, &account.key_thumbprint),
+        kind: challenge.kind,
+        identifier: authz.identifier,
+        wildcard: authz.wildcard,
+        token: challenge.token,
+        account_id: account.id,
+        profile,
+    }))
+}

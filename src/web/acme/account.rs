@@ -1,0 +1,269 @@
+//! newAccount, the account resource and its orders list (RFC 8555 §7.3).
+
+use axum::extract::{Path, Query, State};
+use axum::http::header::LINK;
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::views;
+use crate::audit::{Actor, AuditEvent};
+use crate::domain::eab;
+use crate::domain::profiles::Profile;
+use crate::protocol::problem::{Problem, ProblemType};
+use crate::protocol::status::AccountStatus;
+use crate::protocol::types::{AccountUpdateRequest, NewAccountRequest, OrderList};
+use crate::store::{Account, NewAccount};
+use crate::web::request::SignedRequest;
+use crate::web::response::Json;
+use crate::web::urls::Urls;
+use crate::web::AcmeState;
+
+/// Most contact URLs one account may list.
+const MAX_CONTACTS: usize = 10;
+/// Orders per page of an account's orders list.
+const ORDERS_PAGE: i64 = 100;
+
+/// RFC 8555 §7.3: only `mailto:` contacts, one plain address each.
+fn check_contacts(contacts: &[String]) -> Result<(), Problem> {
+    if contacts.len() > MAX_CONTACTS {
+        return Err(Problem::new(
+            ProblemType::InvalidContact,
+            format!("at most {MAX_CONTACTS} contacts are accepted"),
+        ));
+    }
+    for contact in contacts {
+        let Some(address) = contact.strip_prefix("mailto:") else {
+            return Err(Problem::new(
+                ProblemType::UnsupportedContact,
+                format!("contact {contact:?} is not a mailto: URL"),
+            ));
+        };
+        let plausible = matches!(address.split_once('@'), Some((local, domain))
+            if !local.is_empty() && domain.contains('.') && !domain.contains('@'))
+            && address.len() <= 254
+            && !address.contains(['?', ',', ' ', '<', '>']);
+        if !plausible {
+            return Err(Problem::new(
+                ProblemType::InvalidContact,
+                format!("contact {contact:?} is not a single e-mail address"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The account `id` if `request` is signed by it; anyone else is refused.
+fn own_account<'a>(request: &'a SignedRequest, id: &str) -> Result<&'a Account, Problem> {
+    let account = request.account()?;
+    if account.id != id {
+        return Err(Problem::unauthorized(
+            "request is signed by a different account",
+        ));
+    }
+    Ok(account)
+}
+
+pub async fn new_account(
+    State(state): State<AcmeState>,
+    request: SignedRequest,
+) -> Result<Response, Problem> {
+    let key = request.jwk()?;
+    let body: NewAccountRequest = request.json()?;
+    if let Some(existing) = state.store.account_by_thumbprint(&key.thumbprint).await? {
+        if existing.status != AccountStatus::Valid {
+            return Err(Problem::unauthorized(format!(
+                "account is {}",
+                existing.status
+            )));
+        }
+        let location = request.urls.account(&existing.id);
+        return Ok(Json::ok(views::account(&request.urls, &existing))
+            .location(location)
+            .into_response());
+    }
+    if body.only_return_existing {
+        return Err(Problem::new(
+            ProblemType::AccountDoesNotExist,
+            "no account exists for this key",
+        ));
+    }
+    let profile = request_profile(&state, &request.urls);
+    let binding = eab::binding_to_verify(profile, body.external_account_binding.as_ref())?;
+    let contact = body.contact.unwrap_or_default();
+    check_contacts(&contact)?;
+    let new = NewAccount {
+        key_thumbprint: key.thumbprint.clone(),
+        jwk: key.value.clone(),
+        contact,
+        tos_agreed: body.terms_of_service_agreed,
+    };
+    let (account, created, eab_kid) = match binding {
+        Some(binding) => {
+            let (account, kid) = eab::create_bound_account(
+                &state.store,
+                &state.eab,
+                &request.urls.new_account(),
+                profile,
+                key,
+                binding,
+                &new,
+                state.clock.now(),
+            )
+            .await?;
+            (account, kid.is_some(), kid)
+        }
+        None => {
+            let (account, created) = state
+                .store
+                .create_account(&crate::util::ids::resource_id(), &new, state.clock.now())
+                .await?;
+            (account, created, None)
+        }
+    };
+    tracing::Span::current().record("account", account.id.as_str());
+    let location = request.urls.account(&account.id);
+    let view = views::account(&request.urls, &account);
+    Ok(if created {
+        tracing::info!(account = %account.id, "account created");
+        state
+            .audit
+            .record(AuditEvent::AccountCreated {
+                account: account.id.clone(),
+                profile: profile.name.clone(),
+                key_thumbprint: account.key_thumbprint.clone(),
+                contact: account.contact.clone(),
+                eab_kid,
+            })
+            .await;
+        Json::created(view, location).into_response()
+    } else {
+        Json::ok(view).location(location).into_response()
+    })
+}
+
+pub async fn account(
+    State(state): State<AcmeState>,
+    Path(id): Path<String>,
+    request: SignedRequest,
+) -> Result<Response, Problem> {
+    let account = own_account(&request, &id)?;
+    if request.payload.is_empty() {
+        return Ok(Json::ok(views::account(&request.urls, account)).into_response());
+    }
+    let update: AccountUpdateRequest = request.json()?;
+    match update.status.as_deref() {
+        None => {}
+        Some("deactivated") => {
+            let deactivated = state
+                .store
+                .deactivate_account(&id, state.clock.now())
+                .await?;
+            // False when a concurrent request deactivated it first.
+            if deactivated {
+                tracing::info!(account = %id, "account deactivated");
+                state
+                    .audit
+                    .record(AuditEvent::AccountDeactivated {
+                        account: id.clone(),
+                        by: Actor::Account(id.clone()),
+                    })
+                    .await;
+            }
+        }
+        Some(other) => {
+            return Err(Problem::malformed(format!(
+                "an account's status can only be set to \"deactivated\", not {other:?}"
+            )))
+        }
+    }
+    if let Some(contact) = &update.contact {
+        if update.status.is_none() {
+            check_contacts(contact)?;
+            state.store.update_account_contact(&id, contact).await?;
+        }
+    }
+    let account = state
+        .store
+        .account(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found("account"))?;
+    Ok(Json::ok(views::account(&request.urls, &account)).into_response())
+}
+
+/// The query of an orders-list page; parsed by hand so that a bad cursor is
+/// a problem document rather than the framework's plain-text 400.
+#[derive(Debug, Deserialize)]
+pub struct Page {
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+/// The account's orders, [`ORDERS_PAGE`] at a time, with `Link: rel="next"`
+/// to the following page (RFC 8555 §7.1.2.1).
+pub async fn orders(
+    State(state): State<AcmeState>,
+    Path(id): Path<String>,
+    Query(page): Query<Page>,
+    request: SignedRequest,
+) -> Result<Response, Problem> {
+    own_account(&request, &id)?;
+    request.require_post_as_get()?;
+    let offset = match page.cursor.as_deref() {
+        None => 0,
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| Problem::malformed(format!("cursor {text:?} is not a page offset")))?,
+    };
+    let mut ids = state
+        .store
+        .order_ids_for_account(&id, offset, ORDERS_PAGE + 1)
+        .await?;
+    let more = ids.len() as i64 > ORDERS_PAGE;
+    ids.truncate(ORDERS_PAGE as usize);
+    let list = OrderList {
+        orders: ids.iter().map(|o| request.urls.order(o)).collect(),
+    };
+    let mut response = Json::ok(list).into_response();
+    if more {
+        let next = format!(
+            "<{}?cursor={}>;rel=\"next\"",
+            request.urls.account_orders(&id),
+            offset + ORDERS_PAGE
+        );
+        if let Ok(value) = HeaderValue::from_str(&next) {
+            response.headers_mut().append(LINK, value);
+        }
+    }
+    Ok(response)
+}
+
+/// The profile whose directory a request came through.
+fn request_profile<'a>(state: &'a AcmeState, urls: &Urls) -> &'a Profile {
+    urls.profile()
+        .and_then(|name| state.profiles.get(name))
+        .unwrap_or_else(|| state.profiles.default_profile())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contacts_must_be_single_mailto_addresses() {
+        assert!(check_contacts(&["mailto:ops@lab.example".into()]).is_ok());
+        let unsupported = check_contacts(&["tel:+1555".into()]).unwrap_err();
+        assert_eq!(unsupported.kind, ProblemType::UnsupportedContact);
+        for bad in [
+            "mailto:",
+            "mailto:a@b",
+            "mailto:a@b.test?subject=x",
+            "mailto:a@b.test,c@d.test",
+        ] {
+            let p = check_contacts(&[bad.into()]).unwrap_err();
+            assert_eq!(p.kind, ProblemType::InvalidContact, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! The authorization resource: POST-as-GET and deactivation (RFC 8555 §7.5).
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+
+use super::{owned, views};
+use crate::protocol::problem::Problem;
+use crate::protocol::status::AuthorizationStatus;
+use crate::protocol::types::AuthorizationUpdateRequest;
+use crate::store::Authorization;
+use crate::web::request::SignedRequest;
+use crate::web::response::Json;
+use crate::web::AcmeState;
+
+/// Loads an authorization that belongs to the signing account.
+pub async fn owned_authorization(
+    state: &AcmeState,
+    request: &SignedRequest,
+    id: &str,
+) -> Result<Authorization, Problem> {
+    let authz = state.store.authorization(id).await?;
+    owned(authz, |a| &a.account_id, request, "authorization")
+}
+
+pub async fn authorization(
+    State(state): State<AcmeState>,
+    Path(id): Path<String>,
+    request: SignedRequest,
+) -> Result<Response, Problem> {
+    let mut authz = owned_authorization(&state, &request, &id).await?;
+    if !request.payload.is_empty() {
+        let update: AuthorizationUpdateRequest = request.json()?;
+        if update.status != "deactivated" {
+            return Err(Problem::malformed(format!(
+                "an authorization's status can only be set to \"deactivated\", not {:?}",
+                update.status
+            )));
+        }
+        let now = state.clock.now();
+        if !state.store.deactivate_authorization(&id, now).await? {
+            return Err(Problem::malformed(format!(
+                "only pending or valid authorizations can be deactivated; this one is {}",
+                authz.effective_status(now)
+            )));
+        }
+        authz = state
+            .store
+            .authorization(&id)
+            .await?
+            .ok_or_else(|| Problem::not_found("authorization"))?;
+    }
+    let view = views::authorization(&request.urls, &authz, state.clock.now());
+    let pending = view.status == AuthorizationStatus::Pending;
+    Ok(Json::ok(view).retry_after_if(pending).into_response())
+}

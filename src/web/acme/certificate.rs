@@ -1,0 +1,29 @@
+//! Certificate download (RFC 8555 §7.4.2).
+
+use axum::extract::{Path, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+
+use super::owned;
+use crate::protocol::problem::Problem;
+use crate::web::request::SignedRequest;
+use crate::web::AcmeState;
+
+pub async fn certificate(
+    State(state): State<AcmeState>,
+    Path(id): Path<String>,
+    request: SignedRequest,
+) -> Result<Response, Problem> {
+    request.require_post_as_get()?;
+    let certificate = state.store.certificate(&id).await?;
+    let certificate = owned(certificate, |c| &c.account_id, &request, "certificate")?;
+    Ok((
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/pem-certificate-chain"),
+        )],
+        certificate.chain_pem,
+    )
+        .into_response())
+}

@@ -1,0 +1,73 @@
+//! The challenge resource: a POST of `{}` asks the server to validate
+//! (RFC 8555 §7.5.1); POST-as-GET reads it.
+
+use axum::extract::{Path, State};
+use axum::http::header::LINK;
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+
+use super::authorization::owned_authorization;
+use super::views;
+use crate::protocol::problem::Problem;
+use crate::protocol::status::{AuthorizationStatus, ChallengeStatus};
+use crate::web::request::SignedRequest;
+use crate::web::response::Json;
+use crate::web::AcmeState;
+
+pub async fn challenge(
+    State(state): State<AcmeState>,
+    Path(id): Path<String>,
+    request: SignedRequest,
+) -> Result<Response, Problem> {
+    let challenge = state
+        .store
+        .challenge(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found("challenge"))?;
+    let authz = owned_authorization(&state, &request, &challenge.authorization_id).await?;
+
+    let challenge = if request.payload.is_empty() {
+        challenge
+    } else {
+        // RFC 8555 §7.5.1: the payload is an empty JSON object; anything else
+        // a client sends is ignored rather than refused, as clients differ.
+        let _: serde_json::Value = request.json()?;
+        if state.store.start_challenge(&id, state.clock.now()).await? {
+            let task = state.spawn_validation(id.clone());
+            // Answer with the result when validation is quick (saving the
+            // client a poll); otherwise answer `processing` and let it poll.
+            let _ = tokio::time::timeout(state.lifetimes.answer_wait, task).await;
+        }
+        // Started here, by a concurrent request, or long ago: answer with
+        // what the challenge is now, unless it could not start at all.
+        let now_stored = state
+            .store
+            .challenge(&id)
+            .await?
+            .ok_or_else(|| Problem::not_found("challenge"))?;
+        if now_stored.status == ChallengeStatus::Pending {
+            let why = match authz.effective_status(state.clock.now()) {
+                AuthorizationStatus::Pending => {
+                    "another challenge of this authorization is being validated".to_owned()
+                }
+                status => format!("its authorization is {status}"),
+            };
+            return Err(Problem::malformed(format!(
+                "this challenge cannot be started: {why}"
+            )));
+        }
+        now_stored
+    };
+
+    let view = views::challenge(&request.urls, &challenge);
+    let working = matches!(
+        view.status,
+        ChallengeStatus::Pending | ChallengeStatus::Processing
+    );
+    let mut response = Json::ok(view).retry_after_if(working).into_response();
+    let up = format!("<{}>;rel=\"up\"", request.urls.authorization(&authz.id));
+    if let Ok(value) = HeaderValue::from_str(&up) {
+        response.headers_mut().append(LINK, value);
+    }
+    Ok(response)
+}

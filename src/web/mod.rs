@@ -1,0 +1,101 @@
+//! The ACME wire protocol (RFC 8555): JWS requests, nonces, problem
+//! documents, resource views and the HTTP routes that serve them.
+
+pub mod acme;
+pub mod admin;
+pub mod nonce;
+pub mod ops;
+pub mod request;
+pub mod response;
+pub mod track_requests;
+pub mod urls;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::domain::profiles::Profiles;
+use crate::store::Store;
+use crate::util::clock::Clock;
+use crate::validate::Validator;
+
+/// How long resources live and how long requests wait for background work.
+#[derive(Debug, Clone)]
+pub struct Lifetimes {
+    /// Pending orders and authorizations.
+    pub pending: Duration,
+    /// An authorization after it became valid.
+    pub valid_authorization: Duration,
+    /// How long a challenge POST waits for validation to finish before
+    /// answering `processing`; finalize waits as long for issuance.
+    pub answer_wait: Duration,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        Self {
+            pending: Duration::from_secs(7 * 86_400),
+            valid_authorization: Duration::from_secs(30 * 86_400),
+            answer_wait: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Everything the handlers share; cheap to clone.
+#[derive(Clone)]
+pub struct AcmeState {
+    pub store: Store,
+    pub nonces: Arc<nonce::NonceStore>,
+    pub profiles: Arc<Profiles>,
+    /// Closed when certgate stops, after signing requests in flight finish.
+    pub signing: Arc<crate::domain::issuance::SigningGate>,
+    pub validator: Arc<Validator>,
+    pub clock: Arc<dyn Clock>,
+    pub lifetimes: Lifetimes,
+    /// The rate limits newOrder is held to.
+    pub rate_limits: crate::config::rate_limits::RateLimits,
+    /// Fixed public base URL (`https://acme.example:8443`); when `None` it is
+    /// taken from each request's Host header.
+    pub external_url: Option<String>,
+    /// The embedded root, served at `/ca/root.pem`.
+    pub root_pem: Arc<str>,
+    /// The key that decrypts external account keys (`<data-dir>/eab.key`).
+    pub eab: crate::domain::eab::Keyring,
+    /// What certgate counts, for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Where account, order, issuance and revocation events are recorded.
+    pub audit: crate::audit::AuditLog,
+    /// Runs the checks of `/ready` and `/status`, one at a time.
+    pub readiness: Arc<crate::domain::readiness::ReadinessProbe>,
+    /// The Vault client the Vault profiles share, when any profile uses Vault.
+    pub vault: Option<Arc<crate::vault::Vault>>,
+}
+
+impl AcmeState {
+    /// Starts validating challenge `id` (already `processing`) in a task of
+    /// its own, which outlives the request that asked for it.
+    pub fn spawn_validation(&self, id: String) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(crate::domain::validation::run(
+            self.store.clone(),
+            self.validator.clone(),
+            self.profiles.clone(),
+            self.clock.clone(),
+            self.metrics.clone(),
+            self.lifetimes.valid_authorization,
+            id,
+        ))
+    }
+
+    /// Starts issuing the certificate of order `id` (already `processing`)
+    /// in a task of its own.
+    pub fn spawn_issuance(&self, id: String) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(crate::domain::issuance::run(
+            self.store.clone(),
+            self.profiles.clone(),
+            self.signing.clone(),
+            self.clock.clone(),
+            self.audit.clone(),
+            self.metrics.clone(),
+            id,
+        ))
+    }
+}

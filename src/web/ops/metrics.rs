@@ -1,0 +1,203 @@
+//! One `/metrics` scrape: the counters certgate keeps, followed by gauges
+//! read from the database and the Vault client at that moment.
+//!
+//! The gauges go into a registry made for the one scrape, so two scrapes at
+//! once never see each other's half-written values.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::protocol::status::OrderStatus;
+use crate::store::stats::ProfileCertificates;
+use crate::store::StoreError;
+use crate::web::AcmeState;
+
+/// What `/metrics` answers with: the OpenMetrics text format, which
+/// Prometheus asks for and reads.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The expiry horizons certificates are counted against, with their label.
+const EXPIRY_HORIZONS: [(&str, Duration); 2] = [
+    ("30d", Duration::from_secs(30 * 86_400)),
+    ("7d", Duration::from_secs(7 * 86_400)),
+];
+
+/// Every order status, so that each has a series even at zero.
+const ORDER_STATUSES: [OrderStatus; 5] = [
+    OrderStatus::Pending,
+    OrderStatus::Ready,
+    OrderStatus::Processing,
+    OrderStatus::Valid,
+    OrderStatus::Invalid,
+];
+
+type SecondsGauge = Gauge<f64, AtomicU64>;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProfileLabels {
+    profile: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ExpiringLabels {
+    profile: String,
+    within: &'static str,
+}
+
+/// What the database and the Vault client say at the time of a scrape.
+struct Snapshot {
+    now: i64,
+    orders: Vec<(OrderStatus, i64)>,
+    certificates: Vec<ProfileCertificates>,
+    /// Every configured profile, so each has a series even at zero.
+    profiles: Vec<String>,
+    /// The Vault token's remaining life, when there is a token that expires.
+    vault_token_ttl: Option<Duration>,
+}
+
+impl Snapshot {
+    async fn take(state: &AcmeState) -> Result<Self, StoreError> {
+        let now = state.clock.now();
+        let horizons = EXPIRY_HORIZONS.map(|(_, horizon)| horizon);
+        let vault_token_ttl = match &state.vault {
+            Some(vault) => vault.token_ttl().await,
+            None => None,
+        };
+        Ok(Self {
+            now,
+            orders: state.store.orders_by_status().await?,
+            certificates: state
+                .store
+                .valid_certificates_by_profile(now, &horizons)
+                .await?,
+            profiles: state.profiles.iter().map(|p| p.name.clone()).collect(),
+            vault_token_ttl,
+        })
+    }
+
+    /// The gauges, in a registry of their own. Each order status and each
+    /// configured profile has its series, at zero when nothing is counted.
+    fn registry(&self) -> Registry {
+        let mut registry = Registry::with_prefix(crate::metrics::PREFIX);
+
+        let orders = Family::<StatusLabels, Gauge>::default();
+        for status in ORDER_STATUSES {
+            let count = self.orders.iter().find(|(s, _)| *s == status);
+            orders
+                .get_or_create(&StatusLabels {
+                    status: status.as_str(),
+                })
+                .set(count.map_or(0, |(_, n)| *n));
+        }
+        registry.register("orders", "Orders in the database, by status", orders);
+
+        let valid = Family::<ProfileLabels, Gauge>::default();
+        let expiring = Family::<ExpiringLabels, Gauge>::default();
+        let earliest = Family::<ProfileLabels, SecondsGauge>::default();
+        let mut profiles: BTreeSet<&str> = self.profiles.iter().map(String::as_str).collect();
+        profiles.extend(self.certificates.iter().map(|c| c.profile.as_str()));
+        for profile in profiles {
+            let stats = self.certificates.iter().find(|c| c.profile == profile);
+            let labels = ProfileLabels {
+                profile: profile.to_owned(),
+            };
+            valid
+                .get_or_create(&labels)
+                .set(stats.map_or(0, |s| s.valid));
+            for (index, (within, _)) in EXPIRY_HORIZONS.iter().enumerate() {
+                expiring
+                    .get_or_create(&ExpiringLabels {
+                        profile: profile.to_owned(),
+                        within,
+                    })
+                    .set(stats.map_or(0, |s| s.expiring[index]));
+            }
+            if let Some(stats) = stats {
+                earliest
+                    .get_or_create(&labels)
+                    .set((stats.earliest_not_after - self.now) as f64);
+            }
+        }
+        registry.register(
+            "certificates_valid",
+            "Certificates neither revoked nor expired, by profile",
+            valid,
+        );
+        registry.register(
+            "certificates_expiring",
+            "Certificates neither revoked nor expired that expire within 30d or 7d, by profile",
+            expiring,
+        );
+        registry.register_with_unit(
+            "certificates_earliest_expiry",
+            "Time until the soonest expiry among the certificates in use, by profile",
+            Unit::Seconds,
+            earliest,
+        );
+
+        if let Some(ttl) = self.vault_token_ttl {
+            let gauge = SecondsGauge::default();
+            gauge.set(ttl.as_secs_f64());
+            registry.register_with_unit(
+                "vault_token_ttl",
+                "Time until certgate's Vault token expires unless renewed",
+                Unit::Seconds,
+                gauge,
+            );
+        }
+        registry
+    }
+}
+
+/// The whole exposition: counters, then this scrape's gauges, then `# EOF`.
+async fn render(state: &AcmeState) -> Result<String, StoreError> {
+    let snapshot = Snapshot::take(state).await?;
+    // Only a CA that signs elsewhere can lose an answer.
+    for profile in state.profiles.iter().filter(|p| p.issuer.signs_remotely()) {
+        state.metrics.expect_answers_lost(&profile.name);
+    }
+    let mut text = String::new();
+    encode_registry(&mut text, state.metrics.registry())
+        .and_then(|()| encode_registry(&mut text, &snapshot.registry()))
+        .and_then(|()| encode_eof(&mut text))
+        .expect("writing into a String never fails");
+    Ok(text)
+}
+
+/// `GET /metrics`.
+async fn metrics(State(state): State<AcmeState>) -> Response {
+    match render(&state).await {
+        Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "reading the database for /metrics failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the database did not answer; the server log has details\n",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// `/metrics`, for the main listener and the `--metrics-listen` one.
+pub fn routes() -> Router<AcmeState> {
+    Router::new().route("/metrics", get(metrics))
+}

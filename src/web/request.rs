@@ -1,0 +1,180 @@
+//! The authenticated ACME request: a verified JWS whose nonce was fresh and
+//! whose `url` is the URL it was sent to (RFC 8555 §6.2–6.5).
+
+use axum::body::Body;
+use axum::extract::{FromRequest, OriginalUri};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{Request, StatusCode};
+use serde::de::DeserializeOwned;
+
+use super::urls::Urls;
+use super::AcmeState;
+use crate::protocol::jwk::PublicJwk;
+use crate::protocol::jws::{KeyRef, ParsedJws};
+use crate::protocol::problem::{Problem, ProblemType};
+use crate::protocol::status::AccountStatus;
+use crate::store::Account;
+
+/// Largest request body accepted: a CSR with a 8192-bit key and a hundred
+/// names fits many times over.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Who signed a request.
+#[derive(Debug, Clone)]
+pub enum Signer {
+    /// A key sent inline (`jwk`), for newAccount and revocation by certificate key.
+    Key(PublicJwk),
+    /// An existing, valid account (`kid`).
+    Account(Account),
+}
+
+#[derive(Debug)]
+pub struct SignedRequest {
+    pub urls: Urls,
+    pub payload: Vec<u8>,
+    pub signer: Signer,
+}
+
+impl SignedRequest {
+    /// The signing account; requests other than newAccount must use `kid`.
+    pub fn account(&self) -> Result<&Account, Problem> {
+        match &self.signer {
+            Signer::Account(account) => Ok(account),
+            Signer::Key(_) => Err(Problem::malformed(
+                "this request must be signed with an account key identified by kid, not jwk",
+            )),
+        }
+    }
+
+    /// The inline key; newAccount must use `jwk`.
+    pub fn jwk(&self) -> Result<&PublicJwk, Problem> {
+        match &self.signer {
+            Signer::Key(key) => Ok(key),
+            Signer::Account(_) => Err(Problem::malformed(
+                "this request must carry the account key as jwk, not kid",
+            )),
+        }
+    }
+
+    /// POST-as-GET requests (RFC 8555 §6.3) have an empty payload.
+    pub fn require_post_as_get(&self) -> Result<(), Problem> {
+        if self.payload.is_empty() {
+            Ok(())
+        } else {
+            Err(Problem::malformed(
+                "this resource is read with POST-as-GET: the payload must be empty",
+            ))
+        }
+    }
+
+    /// The payload as a JSON object of type `T`.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, Problem> {
+        if self.payload.is_empty() {
+            return Err(Problem::malformed(
+                "payload is empty; a JSON object is required",
+            ));
+        }
+        serde_json::from_slice(&self.payload)
+            .map_err(|e| Problem::malformed(format!("payload: {e}")))
+    }
+}
+
+fn is_jose_json(request: &Request<Body>) -> bool {
+    request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/jose+json"))
+}
+
+impl FromRequest<AcmeState> for SignedRequest {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request<Body>, state: &AcmeState) -> Result<Self, Problem> {
+        if !is_jose_json(&request) {
+            return Err(
+                Problem::malformed("Content-Type must be application/jose+json")
+                    .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            );
+        }
+        let (parts, body) = request.into_parts();
+        let urls = Urls::for_request(state, &parts)?;
+        let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
+            .await
+            .map_err(|_| {
+                Problem::malformed(format!(
+                    "request body is larger than {MAX_BODY_BYTES} bytes"
+                ))
+                .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+            })?;
+        let jws = ParsedJws::parse(&body)?;
+
+        // Routes are nested under /acme, which axum strips from `parts.uri`;
+        // the URL the client signed is the original one.
+        let uri = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or(&parts.uri, |original| &original.0);
+        let request_url = format!(
+            "{}{}",
+            urls.base(),
+            uri.path_and_query().map_or("/", |p| p.as_str())
+        );
+        if jws.url != request_url {
+            return Err(Problem::unauthorized(format!(
+                "JWS url {:?} is not the request URL {request_url:?}",
+                jws.url
+            )));
+        }
+
+        let signer = match &jws.key {
+            KeyRef::Jwk(key) => {
+                jws.verify(key)?;
+                Signer::Key(key.clone())
+            }
+            KeyRef::Kid(kid) => {
+                let account = lookup_account(state, &urls, kid).await?;
+                let key = PublicJwk::parse(&account.jwk)
+                    .map_err(|e| Problem::internal("stored account key does not parse", &e))?;
+                jws.verify(&key)?;
+                if account.status != AccountStatus::Valid {
+                    return Err(Problem::unauthorized(format!(
+                        "account is {}",
+                        account.status
+                    )));
+                }
+                tracing::Span::current().record("account", account.id.as_str());
+                Signer::Account(account)
+            }
+        };
+
+        if !state.nonces.consume(&jws.nonce) {
+            return Err(Problem::new(
+                ProblemType::BadNonce,
+                "JWS nonce is unknown, expired or already used; retry with the nonce in this response",
+            ));
+        }
+        Ok(Self {
+            urls,
+            payload: jws.payload,
+            signer,
+        })
+    }
+}
+
+async fn lookup_account(state: &AcmeState, urls: &Urls, kid: &str) -> Result<Account, Problem> {
+    let unknown = || {
+        Problem::new(
+            ProblemType::AccountDoesNotExist,
+            format!("no account at {kid:?} on this server"),
+        )
+    };
+    let id = urls.account_id_from_kid(kid).ok_or_else(unknown)?;
+    state
+        .store
+        .account(id)
+        .await
+        .map_err(|e| Problem::internal("reading the account", &e))?
+        .ok_or_else(unknown)
+}
