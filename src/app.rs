@@ -21,7 +21,7 @@ use crate::audit::AuditLog;
 use crate::config::{Config, ProfileIssuer};
 use crate::domain::profiles::{Profile, Profiles};
 use crate::domain::readiness::ReadinessProbe;
-use crate::issuer::local::{CaError, EmbeddedCa, LocalIssuer};
+use crate::issuer::local::{CaError, EmbeddedCa, LocalIssuer, CRL_PATH};
 use crate::issuer::vault::{VaultIssuer, VaultRole};
 use crate::issuer::Issuer;
 use crate::metrics::Metrics;
@@ -322,7 +322,7 @@ pub fn app(state: AcmeState) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/ca/root.pem", get(root_pem))
-        .route("/ca/crl.der", get(crate::web::ops::crl::crl_der))
+        .route(CRL_PATH, get(crate::web::ops::crl::crl_der))
         .merge(crate::web::ops::health::routes())
         .merge(crate::web::ops::metrics::routes())
         .merge(crate::web::ops::status_page::routes())

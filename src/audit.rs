@@ -19,8 +19,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::config::AuditLogTarget;
+use crate::protocol::identifier::Identifier;
 use crate::protocol::problem::Problem;
-use crate::protocol::types::Identifier;
 use crate::store::Store;
 use crate::util::clock::rfc3339;
 use crate::util::clock::{Clock, SystemClock};

@@ -13,7 +13,7 @@ use crate::audit::{Actor, AuditLog};
 use crate::cli::offline::{OfflineContext, StoreFlags};
 use crate::domain::inventory::export::{export, ExportFormat};
 use crate::domain::inventory::filter::certificate_filter;
-use crate::domain::inventory::view::AccountView;
+use crate::domain::inventory::view::AccountListing;
 use crate::domain::inventory::{deactivate_account, Deactivation};
 use crate::store::Store;
 use crate::util::clock::{Clock, SystemClock};
@@ -187,12 +187,12 @@ async fn show_certificate(store: &Store, args: ShowArgs) -> anyhow::Result<ExitC
 }
 
 async fn list_accounts(store: &Store, json: bool) -> anyhow::Result<ExitCode> {
-    let accounts: Vec<AccountView> = store
+    let accounts: Vec<AccountListing> = store
         .list_accounts()
         .await
         .context("listing accounts")?
         .iter()
-        .map(|(account, certificates)| AccountView::new(account, *certificates))
+        .map(|(account, certificates)| AccountListing::new(account, *certificates))
         .collect();
     if json {
         print_json(&accounts)?;

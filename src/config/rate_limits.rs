@@ -16,7 +16,8 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
-use crate::protocol::identifiers::{IdentifierKind, OrderedIdentifier};
+use crate::protocol::identifier::IdentifierKind;
+use crate::protocol::identifiers::OrderedIdentifier;
 use crate::protocol::problem::{Problem, ProblemType};
 
 /// Default of `rate-limit-orders-per-account`: far above what a homelab's
@@ -202,13 +203,13 @@ pub struct Bucket {
 
 /// Why an order was refused: the empty bucket that a token returns to last.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
+pub struct RateLimitRefusal {
     pub bucket: Bucket,
     /// Seconds until the bucket holds a token.
     pub retry_after: u64,
 }
 
-impl Refusal {
+impl RateLimitRefusal {
     /// The `rateLimited` problem (HTTP 429) with its `Retry-After`.
     pub fn problem(&self) -> Problem {
         let Bucket {
@@ -394,7 +395,7 @@ mod tests {
 
     #[test]
     fn a_refusal_is_rate_limited_with_retry_after() {
-        let refusal = Refusal {
+        let refusal = RateLimitRefusal {
             bucket: Bucket {
                 key: "domain:lab.example".into(),
                 limit: limit("2/1h"),
@@ -427,7 +428,7 @@ mod tests {
         }
     }
 
-    async fn take_one(store: &Store, bucket: &Bucket, now: i64) -> Result<(), Refusal> {
+    async fn take_one(store: &Store, bucket: &Bucket, now: i64) -> Result<(), RateLimitRefusal> {
         store
             .take_tokens(std::slice::from_ref(bucket), now)
             .await

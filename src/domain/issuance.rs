@@ -31,9 +31,9 @@ use crate::domain::profiles::Profiles;
 use crate::issuer::{IssueError, IssuedCertificate, Issuer, SignRequest};
 use crate::metrics::{IssuanceResult, Metrics};
 use crate::protocol::csr::public_key_sha256;
+use crate::protocol::identifier::Identifier;
 use crate::protocol::problem::{Problem, ProblemType};
 use crate::protocol::status::OrderStatus;
-use crate::protocol::types::Identifier;
 use crate::store::{NewCertificate, Order, Store};
 use crate::util::backoff::{until_ok, Backoff};
 use crate::util::clock::rfc3339;
@@ -106,7 +106,7 @@ pub async fn run(
             names: order.identifiers.iter().map(|i| i.value.clone()).collect(),
             lifetime: profile.ttl,
         };
-        let signer = Signer {
+        let signer = Signing {
             store: &store,
             clock: clock.as_ref(),
             issuer: profile.issuer.as_ref(),
@@ -150,7 +150,7 @@ async fn record_failure(
     true
 }
 
-struct Signer<'a> {
+struct Signing<'a> {
     store: &'a Store,
     clock: &'a dyn Clock,
     issuer: &'a dyn Issuer,
@@ -161,7 +161,7 @@ struct Signer<'a> {
     started_at: std::time::Instant,
 }
 
-impl Signer<'_> {
+impl Signing<'_> {
     /// Asks the issuer until it gives a final answer and records it: the
     /// certificate, or the problem the order fails with. Each request is
     /// marked in the store first, and the gate is held from the mark until

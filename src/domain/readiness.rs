@@ -25,7 +25,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What one check looked at.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Subject {
+pub enum CheckSubject {
     Database,
     /// The Vault the Vault profiles share, by its configured addresses.
     Vault {
@@ -37,7 +37,7 @@ pub enum Subject {
     },
 }
 
-impl std::fmt::Display for Subject {
+impl std::fmt::Display for CheckSubject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Database => write!(f, "database"),
@@ -51,7 +51,7 @@ impl std::fmt::Display for Subject {
 /// passed, `Err` with what is wrong.
 #[derive(Debug, Clone)]
 pub struct Check {
-    pub subject: Subject,
+    pub subject: CheckSubject,
     pub outcome: Result<String, String>,
 }
 
@@ -102,7 +102,7 @@ impl Readiness {
         };
         let (database, (vault, profiles)) = tokio::join!(database, vault_and_profiles);
         let mut checks = vec![Check {
-            subject: Subject::Database,
+            subject: CheckSubject::Database,
             outcome: database,
         }];
         checks.extend(vault);
@@ -117,7 +117,7 @@ impl Readiness {
     /// The outcome of one profile's check.
     pub fn of_profile(&self, profile: &str) -> Option<&Result<String, String>> {
         self.checks.iter().find_map(|check| match &check.subject {
-            Subject::Profile { name, .. } if name == profile => Some(&check.outcome),
+            CheckSubject::Profile { name, .. } if name == profile => Some(&check.outcome),
             _ => None,
         })
     }
@@ -202,7 +202,7 @@ async fn check_vault(vault: &Vault) -> Check {
     })
     .await;
     Check {
-        subject: Subject::Vault { addresses },
+        subject: CheckSubject::Vault { addresses },
         outcome,
     }
 }
@@ -249,7 +249,7 @@ async fn check_profiles(profiles: &Profiles, vault_problem: Option<String>) -> V
                 .cloned()
                 .unwrap_or_else(|| Err("the check did not finish".to_owned()));
             Check {
-                subject: Subject::Profile {
+                subject: CheckSubject::Profile {
                     name: profile.name.clone(),
                     issuer,
                 },
@@ -266,10 +266,13 @@ mod tests {
     #[test]
     fn lines_name_the_subject_and_say_what_is_wrong() {
         let line = |subject, outcome| Check { subject, outcome }.to_string();
-        assert_eq!(line(Subject::Database, Ok(String::new())), "database: ok");
+        assert_eq!(
+            line(CheckSubject::Database, Ok(String::new())),
+            "database: ok"
+        );
         assert_eq!(
             line(
-                Subject::Vault {
+                CheckSubject::Vault {
                     addresses: "https://vault:8200".into()
                 },
                 Ok("token valid for 60 s".into())
@@ -278,7 +281,7 @@ mod tests {
         );
         assert_eq!(
             line(
-                Subject::Profile {
+                CheckSubject::Profile {
                     name: "lab".into(),
                     issuer: "vault pki_int/lab-internal".into()
                 },

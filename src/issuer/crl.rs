@@ -1,4 +1,5 @@
-//! The embedded CA's certificate revocation list, served at [`CRL_PATH`].
+//! The embedded CA's certificate revocation list, served at
+//! [`CRL_PATH`](super::local::CRL_PATH).
 //!
 //! The revocation list is certgate's store: a certificate the embedded CA
 //! issued and revokeCert revoked has `revoked_at` set. Each request builds
@@ -10,10 +11,6 @@ use time::OffsetDateTime;
 use super::local::{CaError, CrlEntry, EmbeddedCa, CRL_VALIDITY};
 use super::RevocationReason;
 use crate::store::Certificate;
-
-/// Where the CRL is served, and what issued certificates name as their CRL
-/// distribution point (after the external URL).
-pub const CRL_PATH: &str = "/ca/crl.der";
 
 /// The CRL entry of a stored certificate, if the embedded CA issued it.
 fn entry(ca: &EmbeddedCa, certificate: &Certificate) -> Option<CrlEntry> {

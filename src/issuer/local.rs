@@ -27,6 +27,10 @@ use super::{IssueError, IssuedCertificate, Issuer, RevocationReason, RevokeReque
 
 const ROOT_LIFETIME: Duration = Duration::from_secs(20 * 365 * 86_400);
 const INTERMEDIATE_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
+/// Where the CRL is served, and what issued certificates name as their CRL
+/// distribution point (after the external URL).
+pub const CRL_PATH: &str = "/ca/crl.der";
+
 /// Allowance for clients whose clocks run a little behind ours.
 const BACKDATE: Duration = Duration::from_secs(60);
 /// How long a CRL says it is current (its nextUpdate). Each request gets a
@@ -472,8 +476,8 @@ impl LocalIssuer {
     /// listen address) would send relying parties somewhere that is not
     /// certgate, or fail their check outright.
     pub fn with_external_url(mut self, external_url: Option<&str>) -> Self {
-        self.crl_url = external_url
-            .map(|base| format!("{}{}", base.trim_end_matches('/'), super::crl::CRL_PATH));
+        self.crl_url =
+            external_url.map(|base| format!("{}{}", base.trim_end_matches('/'), CRL_PATH));
         self
     }
 }

@@ -125,7 +125,7 @@ impl RevocationReason {
 }
 
 /// One identifier the issuer would refuse, and why.
-pub use crate::vault::role_rules::Refusal;
+pub use crate::vault::role_rules::IdentifierRefusal;
 
 #[async_trait]
 pub trait Issuer: Send + Sync {
@@ -158,7 +158,7 @@ pub trait Issuer: Send + Sync {
     async fn refused_identifiers(
         &self,
         _identifiers: &[String],
-    ) -> Result<Vec<Refusal>, IssueError> {
+    ) -> Result<Vec<IdentifierRefusal>, IssueError> {
         Ok(Vec::new())
     }
 

@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::{IssueError, IssuedCertificate, Issuer, Refusal, RevokeRequest, SignRequest, SignSlot};
+use super::{
+    IdentifierRefusal, IssueError, IssuedCertificate, Issuer, RevokeRequest, SignRequest, SignSlot,
+};
 use crate::protocol::csr::ip_from_bytes;
 use crate::vault::role_rules::RoleRules;
 use crate::vault::{RevokeBy, SignCall, Vault, VaultError};
@@ -351,7 +353,7 @@ impl Issuer for VaultIssuer {
     async fn refused_identifiers(
         &self,
         identifiers: &[String],
-    ) -> Result<Vec<Refusal>, IssueError> {
+    ) -> Result<Vec<IdentifierRefusal>, IssueError> {
         let rules = self.rules().await?;
         Ok(identifiers
             .iter()

@@ -40,9 +40,10 @@ struct RequestLabels {
     status: u16,
 }
 
+/// The label of every per-profile family, counted or read at a scrape.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ProfileLabels {
-    profile: String,
+pub struct ProfileLabels {
+    pub profile: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -1,27 +1,10 @@
 //! Which identifiers an order may name, written the one way we store them.
 
+use super::identifier::{Identifier, IdentifierKind};
 use super::problem::{Problem, ProblemType, Subproblem};
-use super::types::Identifier;
 
 /// Most identifiers in one order; more is a mistake or an attack.
 pub const MAX_IDENTIFIERS: usize = 100;
-
-/// The identifier types certgate issues for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdentifierKind {
-    Dns,
-    /// RFC 8738.
-    Ip,
-}
-
-impl IdentifierKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Dns => "dns",
-            Self::Ip => "ip",
-        }
-    }
-}
 
 /// An identifier after checking, written the one way it is stored: a DNS
 /// name in lower case, an IP address in its canonical text (RFC 5952 for v6).

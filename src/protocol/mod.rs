@@ -5,6 +5,7 @@
 
 pub mod ari;
 pub mod csr;
+pub mod identifier;
 pub mod identifiers;
 pub mod jwk;
 pub mod jws;

@@ -8,7 +8,7 @@
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::types::Identifier;
+use super::identifier::Identifier;
 
 /// The ACME error types certgate emits (RFC 8555 §6.7 and later documents).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

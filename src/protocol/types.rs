@@ -6,43 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::identifier::Identifier;
 use super::problem::Problem;
 use super::status::{AuthorizationStatus, ChallengeStatus, OrderStatus};
-
-/// An identifier in an order or authorization (RFC 8555 §9.7.7).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Identifier {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub value: String,
-}
-
-impl Identifier {
-    pub fn new(
-        kind: crate::protocol::identifiers::IdentifierKind,
-        value: impl Into<String>,
-    ) -> Self {
-        Self {
-            kind: kind.as_str().into(),
-            value: value.into(),
-        }
-    }
-
-    pub fn dns(value: impl Into<String>) -> Self {
-        Self::new(crate::protocol::identifiers::IdentifierKind::Dns, value)
-    }
-
-    /// A DNS name or, when `value` is an address, an IP identifier.
-    pub fn from_value(value: &str) -> Self {
-        use crate::protocol::identifiers::IdentifierKind;
-        let kind = if value.parse::<std::net::IpAddr>().is_ok() {
-            IdentifierKind::Ip
-        } else {
-            IdentifierKind::Dns
-        };
-        Self::new(kind, value)
-    }
-}
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -6,7 +6,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::{Certificate, NewCertificate, Store, StoreResult};
-use crate::protocol::types::Identifier;
+use crate::protocol::identifier::Identifier;
 
 /// The columns [`certificate_from_row`] reads.
 pub(super) const CERTIFICATE_COLUMNS: &str = "id, order_id, account_id, profile, serial, names, chain_pem, not_before, not_after, revoked_at, revocation_reason, created_at";

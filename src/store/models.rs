@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::protocol::identifier::Identifier;
 use crate::protocol::problem::Problem;
 use crate::protocol::status::{AccountStatus, AuthorizationStatus, ChallengeStatus, OrderStatus};
-use crate::protocol::types::Identifier;
 
 #[derive(Debug, Clone)]
 pub struct Account {

@@ -8,9 +8,9 @@ use super::{
     Authorization, Challenge, NewAuthorization, NewOrder, Order, OrderAuthorization, Store,
     StoreError, StoreResult, ValidationOutcome,
 };
+use crate::protocol::identifier::Identifier;
 use crate::protocol::problem::Problem;
 use crate::protocol::status::{AuthorizationStatus, ChallengeStatus, OrderStatus};
-use crate::protocol::types::Identifier;
 
 fn parse_status<T>(text: &str, parse: fn(&str) -> Option<T>, what: &str) -> StoreResult<T> {
     parse(text).ok_or_else(|| StoreError::Corrupt(format!("{what} status {text:?}")))

@@ -3,7 +3,7 @@
 use sqlx::Row;
 
 use super::{Store, StoreResult};
-use crate::config::rate_limits::{Bucket, BucketState, Refusal};
+use crate::config::rate_limits::{Bucket, BucketState, RateLimitRefusal};
 
 impl Store {
     /// Takes one token from each of `buckets` at `now`, all or none, in one
@@ -15,7 +15,7 @@ impl Store {
         &self,
         buckets: &[Bucket],
         now: i64,
-    ) -> StoreResult<Result<(), Refusal>> {
+    ) -> StoreResult<Result<(), RateLimitRefusal>> {
         let buckets = buckets.to_vec();
         self.write(move |connection| {
             Box::pin(async move {
@@ -28,7 +28,7 @@ impl Store {
                 // Every bucket is read and decided before any is written, so
                 // a refusal leaves them all as they were.
                 let mut taken = Vec::with_capacity(buckets.len());
-                let mut refusal: Option<Refusal> = None;
+                let mut refusal: Option<RateLimitRefusal> = None;
                 for bucket in &buckets {
                     let stored = sqlx::query(
                         "SELECT tokens, updated_at FROM rate_limit_buckets WHERE key = ?",
@@ -47,7 +47,7 @@ impl Store {
                         Ok(after) => taken.push((bucket, after)),
                         Err(wait) => {
                             if refusal.as_ref().is_none_or(|r| wait > r.retry_after) {
-                                refusal = Some(Refusal {
+                                refusal = Some(RateLimitRefusal {
                                     bucket: bucket.clone(),
                                     retry_after: wait,
                                 });

@@ -3,7 +3,7 @@
 
 use super::{Certificate, Store, StoreResult};
 use crate::protocol::ari::CertId;
-use crate::protocol::types::Identifier;
+use crate::protocol::identifier::Identifier;
 
 impl Store {
     /// A valid, unexpired authorization of `account_id` for `identifier`

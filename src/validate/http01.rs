@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::redirect::Policy;
 
-use super::{DnsResolver, Method, Networks, Subject};
-use crate::protocol::identifiers::IdentifierKind;
+use super::{DnsResolver, Method, Networks, ValidationSubject};
+use crate::protocol::identifier::IdentifierKind;
 use crate::protocol::problem::{Problem, ProblemType};
 
 /// Whole-fetch time limit, redirects included.
@@ -168,7 +168,7 @@ impl Http01 {
 
 #[async_trait]
 impl Method for Http01 {
-    async fn validate(&self, subject: &Subject<'_>) -> Result<(), Problem> {
+    async fn validate(&self, subject: &ValidationSubject<'_>) -> Result<(), Problem> {
         let name = subject.identifier.value.as_str();
         let key_authorization = subject.key_authorization;
         let url = self.url(name, subject.token);

@@ -15,9 +15,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use crate::protocol::identifiers::IdentifierKind;
+use crate::protocol::identifier::Identifier;
+use crate::protocol::identifier::IdentifierKind;
 use crate::protocol::problem::{Problem, ProblemType};
-use crate::protocol::types::Identifier;
 use crate::store::ValidationOutcome;
 
 pub use crate::config::networks::{Network, Networks};
@@ -74,7 +74,7 @@ pub fn dns01_txt_value(key_authorization: &str) -> String {
 }
 
 /// What one validation is about.
-pub struct Subject<'a> {
+pub struct ValidationSubject<'a> {
     /// The identifier to prove (no wildcard label).
     pub identifier: &'a Identifier,
     pub token: &'a str,
@@ -82,7 +82,7 @@ pub struct Subject<'a> {
     pub policy: &'a ValidationPolicy,
 }
 
-impl Subject<'_> {
+impl ValidationSubject<'_> {
     pub fn kind(&self) -> IdentifierKind {
         if self.identifier.kind == IdentifierKind::Ip.as_str() {
             IdentifierKind::Ip
@@ -115,7 +115,7 @@ impl Subject<'_> {
 pub trait Method: Send + Sync {
     /// Ok when the subject's identifier proves the key authorization;
     /// otherwise the problem to show the client, saying what was found where.
-    async fn validate(&self, subject: &Subject<'_>) -> Result<(), Problem>;
+    async fn validate(&self, subject: &ValidationSubject<'_>) -> Result<(), Problem>;
 }
 
 /// Ports the connecting methods use.
@@ -191,7 +191,7 @@ impl Validator {
         policy: &ValidationPolicy,
     ) -> ValidationOutcome {
         let started = std::time::Instant::now();
-        let subject = Subject {
+        let subject = ValidationSubject {
             identifier: &challenge.identifier,
             token: &challenge.token,
             key_authorization: &challenge.key_authorization,

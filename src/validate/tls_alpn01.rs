@@ -18,8 +18,8 @@ use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::oid_registry::Oid;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::{DnsResolver, Method, Subject};
-use crate::protocol::identifiers::IdentifierKind;
+use super::{DnsResolver, Method, ValidationSubject};
+use crate::protocol::identifier::IdentifierKind;
 use crate::protocol::problem::{Problem, ProblemType};
 
 /// The ALPN protocol of RFC 8737.
@@ -266,7 +266,7 @@ impl TlsAlpn01 {
 
 #[async_trait]
 impl Method for TlsAlpn01 {
-    async fn validate(&self, subject: &Subject<'_>) -> Result<(), Problem> {
+    async fn validate(&self, subject: &ValidationSubject<'_>) -> Result<(), Problem> {
         let name = subject.identifier.value.as_str();
         let (sni, identifier, addrs) = if subject.kind() == IdentifierKind::Ip {
             let ip: IpAddr = name

@@ -72,12 +72,12 @@ fn list_or_comma_string<'de, D: serde::Deserializer<'de>>(
 
 /// Why a role refuses an identifier, in words for the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
+pub struct IdentifierRefusal {
     pub identifier: String,
     pub reason: String,
 }
 
-impl Refusal {
+impl IdentifierRefusal {
     fn new(identifier: &str, reason: impl Into<String>) -> Self {
         Self {
             identifier: identifier.to_owned(),
@@ -125,13 +125,13 @@ fn glob_matches(pattern: &str, text: &str) -> bool {
 
 impl RoleRules {
     /// Whether the role allows a DNS name (possibly `*.`-prefixed).
-    pub fn check_dns(&self, name: &str) -> Result<(), Refusal> {
+    pub fn check_dns(&self, name: &str) -> Result<(), IdentifierRefusal> {
         let wildcard = name.contains('*');
         // What the hostname and bare-domain checks see: the name without
         // its wildcard label.
         let base = if wildcard {
             if !self.allow_wildcard_certificates {
-                return Err(Refusal::new(
+                return Err(IdentifierRefusal::new(
                     name,
                     "the Vault role does not allow wildcard certificates",
                 ));
@@ -139,7 +139,7 @@ impl RoleRules {
             match name.strip_prefix("*.").filter(|rest| !rest.contains('*')) {
                 Some(rest) => rest,
                 None => {
-                    return Err(Refusal::new(
+                    return Err(IdentifierRefusal::new(
                         name,
                         "a wildcard must be the whole leftmost label",
                     ))
@@ -149,7 +149,7 @@ impl RoleRules {
             name
         };
         if self.enforce_hostnames && !is_hostname(base) {
-            return Err(Refusal::new(
+            return Err(IdentifierRefusal::new(
                 name,
                 "the Vault role enforces host names and this is not one",
             ));
@@ -167,7 +167,7 @@ impl RoleRules {
         if allowed {
             Ok(())
         } else {
-            Err(Refusal::new(
+            Err(IdentifierRefusal::new(
                 name,
                 "the Vault role's allowed domains do not include this name",
             ))
@@ -188,11 +188,11 @@ impl RoleRules {
     }
 
     /// Whether the role allows an IP address SAN.
-    pub fn check_ip(&self, ip: IpAddr) -> Result<(), Refusal> {
+    pub fn check_ip(&self, ip: IpAddr) -> Result<(), IdentifierRefusal> {
         if self.allow_ip_sans {
             Ok(())
         } else {
-            Err(Refusal::new(
+            Err(IdentifierRefusal::new(
                 &ip.to_string(),
                 "the Vault role does not allow IP addresses",
             ))

@@ -23,7 +23,7 @@ use serde::Deserialize;
 use crate::audit::Actor;
 use crate::domain::inventory::export::{export, ExportError, ExportFormat};
 use crate::domain::inventory::filter::{certificate_filter, FilterError};
-use crate::domain::inventory::view::{AccountView, CertificateView};
+use crate::domain::inventory::view::{AccountListing, CertificateView};
 use crate::domain::inventory::{deactivate_account, Deactivation};
 use crate::store::{Certificate, StoreError};
 use crate::web::AcmeState;
@@ -356,12 +356,12 @@ async fn download(
 
 async fn list_accounts(
     State(state): State<AdminState>,
-) -> Result<Json<Vec<AccountView>>, AdminError> {
+) -> Result<Json<Vec<AccountListing>>, AdminError> {
     let accounts = state.acme.store.list_accounts().await?;
     Ok(Json(
         accounts
             .iter()
-            .map(|(account, certificates)| AccountView::new(account, *certificates))
+            .map(|(account, certificates)| AccountListing::new(account, *certificates))
             .collect(),
     ))
 }
@@ -371,7 +371,7 @@ async fn list_accounts(
 async fn deactivate(
     State(state): State<AdminState>,
     UrlPath(id): UrlPath<String>,
-) -> Result<Json<AccountView>, AdminError> {
+) -> Result<Json<AccountListing>, AdminError> {
     let store = &state.acme.store;
     let outcome = deactivate_account(
         store,
@@ -389,7 +389,7 @@ async fn deactivate(
         .account_with_certificate_count(&id)
         .await?
         .ok_or_else(unknown)?;
-    Ok(Json(AccountView::new(&account, certificates)))
+    Ok(Json(AccountListing::new(&account, certificates)))
 }
 
 #[cfg(test)]

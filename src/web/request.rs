@@ -21,7 +21,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Who signed a request.
 #[derive(Debug, Clone)]
-pub enum Signer {
+pub enum SignedBy {
     /// A key sent inline (`jwk`), for newAccount and revocation by certificate key.
     Key(PublicJwk),
     /// An existing, valid account (`kid`).
@@ -32,15 +32,15 @@ pub enum Signer {
 pub struct SignedRequest {
     pub urls: Urls,
     pub payload: Vec<u8>,
-    pub signer: Signer,
+    pub signer: SignedBy,
 }
 
 impl SignedRequest {
     /// The signing account; requests other than newAccount must use `kid`.
     pub fn account(&self) -> Result<&Account, Problem> {
         match &self.signer {
-            Signer::Account(account) => Ok(account),
-            Signer::Key(_) => Err(Problem::malformed(
+            SignedBy::Account(account) => Ok(account),
+            SignedBy::Key(_) => Err(Problem::malformed(
                 "this request must be signed with an account key identified by kid, not jwk",
             )),
         }
@@ -49,8 +49,8 @@ impl SignedRequest {
     /// The inline key; newAccount must use `jwk`.
     pub fn jwk(&self) -> Result<&PublicJwk, Problem> {
         match &self.signer {
-            Signer::Key(key) => Ok(key),
-            Signer::Account(_) => Err(Problem::malformed(
+            SignedBy::Key(key) => Ok(key),
+            SignedBy::Account(_) => Err(Problem::malformed(
                 "this request must carry the account key as jwk, not kid",
             )),
         }
@@ -131,7 +131,7 @@ impl FromRequest<AcmeState> for SignedRequest {
         let signer = match &jws.key {
             KeyRef::Jwk(key) => {
                 jws.verify(key)?;
-                Signer::Key(key.clone())
+                SignedBy::Key(key.clone())
             }
             KeyRef::Kid(kid) => {
                 let account = lookup_account(state, &urls, kid).await?;
@@ -145,7 +145,7 @@ impl FromRequest<AcmeState> for SignedRequest {
                     )));
                 }
                 tracing::Span::current().record("account", account.id.as_str());
-                Signer::Account(account)
+                SignedBy::Account(account)
             }
         };
 

@@ -1,6 +1,7 @@
 //! `--names` patterns: the names an account bound with a key may order.
 
-use crate::protocol::identifiers::{parse_dns, IdentifierKind, OrderedIdentifier};
+use crate::protocol::identifier::IdentifierKind;
+use crate::protocol::identifiers::{parse_dns, OrderedIdentifier};
 use crate::vault::role_rules::RoleRules;
 
 /// The names a `--names` key lets its account order.

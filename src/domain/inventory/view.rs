@@ -47,7 +47,7 @@ impl CertificateView {
 
 /// One ACME account.
 #[derive(Debug, Clone, Serialize)]
-pub struct AccountView {
+pub struct AccountListing {
     pub id: String,
     pub status: AccountStatus,
     /// `mailto:` URLs as the client gave them.
@@ -58,7 +58,7 @@ pub struct AccountView {
     pub certificates: i64,
 }
 
-impl AccountView {
+impl AccountListing {
     pub fn new(account: &Account, certificates: i64) -> Self {
         Self {
             id: account.id.clone(),

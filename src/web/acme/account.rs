@@ -194,7 +194,7 @@ pub async fn account(
 /// The query of an orders-list page; parsed by hand so that a bad cursor is
 /// a problem document rather than the framework's plain-text 400.
 #[derive(Debug, Deserialize)]
-pub struct Page {
+pub struct OrdersPage {
     #[serde(default)]
     cursor: Option<String>,
 }
@@ -204,7 +204,7 @@ pub struct Page {
 pub async fn orders(
     State(state): State<AcmeState>,
     Path(id): Path<String>,
-    Query(page): Query<Page>,
+    Query(page): Query<OrdersPage>,
     request: SignedRequest,
 ) -> Result<Response, Problem> {
     own_account(&request, &id)?;

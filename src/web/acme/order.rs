@@ -9,11 +9,12 @@ use crate::audit::AuditEvent;
 use crate::domain::profiles::Profile;
 use crate::issuer::IssueError;
 use crate::protocol::ari::CertId;
+use crate::protocol::identifier::Identifier;
 use crate::protocol::identifiers::check_order_identifiers;
 use crate::protocol::identifiers::OrderedIdentifier;
 use crate::protocol::problem::{Problem, ProblemType, Subproblem};
 use crate::protocol::status::OrderStatus;
-use crate::protocol::types::{Identifier, NewOrderRequest};
+use crate::protocol::types::NewOrderRequest;
 use crate::store::{
     Certificate, NewAuthorization, NewChallenge, NewOrder, Order, OrderAuthorization,
 };

@@ -22,10 +22,10 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use crate::audit::{Actor, AuditEvent};
 use crate::issuer::{IssueError, RevocationReason, RevokeRequest};
 use crate::protocol::csr::ip_from_bytes;
+use crate::protocol::identifier::Identifier;
 use crate::protocol::problem::{Problem, ProblemType};
-use crate::protocol::types::Identifier;
 use crate::store::Certificate;
-use crate::web::request::{SignedRequest, Signer};
+use crate::web::request::{SignedBy, SignedRequest};
 use crate::web::AcmeState;
 
 /// How long a client is asked to wait when the CA cannot revoke right now.
@@ -99,10 +99,10 @@ async fn authorize(
     now: i64,
 ) -> Result<Actor, Problem> {
     match &request.signer {
-        Signer::Account(account) if account.id == certificate.account_id => {
+        SignedBy::Account(account) if account.id == certificate.account_id => {
             Ok(Actor::Account(account.id.clone()))
         }
-        Signer::Account(account) => {
+        SignedBy::Account(account) => {
             let identifiers = certified_identifiers(leaf);
             if state
                 .store
@@ -116,8 +116,8 @@ async fn authorize(
                 ))
             }
         }
-        Signer::Key(key) if key.same_key_as(leaf.public_key()) => Ok(Actor::CertificateKey),
-        Signer::Key(_) => Err(Problem::unauthorized(
+        SignedBy::Key(key) if key.same_key_as(leaf.public_key()) => Ok(Actor::CertificateKey),
+        SignedBy::Key(_) => Err(Problem::unauthorized(
             "a request signed with jwk must be signed with the certificate's own key",
         )),
     }

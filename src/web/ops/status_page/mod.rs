@@ -25,7 +25,7 @@ use crate::store::inventory::CertificateFilter;
 use crate::web::urls::Urls;
 use crate::web::AcmeState;
 
-use render::{CertificateRow, Page, ProfileRow};
+use render::{CertificateRow, ProfileRow, StatusPage};
 
 /// How many certificates the page lists: enough to see what needs
 /// attention, few enough to stay one screen of a table.
@@ -96,7 +96,7 @@ async fn status(State(state): State<AcmeState>, urls: Urls) -> Result<Response, 
             }
         })
         .collect();
-    let page = Page {
+    let page = StatusPage {
         now,
         readiness,
         profiles,

@@ -9,7 +9,7 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::OffsetDateTime;
 
-use crate::domain::readiness::{Readiness, Subject};
+use crate::domain::readiness::{CheckSubject, Readiness};
 
 /// The page's only stylesheet; its hash is what the Content-Security-Policy
 /// allows.
@@ -44,7 +44,7 @@ pub struct CertificateRow {
     pub renewal_window: (i64, i64),
 }
 
-pub struct Page {
+pub struct StatusPage {
     pub now: i64,
     pub readiness: std::sync::Arc<Readiness>,
     pub profiles: Vec<ProfileRow>,
@@ -143,7 +143,7 @@ fn outcome_text(outcome: &Result<String, String>) -> String {
     }
 }
 
-fn summary(html: &mut String, page: &Page) {
+fn summary(html: &mut String, page: &StatusPage) {
     let (class, text) = if page.readiness.is_ready() {
         ("ready", "Ready")
     } else {
@@ -159,7 +159,7 @@ fn summary(html: &mut String, page: &Page) {
     );
 }
 
-fn profiles(html: &mut String, page: &Page) {
+fn profiles(html: &mut String, page: &StatusPage) {
     html.push_str(
         "<h2>Profiles</h2>\n<table id=\"profiles\">\n<thead><tr><th>Profile</th><th>Issuer</th>\
          <th>Description</th><th>ACME directory</th><th>State</th></tr></thead>\n<tbody>\n",
@@ -189,14 +189,14 @@ fn profiles(html: &mut String, page: &Page) {
 }
 
 /// The checks that are not a profile's: the database and Vault.
-fn checks(html: &mut String, page: &Page) {
+fn checks(html: &mut String, page: &StatusPage) {
     html.push_str("<h2>Database and Vault</h2>\n<table id=\"checks\">\n<tbody>\n");
     let mut vault_checked = false;
     for check in &page.readiness.checks {
         let kind = match check.subject {
-            Subject::Database => "database",
-            Subject::Vault { .. } => "vault",
-            Subject::Profile { .. } => continue,
+            CheckSubject::Database => "database",
+            CheckSubject::Vault { .. } => "vault",
+            CheckSubject::Profile { .. } => continue,
         };
         vault_checked |= kind == "vault";
         let _ = writeln!(
@@ -216,7 +216,7 @@ fn checks(html: &mut String, page: &Page) {
     html.push_str("</tbody>\n</table>\n");
 }
 
-fn certificates(html: &mut String, page: &Page) {
+fn certificates(html: &mut String, page: &StatusPage) {
     html.push_str("<h2>Certificates expiring soonest</h2>\n");
     if page.certificates.is_empty() {
         html.push_str("<p id=\"no-certificates\">No valid certificates.</p>\n");
@@ -252,7 +252,7 @@ fn certificates(html: &mut String, page: &Page) {
 }
 
 /// The whole document.
-pub fn page(page: &Page) -> String {
+pub fn page(page: &StatusPage) -> String {
     let mut html = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
@@ -286,11 +286,11 @@ mod tests {
 
     #[test]
     fn markup_in_configured_text_is_shown_not_run() {
-        let page = Page {
+        let page = StatusPage {
             now: 0,
             readiness: std::sync::Arc::new(Readiness {
                 checks: vec![Check {
-                    subject: Subject::Database,
+                    subject: CheckSubject::Database,
                     outcome: Err("<b>broken</b>".into()),
                 }],
             }),

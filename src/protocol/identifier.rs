@@ -1,0 +1,54 @@
+//! An identifier as it travels in orders and authorizations (RFC 8555
+//! §9.7.7, RFC 8738), and the kinds certgate issues for. A leaf, so that
+//! problem documents, resource objects and the identifier rules can all
+//! name it.
+
+use serde::{Deserialize, Serialize};
+
+/// The identifier types certgate issues for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentifierKind {
+    Dns,
+    /// RFC 8738.
+    Ip,
+}
+
+impl IdentifierKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dns => "dns",
+            Self::Ip => "ip",
+        }
+    }
+}
+
+/// An identifier in an order or authorization (RFC 8555 §9.7.7).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Identifier {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: String,
+}
+
+impl Identifier {
+    pub fn new(kind: IdentifierKind, value: impl Into<String>) -> Self {
+        Self {
+            kind: kind.as_str().into(),
+            value: value.into(),
+        }
+    }
+
+    pub fn dns(value: impl Into<String>) -> Self {
+        Self::new(IdentifierKind::Dns, value)
+    }
+
+    /// A DNS name or, when `value` is an address, an IP identifier.
+    pub fn from_value(value: &str) -> Self {
+        let kind = if value.parse::<std::net::IpAddr>().is_ok() {
+            IdentifierKind::Ip
+        } else {
+            IdentifierKind::Dns
+        };
+        Self::new(kind, value)
+    }
+}
