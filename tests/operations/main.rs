@@ -2,6 +2,7 @@
 //! API, the audit log, the status page, and the deploy files and docs.
 
 mod admin_api;
+mod architecture;
 mod audit;
 mod deploy_files;
 mod inventory;
