@@ -5,23 +5,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
-use axum::http::Request;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
 use axum_server::tls_rustls::RustlsConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
 use crate::audit::AuditLog;
 use crate::config::{Config, ProfileIssuer};
 use crate::domain::profiles::{Profile, Profiles};
 use crate::domain::readiness::ReadinessProbe;
-use crate::issuer::local::{CaError, EmbeddedCa, LocalIssuer, CRL_PATH};
+use crate::issuer::local::{CaError, EmbeddedCa, LocalIssuer};
 use crate::issuer::vault::{VaultIssuer, VaultRole};
 use crate::issuer::Issuer;
 use crate::metrics::Metrics;
@@ -31,7 +23,7 @@ use crate::util::serve_lock::{ServeLock, ServeLockError};
 use crate::validate::{DnsResolver, ValidationPorts, Validator};
 use crate::vault::{Vault, VaultSetupError};
 use crate::web::nonce::NonceStore;
-use crate::web::{acme, AcmeState, Lifetimes};
+use crate::web::{AcmeState, Lifetimes};
 
 /// Lifetime of certgate's own HTTPS certificate, made anew at every start.
 const SERVER_CERT_LIFETIME: Duration = Duration::from_secs(397 * 86_400);
@@ -162,7 +154,10 @@ fn tls_config(ca: &EmbeddedCa, config: &Config) -> Result<RustlsConfig, ServerEr
 
 /// The configured profiles, each with its issuer.
 fn build_profiles(config: &Config, ca: &Arc<EmbeddedCa>, vault: Option<&Arc<Vault>>) -> Profiles {
-    let local: Arc<dyn Issuer> = Arc::new(LocalIssuer::for_config(ca.clone(), config));
+    let local: Arc<dyn Issuer> = Arc::new(
+        LocalIssuer::new(ca.clone(), config.cert_lifetime)
+            .with_external_url(config.external_url.as_deref()),
+    );
     let profiles = config
         .profiles
         .iter()
@@ -287,68 +282,6 @@ impl UnfinishedWork {
     }
 }
 
-async fn root_pem(State(state): State<AcmeState>) -> impl IntoResponse {
-    (
-        [(CONTENT_TYPE, "application/x-pem-file")],
-        state.root_pem.to_string(),
-    )
-}
-
-/// A plain-text page saying where the directories are.
-async fn index(State(state): State<AcmeState>) -> String {
-    let mut page = format!(
-        "certgate {}: an ACME server (RFC 8555)\nACME directory: /acme/directory (profile {})\n",
-        env!("CARGO_PKG_VERSION"),
-        state.profiles.default_profile().name
-    );
-    for profile in state.profiles.iter() {
-        page.push_str(&format!("Profile {0}: /acme/{0}/directory\n", profile.name));
-    }
-    page.push_str("Root of certgate's own TLS and of the embedded CA: /ca/root.pem\n");
-    if state
-        .profiles
-        .iter()
-        .any(|profile| profile.issuer.embedded_ca().is_some())
-    {
-        page.push_str("Certificate revocation list of the embedded CA: /ca/crl.der\n");
-    }
-    page.push_str("ACME Renewal Information (RFC 9773): /acme/renewal-info/<certID>\n");
-    page
-}
-
-/// The whole HTTP application.
-pub fn app(state: AcmeState) -> Router {
-    let metrics = state.metrics.clone();
-    Router::new()
-        .route("/", get(index))
-        .route("/ca/root.pem", get(root_pem))
-        .route(CRL_PATH, get(crate::web::ops::crl::crl_der))
-        .merge(crate::web::ops::health::routes())
-        .merge(crate::web::ops::metrics::routes())
-        .merge(crate::web::ops::status_page::routes())
-        .with_state(state.clone())
-        .merge(acme::router(state))
-        // `layer` wraps each route, so the template a request matched
-        // (`MatchedPath`) is known when the request is counted.
-        .layer(axum::middleware::from_fn_with_state(
-            metrics,
-            crate::web::track_requests::track_requests,
-        ))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|request: &Request<_>| {
-                    tracing::info_span!(
-                        "request",
-                        method = %request.method(),
-                        path = %request.uri().path(),
-                        account = tracing::field::Empty,
-                        order = tracing::field::Empty,
-                    )
-                })
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        )
-}
-
 /// Runs a listener beside the main one, for as long as the server lives;
 /// its failure is logged as `what` stopping.
 fn serve_beside(
@@ -405,7 +338,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         .into_iter()
         .map(|vault| tokio::spawn(async move { vault.keep_token_fresh().await }))
         .collect();
-    let service = app(state.clone()).into_make_service();
+    let service = crate::web::router(state.clone()).into_make_service();
     let server = axum_server::from_tcp_rustls(listener, tls.clone()).handle(handle.clone());
     let task = tokio::spawn(async move { server.serve(service).await });
     if let Some((token, (listener, admin_addr))) = admin {

@@ -10,6 +10,7 @@ use crate::audit::{Actor, AuditEvent, AuditLog};
 use crate::cli::offline::{OfflineContext, StoreFlags};
 use crate::config::{parse_duration, Config, EabPolicy};
 use crate::domain::eab::{create_key, Keyring, NamesLimit};
+use crate::protocol::paths;
 use crate::store::eab::{EabKeyRecord, RevokeOutcome};
 use crate::store::Store;
 use crate::util::clock::rfc3339;
@@ -132,9 +133,9 @@ async fn create(
     let hmac = created.hmac_key.encoded();
     let directory = {
         let path = if profile == config.default_profile {
-            "/acme/directory".to_owned()
+            paths::directory(None)
         } else {
-            format!("/acme/{profile}/directory")
+            paths::directory(Some(&profile))
         };
         match &config.external_url {
             Some(base) => format!("{base}{path}"),

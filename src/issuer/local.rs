@@ -464,12 +464,6 @@ impl LocalIssuer {
         }
     }
 
-    /// The issuer `certgate serve` uses: `--cert-lifetime` by default, and
-    /// the CRL under `--external-url` (see [`Self::with_external_url`]).
-    pub fn for_config(ca: Arc<EmbeddedCa>, config: &crate::config::Config) -> Self {
-        Self::new(ca, config.cert_lifetime).with_external_url(config.external_url.as_deref())
-    }
-
     /// Leaves name `<external_url>/ca/crl.der` as their CRL distribution
     /// point. Without an external URL they name none: certgate answers
     /// under whatever host a client used, and a guessed URL (localhost, the

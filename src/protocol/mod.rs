@@ -9,6 +9,7 @@ pub mod identifier;
 pub mod identifiers;
 pub mod jwk;
 pub mod jws;
+pub mod paths;
 pub mod problem;
 pub mod status;
 pub mod types;

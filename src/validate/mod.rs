@@ -162,7 +162,7 @@ impl Validator {
     /// external URL certgate answers under any host name, so only the path
     /// is compared.
     fn is_account_uri(&self, uri: &str, account_id: &str) -> bool {
-        let path = format!("/acme/acct/{account_id}");
+        let path = crate::protocol::paths::account(account_id);
         match &self.external_url {
             Some(base) => uri == format!("{base}{path}"),
             None => url::Url::parse(uri).is_ok_and(|u| u.path() == path),

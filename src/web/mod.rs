@@ -10,6 +10,13 @@ pub mod response;
 pub mod track_requests;
 pub mod urls;
 
+use axum::http::Request;
+use axum::routing::get;
+use axum::Router;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::issuer::local::CRL_PATH;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -98,4 +105,37 @@ impl AcmeState {
             id,
         ))
     }
+}
+
+/// The whole HTTP application of the main listener.
+pub fn router(state: AcmeState) -> Router {
+    let metrics = state.metrics.clone();
+    Router::new()
+        .route("/", get(ops::index))
+        .route("/ca/root.pem", get(ops::root_pem))
+        .route(CRL_PATH, get(ops::crl::crl_der))
+        .merge(ops::health::routes())
+        .merge(ops::metrics::routes())
+        .merge(ops::status_page::routes())
+        .with_state(state.clone())
+        .merge(acme::router(state))
+        // `layer` wraps each route, so the template a request matched
+        // (`MatchedPath`) is known when the request is counted.
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            track_requests::track_requests,
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<_>| {
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        account = tracing::field::Empty,
+                        order = tracing::field::Empty,
+                    )
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
 }

@@ -9,6 +9,7 @@ use axum::http::header::HOST;
 use axum::http::request::Parts;
 
 use super::AcmeState;
+use crate::protocol::paths;
 use crate::protocol::problem::Problem;
 
 /// The base `https://host[:port]` (no trailing slash) and the profile whose
@@ -43,15 +44,16 @@ impl Urls {
     }
 
     fn at(&self, path: &str) -> String {
-        format!("{}/acme/{path}", self.base)
+        format!("{}{}", self.base, paths::resource(path))
     }
 
     /// A directory entry: under `/acme/<profile>/` for a profile's directory.
     fn entry(&self, name: &str) -> String {
-        match &self.profile {
-            Some(profile) => self.at(&format!("{profile}/{name}")),
-            None => self.at(name),
-        }
+        format!(
+            "{}{}",
+            self.base,
+            paths::entry(self.profile.as_deref(), name)
+        )
     }
 
     pub fn directory(&self) -> String {
@@ -76,7 +78,7 @@ impl Urls {
         self.at("renewal-info")
     }
     pub fn account(&self, id: &str) -> String {
-        self.at(&format!("acct/{id}"))
+        format!("{}{}", self.base, paths::account(id))
     }
     pub fn account_orders(&self, id: &str) -> String {
         self.at(&format!("acct/{id}/orders"))
@@ -99,8 +101,7 @@ impl Urls {
 
     /// The account id in an account URL of ours, if `kid` is one.
     pub fn account_id_from_kid<'a>(&self, kid: &'a str) -> Option<&'a str> {
-        let id = kid.strip_prefix(&self.base)?.strip_prefix("/acme/acct/")?;
-        (!id.is_empty() && !id.contains('/')).then_some(id)
+        paths::account_id(kid.strip_prefix(&self.base)?)
     }
 
     /// The URLs for a request: based on the configured external URL or the
@@ -113,7 +114,8 @@ impl Urls {
             .get::<OriginalUri>()
             .map_or(parts.uri.path(), |original| original.path());
         let profile = path
-            .strip_prefix("/acme/")
+            .strip_prefix(paths::ROOT)
+            .and_then(|rest| rest.strip_prefix('/'))
             .and_then(|rest| rest.split_once('/'))
             .map(|(first, _)| first)
             .filter(|first| state.profiles.get(first).is_some());

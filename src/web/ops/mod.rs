@@ -1,7 +1,55 @@
 //! The routes for operators and for what sits around certgate: health and
 //! readiness, metrics, the status page, the embedded CA's root and CRL.
 
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+
+use crate::issuer::local::CRL_PATH;
+use crate::protocol::paths;
+use crate::web::AcmeState;
+
 pub mod crl;
 pub mod health;
 pub mod metrics;
 pub mod status_page;
+
+/// The embedded root, which certgate's own TLS certificate chains to.
+pub async fn root_pem(State(state): State<AcmeState>) -> impl IntoResponse {
+    (
+        [(CONTENT_TYPE, "application/x-pem-file")],
+        state.root_pem.to_string(),
+    )
+}
+
+/// A plain-text page saying where the directories are.
+pub async fn index(State(state): State<AcmeState>) -> String {
+    let mut page = format!(
+        "certgate {}: an ACME server (RFC 8555)\nACME directory: {} (profile {})\n",
+        env!("CARGO_PKG_VERSION"),
+        paths::directory(None),
+        state.profiles.default_profile().name
+    );
+    for profile in state.profiles.iter() {
+        page.push_str(&format!(
+            "Profile {}: {}\n",
+            profile.name,
+            paths::directory(Some(&profile.name))
+        ));
+    }
+    page.push_str("Root of certgate's own TLS and of the embedded CA: /ca/root.pem\n");
+    if state
+        .profiles
+        .iter()
+        .any(|profile| profile.issuer.embedded_ca().is_some())
+    {
+        page.push_str(&format!(
+            "Certificate revocation list of the embedded CA: {CRL_PATH}\n"
+        ));
+    }
+    page.push_str(&format!(
+        "ACME Renewal Information (RFC 9773): {}/<certID>\n",
+        paths::resource("renewal-info")
+    ));
+    page
+}
