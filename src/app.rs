@@ -152,8 +152,25 @@ fn tls_config(ca: &EmbeddedCa, config: &Config) -> Result<RustlsConfig, ServerEr
     Ok(RustlsConfig::from_config(Arc::new(server)))
 }
 
+/// What a test may put in place of the real thing when it starts certgate;
+/// the default is what `certgate serve` runs. Only the composition root
+/// knows about these: every component just receives a clock and issuers.
+#[derive(Clone, Default)]
+pub struct Substitutes {
+    /// The clock every handler and background task reads (a fixed or
+    /// settable one, to test expiry without waiting).
+    pub clock: Option<Arc<dyn Clock>>,
+    /// The issuer of every profile, instead of the embedded CA or Vault.
+    pub issuer: Option<Arc<dyn Issuer>>,
+}
+
 /// The configured profiles, each with its issuer.
-fn build_profiles(config: &Config, ca: &Arc<EmbeddedCa>, vault: Option<&Arc<Vault>>) -> Profiles {
+fn build_profiles(
+    config: &Config,
+    ca: &Arc<EmbeddedCa>,
+    vault: Option<&Arc<Vault>>,
+    substitute: Option<&Arc<dyn Issuer>>,
+) -> Profiles {
     let local: Arc<dyn Issuer> = Arc::new(
         LocalIssuer::new(ca.clone(), config.cert_lifetime)
             .with_external_url(config.external_url.as_deref()),
@@ -183,6 +200,7 @@ fn build_profiles(config: &Config, ca: &Arc<EmbeddedCa>, vault: Option<&Arc<Vaul
                 }
                 (ProfileIssuer::Local, _) => local.clone(),
             };
+            let issuer = substitute.cloned().unwrap_or(issuer);
             Profile {
                 name: settings.name.clone(),
                 issuer,
@@ -203,6 +221,7 @@ async fn build_state(
     ca: Arc<EmbeddedCa>,
     vault: Option<&Arc<Vault>>,
     metrics: Arc<Metrics>,
+    substitutes: Substitutes,
 ) -> Result<AcmeState, ServerError> {
     let store = Store::open(&config.database_url).await?;
     let audit = AuditLog::open(&config.audit_log, store.clone()).map_err(|source| {
@@ -212,8 +231,13 @@ async fn build_state(
         }
     })?;
     let resolver = DnsResolver::new(&config.resolvers)?;
-    let profiles = Arc::new(build_profiles(config, &ca, vault));
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let profiles = Arc::new(build_profiles(
+        config,
+        &ca,
+        vault,
+        substitutes.issuer.as_ref(),
+    ));
+    let clock = substitutes.clock.unwrap_or_else(|| Arc::new(SystemClock));
     let readiness = Arc::new(ReadinessProbe::new(
         store.clone(),
         vault.cloned(),
@@ -303,6 +327,12 @@ fn serve_beside(
 /// only then the background work (token renewal, resumed issuances). A
 /// failed start therefore leaves no task running and no order touched.
 pub async fn start(config: Config) -> Result<Server, ServerError> {
+    start_with(config, Substitutes::default()).await
+}
+
+/// [`start`] with a clock or an issuer of the caller's in place of the real
+/// ones (see [`Substitutes`]).
+pub async fn start_with(config: Config, substitutes: Substitutes) -> Result<Server, ServerError> {
     crate::util::data_dir::create(&config.data_dir).map_err(|source| ServerError::DataDir {
         path: config.data_dir.clone(),
         source,
@@ -316,7 +346,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         .map(|settings| Vault::new(settings, metrics.clone()))
         .transpose()?
         .map(Arc::new);
-    let state = build_state(&config, ca.clone(), vault.as_ref(), metrics).await?;
+    let state = build_state(&config, ca.clone(), vault.as_ref(), metrics, substitutes).await?;
     let unfinished = UnfinishedWork::find(&state).await?;
     let tls = tls_config(&ca, &config)?;
 

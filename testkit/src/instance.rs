@@ -3,8 +3,12 @@
 
 use std::path::PathBuf;
 
-use certgate::app::Server;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use certgate::app::{Server, Substitutes};
 use certgate::config::{Config, ServeFlags};
+use certgate::util::clock::Clock;
 
 use super::dns::DnsStub;
 use super::http01::Http01Responder;
@@ -17,6 +21,30 @@ pub struct Instance {
     pub data_dir: tempfile::TempDir,
     /// Written to `<data-dir>/certgate.toml` and passed as `--config`.
     config_file: Option<String>,
+    /// What stands in for the clock or the issuers, across restarts too.
+    substitutes: Substitutes,
+}
+
+/// A clock a test sets: starts at the real time, moves only when told.
+#[derive(Debug)]
+pub struct SettableClock(AtomicI64);
+
+impl SettableClock {
+    pub fn now_real() -> Arc<Self> {
+        Arc::new(Self(AtomicI64::new(
+            time::OffsetDateTime::now_utc().unix_timestamp(),
+        )))
+    }
+
+    pub fn advance(&self, by: std::time::Duration) {
+        self.0.fetch_add(by.as_secs() as i64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for SettableClock {
+    fn now(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 impl Instance {
@@ -28,6 +56,15 @@ impl Instance {
     /// environment is not read, so a `VAULT_*` variable of the machine
     /// running the tests changes nothing.
     pub async fn start_with_config(config_file: Option<String>) -> Self {
+        Self::start_with_substitutes(config_file, Substitutes::default()).await
+    }
+
+    /// Starts with a clock or an issuer of the test's in place of the real
+    /// ones, through certgate's composition root.
+    pub async fn start_with_substitutes(
+        config_file: Option<String>,
+        substitutes: Substitutes,
+    ) -> Self {
         let dns = DnsStub::start().await;
         let http01 = Http01Responder::start().await;
         let data_dir = tempfile::tempdir().unwrap();
@@ -37,6 +74,7 @@ impl Instance {
             http01,
             data_dir,
             config_file,
+            substitutes,
         };
         instance.server = Some(instance.boot().await);
         instance
@@ -68,7 +106,7 @@ impl Instance {
     }
 
     async fn boot(&self) -> Server {
-        certgate::app::start(self.config())
+        certgate::app::start_with(self.config(), self.substitutes.clone())
             .await
             .expect("certgate starts")
     }
@@ -79,7 +117,7 @@ impl Instance {
         let config = self.config();
         self.server.take().unwrap().shutdown().await.unwrap();
         self.server = Some(
-            certgate::app::start(config)
+            certgate::app::start_with(config, self.substitutes.clone())
                 .await
                 .expect("certgate restarts"),
         );

@@ -17,5 +17,6 @@ mod real_clients;
 mod resources;
 mod restart;
 mod revoke;
+mod substitutes;
 mod tls_alpn01;
 mod validation_retry;
