@@ -13,6 +13,7 @@ use crate::audit::AuditLog;
 use crate::config::{Config, ProfileIssuer};
 use crate::domain::profiles::{Profile, Profiles};
 use crate::domain::readiness::ReadinessProbe;
+use crate::domain::workers::Workers;
 use crate::issuer::local::{CaError, EmbeddedCa, LocalIssuer};
 use crate::issuer::vault::{VaultIssuer, VaultRole};
 use crate::issuer::Issuer;
@@ -96,7 +97,7 @@ impl Server {
         for companion in &self.companions {
             companion.abort();
         }
-        if !self.state.signing.close(DRAIN_TIMEOUT).await {
+        if !self.state.workers.signing.close(DRAIN_TIMEOUT).await {
             tracing::warn!("stopped while a signing request was still out; its order will fail at the next start");
         }
         self.state.store.close().await;
@@ -244,15 +245,13 @@ async fn build_state(
         profiles.clone(),
         clock.clone(),
     ));
-    Ok(AcmeState {
-        store,
-        nonces: Arc::new(NonceStore::new(
-            NonceStore::DEFAULT_LIFETIME,
-            NonceStore::DEFAULT_CAPACITY,
-        )),
-        root_pem: ca.root_pem().into(),
-        profiles,
-        signing: Arc::default(),
+    let lifetimes = Lifetimes {
+        valid_authorization: config.authorization_reuse,
+        ..Lifetimes::default()
+    };
+    let workers = Arc::new(Workers {
+        store: store.clone(),
+        profiles: profiles.clone(),
         validator: Arc::new(Validator::new(
             resolver,
             ValidationPorts {
@@ -261,11 +260,23 @@ async fn build_state(
             },
             config.external_url.clone(),
         )),
+        clock: clock.clone(),
+        metrics: metrics.clone(),
+        audit: audit.clone(),
+        valid_authorization: lifetimes.valid_authorization,
+        signing: Arc::default(),
+    });
+    Ok(AcmeState {
+        store,
+        nonces: Arc::new(NonceStore::new(
+            NonceStore::DEFAULT_LIFETIME,
+            NonceStore::DEFAULT_CAPACITY,
+        )),
+        root_pem: ca.root_pem().into(),
+        profiles,
+        workers,
         clock,
-        lifetimes: Lifetimes {
-            valid_authorization: config.authorization_reuse,
-            ..Lifetimes::default()
-        },
+        lifetimes,
         rate_limits: config.rate_limits,
         external_url: config.external_url.clone(),
         eab: crate::domain::eab::Keyring::in_data_dir(&config.data_dir),
@@ -297,11 +308,11 @@ impl UnfinishedWork {
     fn resume(self, state: &AcmeState) {
         for id in self.challenges {
             tracing::info!(challenge = %id, "resuming validation");
-            state.spawn_validation(id);
+            state.workers.spawn_validation(id);
         }
         for id in self.orders {
             tracing::info!(order = %id, "resuming issuance");
-            state.spawn_issuance(id);
+            state.workers.spawn_issuance(id);
         }
     }
 }

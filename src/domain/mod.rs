@@ -9,3 +9,4 @@ pub mod profiles;
 pub mod rate_limits;
 pub mod readiness;
 pub mod validation;
+pub mod workers;

@@ -21,9 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::profiles::Profiles;
+use crate::domain::workers::Workers;
 use crate::store::Store;
 use crate::util::clock::Clock;
-use crate::validate::Validator;
 
 /// How long resources live and how long requests wait for background work.
 #[derive(Debug, Clone)]
@@ -53,9 +53,9 @@ pub struct AcmeState {
     pub store: Store,
     pub nonces: Arc<nonce::NonceStore>,
     pub profiles: Arc<Profiles>,
-    /// Closed when certgate stops, after signing requests in flight finish.
-    pub signing: Arc<crate::domain::issuance::SigningGate>,
-    pub validator: Arc<Validator>,
+    /// Starts validations and issuances, which outlive the requests that
+    /// ask for them.
+    pub workers: Arc<Workers>,
     pub clock: Arc<dyn Clock>,
     pub lifetimes: Lifetimes,
     /// The rate limits newOrder is held to.
@@ -77,34 +77,35 @@ pub struct AcmeState {
     pub vault: Option<Arc<crate::vault::Vault>>,
 }
 
-impl AcmeState {
-    /// Starts validating challenge `id` (already `processing`) in a task of
-    /// its own, which outlives the request that asked for it.
-    pub fn spawn_validation(&self, id: String) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(crate::domain::validation::run(
-            self.store.clone(),
-            self.validator.clone(),
-            self.profiles.clone(),
-            self.clock.clone(),
-            self.metrics.clone(),
-            self.lifetimes.valid_authorization,
-            id,
-        ))
-    }
+/// Lets a handler take one part of the state (`State<Store>`,
+/// `State<Arc<dyn Clock>>`, …) instead of all of it: each handler names
+/// exactly what it uses.
+macro_rules! parts_of_the_state {
+    ($($field:ident: $part:ty),* $(,)?) => {
+        $(
+            impl axum::extract::FromRef<AcmeState> for $part {
+                fn from_ref(state: &AcmeState) -> Self {
+                    state.$field.clone()
+                }
+            }
+        )*
+    };
+}
 
-    /// Starts issuing the certificate of order `id` (already `processing`)
-    /// in a task of its own.
-    pub fn spawn_issuance(&self, id: String) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(crate::domain::issuance::run(
-            self.store.clone(),
-            self.profiles.clone(),
-            self.signing.clone(),
-            self.clock.clone(),
-            self.audit.clone(),
-            self.metrics.clone(),
-            id,
-        ))
-    }
+parts_of_the_state! {
+    store: Store,
+    nonces: Arc<nonce::NonceStore>,
+    profiles: Arc<Profiles>,
+    workers: Arc<Workers>,
+    clock: Arc<dyn Clock>,
+    lifetimes: Lifetimes,
+    rate_limits: crate::config::rate_limits::RateLimits,
+    root_pem: Arc<str>,
+    eab: crate::domain::eab::Keyring,
+    metrics: Arc<crate::metrics::Metrics>,
+    audit: crate::audit::AuditLog,
+    readiness: Arc<crate::domain::readiness::ReadinessProbe>,
+    vault: Option<Arc<crate::vault::Vault>>,
 }
 
 /// The whole HTTP application of the main listener.

@@ -7,27 +7,29 @@ use super::{owned, views};
 use crate::protocol::problem::Problem;
 use crate::protocol::status::AuthorizationStatus;
 use crate::protocol::types::AuthorizationUpdateRequest;
-use crate::store::Authorization;
+use crate::store::{Authorization, Store};
+use crate::util::clock::Clock;
 use crate::web::request::SignedRequest;
 use crate::web::response::Json;
-use crate::web::AcmeState;
+use std::sync::Arc;
 
 /// Loads an authorization that belongs to the signing account.
 pub async fn owned_authorization(
-    state: &AcmeState,
+    store: &Store,
     request: &SignedRequest,
     id: &str,
 ) -> Result<Authorization, Problem> {
-    let authz = state.store.authorization(id).await?;
+    let authz = store.authorization(id).await?;
     owned(authz, |a| &a.account_id, request, "authorization")
 }
 
 pub async fn authorization(
-    State(state): State<AcmeState>,
+    State(store): State<Store>,
+    State(clock): State<Arc<dyn Clock>>,
     Path(id): Path<String>,
     request: SignedRequest,
 ) -> Result<Response, Problem> {
-    let mut authz = owned_authorization(&state, &request, &id).await?;
+    let mut authz = owned_authorization(&store, &request, &id).await?;
     if !request.payload.is_empty() {
         let update: AuthorizationUpdateRequest = request.json()?;
         if update.status != "deactivated" {
@@ -36,20 +38,19 @@ pub async fn authorization(
                 update.status
             )));
         }
-        let now = state.clock.now();
-        if !state.store.deactivate_authorization(&id, now).await? {
+        let now = clock.now();
+        if !store.deactivate_authorization(&id, now).await? {
             return Err(Problem::malformed(format!(
                 "only pending or valid authorizations can be deactivated; this one is {}",
                 authz.effective_status(now)
             )));
         }
-        authz = state
-            .store
+        authz = store
             .authorization(&id)
             .await?
             .ok_or_else(|| Problem::not_found("authorization"))?;
     }
-    let view = views::authorization(&request.urls, &authz, state.clock.now());
+    let view = views::authorization(&request.urls, &authz, clock.now());
     let pending = view.status == AuthorizationStatus::Pending;
     Ok(Json::ok(view).retry_after_if(pending).into_response())
 }

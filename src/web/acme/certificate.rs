@@ -7,16 +7,16 @@ use axum::response::{IntoResponse, Response};
 
 use super::owned;
 use crate::protocol::problem::Problem;
+use crate::store::Store;
 use crate::web::request::SignedRequest;
-use crate::web::AcmeState;
 
 pub async fn certificate(
-    State(state): State<AcmeState>,
+    State(store): State<Store>,
     Path(id): Path<String>,
     request: SignedRequest,
 ) -> Result<Response, Problem> {
     request.require_post_as_get()?;
-    let certificate = state.store.certificate(&id).await?;
+    let certificate = store.certificate(&id).await?;
     let certificate = owned(certificate, |c| &c.account_id, &request, "certificate")?;
     Ok((
         [(

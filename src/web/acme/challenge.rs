@@ -8,23 +8,29 @@ use axum::response::{IntoResponse, Response};
 
 use super::authorization::owned_authorization;
 use super::views;
+use crate::domain::workers::Workers;
 use crate::protocol::problem::Problem;
 use crate::protocol::status::{AuthorizationStatus, ChallengeStatus};
+use crate::store::Store;
+use crate::util::clock::Clock;
 use crate::web::request::SignedRequest;
 use crate::web::response::Json;
-use crate::web::AcmeState;
+use crate::web::Lifetimes;
+use std::sync::Arc;
 
 pub async fn challenge(
-    State(state): State<AcmeState>,
+    State(store): State<Store>,
+    State(workers): State<Arc<Workers>>,
+    State(clock): State<Arc<dyn Clock>>,
+    State(lifetimes): State<Lifetimes>,
     Path(id): Path<String>,
     request: SignedRequest,
 ) -> Result<Response, Problem> {
-    let challenge = state
-        .store
+    let challenge = store
         .challenge(&id)
         .await?
         .ok_or_else(|| Problem::not_found("challenge"))?;
-    let authz = owned_authorization(&state, &request, &challenge.authorization_id).await?;
+    let authz = owned_authorization(&store, &request, &challenge.authorization_id).await?;
 
     let challenge = if request.payload.is_empty() {
         challenge
@@ -32,21 +38,20 @@ pub async fn challenge(
         // RFC 8555 §7.5.1: the payload is an empty JSON object; anything else
         // a client sends is ignored rather than refused, as clients differ.
         let _: serde_json::Value = request.json()?;
-        if state.store.start_challenge(&id, state.clock.now()).await? {
-            let task = state.spawn_validation(id.clone());
+        if store.start_challenge(&id, clock.now()).await? {
+            let task = workers.spawn_validation(id.clone());
             // Answer with the result when validation is quick (saving the
             // client a poll); otherwise answer `processing` and let it poll.
-            let _ = tokio::time::timeout(state.lifetimes.answer_wait, task).await;
+            let _ = tokio::time::timeout(lifetimes.answer_wait, task).await;
         }
         // Started here, by a concurrent request, or long ago: answer with
         // what the challenge is now, unless it could not start at all.
-        let now_stored = state
-            .store
+        let now_stored = store
             .challenge(&id)
             .await?
             .ok_or_else(|| Problem::not_found("challenge"))?;
         if now_stored.status == ChallengeStatus::Pending {
-            let why = match authz.effective_status(state.clock.now()) {
+            let why = match authz.effective_status(clock.now()) {
                 AuthorizationStatus::Pending => {
                     "another challenge of this authorization is being validated".to_owned()
                 }

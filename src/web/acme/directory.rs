@@ -7,18 +7,19 @@ use axum::response::{IntoResponse, Response};
 use axum::extract::State;
 
 use crate::config::EabPolicy;
+use crate::domain::profiles::Profiles;
 use crate::protocol::types::{Directory, DirectoryMeta};
 use crate::web::response::Json;
 use crate::web::urls::Urls;
-use crate::web::AcmeState;
+use std::sync::Arc;
 
 /// The directory of the profile the URL names (or the default one), which
 /// lists every profile so a client may pick another in newOrder.
-pub async fn directory(State(state): State<AcmeState>, urls: Urls) -> Json<Directory> {
+pub async fn directory(State(profiles): State<Arc<Profiles>>, urls: Urls) -> Json<Directory> {
     let profile = urls
         .profile()
-        .and_then(|name| state.profiles.get(name))
-        .unwrap_or_else(|| state.profiles.default_profile());
+        .and_then(|name| profiles.get(name))
+        .unwrap_or_else(|| profiles.default_profile());
     Json::ok(Directory {
         new_nonce: urls.new_nonce(),
         new_account: urls.new_account(),
@@ -30,8 +31,7 @@ pub async fn directory(State(state): State<AcmeState>, urls: Urls) -> Json<Direc
             website: Some(format!("{}/", urls.base())),
             caa_identities: profile.validation.caa_identities.clone(),
             external_account_required: profile.eab == EabPolicy::Required,
-            profiles: state
-                .profiles
+            profiles: profiles
                 .iter()
                 .map(|p| (p.name.clone(), p.description.clone()))
                 .collect(),

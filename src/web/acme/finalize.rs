@@ -46,7 +46,7 @@ pub async fn finalize(
             .map_or(OrderStatus::Invalid, |o| o.effective_status(now));
         return Err(not_ready(current));
     }
-    let task = state.spawn_issuance(id.clone());
+    let task = state.workers.spawn_issuance(id.clone());
     let _ = tokio::time::timeout(state.lifetimes.answer_wait, task).await;
 
     let order = state

@@ -14,12 +14,13 @@ use serde_json::Value;
 
 use super::views;
 use crate::audit::AuditEvent;
+use crate::audit::AuditLog;
 use crate::protocol::jwk::PublicJwk;
 use crate::protocol::jws::{KeyRef, ParsedJws};
 use crate::protocol::problem::Problem;
+use crate::store::Store;
 use crate::web::request::SignedRequest;
 use crate::web::response::Json;
-use crate::web::AcmeState;
 
 /// The payload of the inner JWS.
 #[derive(Debug, Deserialize)]
@@ -50,7 +51,8 @@ fn key_in_use(location: &str) -> Response {
 }
 
 pub async fn key_change(
-    State(state): State<AcmeState>,
+    State(store): State<Store>,
+    State(audit): State<AuditLog>,
     OriginalUri(uri): OriginalUri,
     request: SignedRequest,
 ) -> Result<Response, Problem> {
@@ -101,8 +103,7 @@ pub async fn key_change(
         )));
     }
 
-    let outcome = state
-        .store
+    let outcome = store
         .update_account_key(
             &account.id,
             &account.key_thumbprint,
@@ -134,8 +135,7 @@ pub async fn key_change(
         new_thumbprint = %new_key.thumbprint,
         "account key rolled over"
     );
-    state
-        .audit
+    audit
         .record(AuditEvent::AccountKeyChanged {
             account: account.id.clone(),
             old_key_thumbprint: account.key_thumbprint.clone(),

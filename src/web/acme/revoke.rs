@@ -19,14 +19,18 @@ use serde::Deserialize;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::audit::AuditLog;
 use crate::audit::{Actor, AuditEvent};
+use crate::domain::profiles::Profiles;
 use crate::issuer::{IssueError, RevocationReason, RevokeRequest};
 use crate::protocol::csr::ip_from_bytes;
 use crate::protocol::identifier::Identifier;
 use crate::protocol::problem::{Problem, ProblemType};
 use crate::store::Certificate;
+use crate::store::Store;
+use crate::util::clock::Clock;
 use crate::web::request::{SignedBy, SignedRequest};
-use crate::web::AcmeState;
+use std::sync::Arc;
 
 /// How long a client is asked to wait when the CA cannot revoke right now.
 const RETRY_AFTER_SECS: u64 = 30;
@@ -92,7 +96,7 @@ fn certified_identifiers(leaf: &X509Certificate<'_>) -> Vec<Identifier> {
 /// identifiers, or the holder of the certificate's key. Returns who it was,
 /// for the log and the audit log.
 async fn authorize(
-    state: &AcmeState,
+    store: &Store,
     request: &SignedRequest,
     certificate: &Certificate,
     leaf: &X509Certificate<'_>,
@@ -104,8 +108,7 @@ async fn authorize(
         }
         SignedBy::Account(account) => {
             let identifiers = certified_identifiers(leaf);
-            if state
-                .store
+            if store
                 .holds_authorizations_for(&account.id, &identifiers, now)
                 .await?
             {
@@ -124,7 +127,10 @@ async fn authorize(
 }
 
 pub async fn revoke_cert(
-    State(state): State<AcmeState>,
+    State(store): State<Store>,
+    State(profiles): State<Arc<Profiles>>,
+    State(clock): State<Arc<dyn Clock>>,
+    State(audit): State<AuditLog>,
     request: SignedRequest,
 ) -> Result<Response, Problem> {
     let payload: RevokePayload = request.json()?;
@@ -142,8 +148,7 @@ pub async fn revoke_cert(
     // The serial finds it; the whole certificate must match, so that a
     // certificate of another CA that happens to share the serial is not
     // taken for ours.
-    let certificate = state
-        .store
+    let certificate = store
         .certificate_by_serial(&serial)
         .await?
         .filter(|stored| stored_leaf(stored).as_deref() == Some(der.as_slice()))
@@ -151,7 +156,7 @@ pub async fn revoke_cert(
             Problem::malformed("this server issued no such certificate")
                 .with_status(StatusCode::NOT_FOUND)
         })?;
-    let now = state.clock.now();
+    let now = clock.now();
     if certificate.not_after <= now {
         return Err(Problem::unauthorized("the certificate has expired"));
     }
@@ -171,12 +176,12 @@ pub async fn revoke_cert(
             )
         })?,
     };
-    let by = authorize(&state, &request, &certificate, &leaf, now).await?;
+    let by = authorize(&store, &request, &certificate, &leaf, now).await?;
     if certificate.revoked_at.is_some() {
         return Err(already_revoked());
     }
 
-    let profile = state.profiles.get(&certificate.profile).ok_or_else(|| {
+    let profile = profiles.get(&certificate.profile).ok_or_else(|| {
         Problem::internal(
             "the profile that issued this certificate is no longer configured",
             &certificate.profile,
@@ -205,8 +210,7 @@ pub async fn revoke_cert(
             ))
         }
     }
-    if !state
-        .store
+    if !store
         .revoke_certificate(&certificate.id, reason.code(), now)
         .await?
     {
@@ -221,8 +225,7 @@ pub async fn revoke_cert(
         by = ?by,
         "certificate revoked"
     );
-    state
-        .audit
+    audit
         .record(AuditEvent::CertificateRevoked {
             serial,
             profile: profile.name.clone(),

@@ -5,14 +5,20 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::domain::profiles::Profiles;
 use crate::issuer::crl;
-use crate::web::AcmeState;
+use crate::store::Store;
+use crate::util::clock::Clock;
+use std::sync::Arc;
 
 /// `GET /ca/crl.der`: the embedded CA's CRL, built anew for each request
 /// (see [`crl`]). A 404 when no profile issues from the embedded CA.
-pub async fn crl_der(State(state): State<AcmeState>) -> Response {
-    let Some(ca) = state
-        .profiles
+pub async fn crl_der(
+    State(store): State<Store>,
+    State(profiles): State<Arc<Profiles>>,
+    State(clock): State<Arc<dyn Clock>>,
+) -> Response {
+    let Some(ca) = profiles
         .iter()
         .find_map(|profile| profile.issuer.embedded_ca())
     else {
@@ -22,12 +28,8 @@ pub async fn crl_der(State(state): State<AcmeState>) -> Response {
         )
             .into_response();
     };
-    let now = state.clock.now();
-    let revoked = match state
-        .store
-        .revoked_certificates(crl::listed_from(now))
-        .await
-    {
+    let now = clock.now();
+    let revoked = match store.revoked_certificates(crl::listed_from(now)).await {
         Ok(revoked) => revoked,
         Err(e) => {
             tracing::error!(error = %e, "reading revoked certificates for the CRL");

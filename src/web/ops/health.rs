@@ -8,7 +8,9 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
+use crate::domain::readiness::ReadinessProbe;
 use crate::web::AcmeState;
+use std::sync::Arc;
 
 /// Liveness: the process serves requests.
 async fn health() -> impl IntoResponse {
@@ -16,8 +18,8 @@ async fn health() -> impl IntoResponse {
 }
 
 /// Readiness: 200 or 503, with one line per check either way.
-async fn ready(State(state): State<AcmeState>) -> impl IntoResponse {
-    let readiness = state.readiness.current().await;
+async fn ready(State(readiness): State<Arc<ReadinessProbe>>) -> impl IntoResponse {
+    let readiness = readiness.current().await;
     let status = if readiness.is_ready() {
         StatusCode::OK
     } else {

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::header;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -20,11 +20,15 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::metrics::ProfileLabels;
+use crate::domain::profiles::Profiles;
+use crate::metrics::{Metrics, ProfileLabels};
 use crate::protocol::status::OrderStatus;
 use crate::store::stats::ProfileCertificates;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
+use crate::util::clock::Clock;
+use crate::vault::Vault;
 use crate::web::AcmeState;
+use std::sync::Arc;
 
 /// What `/metrics` answers with: the OpenMetrics text format, which
 /// Prometheus asks for and reads.
@@ -70,7 +74,7 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    async fn take(state: &AcmeState) -> Result<Self, StoreError> {
+    async fn take(state: &ScrapeSources) -> Result<Self, StoreError> {
         let now = state.clock.now();
         let horizons = EXPIRY_HORIZONS.map(|(_, horizon)| horizon);
         let vault_token_ttl = match &state.vault {
@@ -163,8 +167,30 @@ impl Snapshot {
     }
 }
 
+/// What one scrape reads: the counters, and the sources of the gauges.
+#[derive(Clone)]
+pub struct ScrapeSources {
+    store: Store,
+    profiles: Arc<Profiles>,
+    vault: Option<Arc<Vault>>,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+}
+
+impl FromRef<AcmeState> for ScrapeSources {
+    fn from_ref(state: &AcmeState) -> Self {
+        Self {
+            store: state.store.clone(),
+            profiles: state.profiles.clone(),
+            vault: state.vault.clone(),
+            metrics: state.metrics.clone(),
+            clock: state.clock.clone(),
+        }
+    }
+}
+
 /// The whole exposition: counters, then this scrape's gauges, then `# EOF`.
-async fn render(state: &AcmeState) -> Result<String, StoreError> {
+async fn render(state: &ScrapeSources) -> Result<String, StoreError> {
     let snapshot = Snapshot::take(state).await?;
     // Only a CA that signs elsewhere can lose an answer.
     for profile in state.profiles.iter().filter(|p| p.issuer.signs_remotely()) {
@@ -179,7 +205,7 @@ async fn render(state: &AcmeState) -> Result<String, StoreError> {
 }
 
 /// `GET /metrics`.
-async fn metrics(State(state): State<AcmeState>) -> Response {
+async fn metrics(State(state): State<ScrapeSources>) -> Response {
     match render(&state).await {
         Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
         Err(e) => {

@@ -5,9 +5,10 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 
+use crate::domain::profiles::Profiles;
 use crate::issuer::local::CRL_PATH;
 use crate::protocol::paths;
-use crate::web::AcmeState;
+use std::sync::Arc;
 
 pub mod crl;
 pub mod health;
@@ -15,22 +16,22 @@ pub mod metrics;
 pub mod status_page;
 
 /// The embedded root, which certgate's own TLS certificate chains to.
-pub async fn root_pem(State(state): State<AcmeState>) -> impl IntoResponse {
+pub async fn root_pem(State(root_pem): State<Arc<str>>) -> impl IntoResponse {
     (
         [(CONTENT_TYPE, "application/x-pem-file")],
-        state.root_pem.to_string(),
+        root_pem.to_string(),
     )
 }
 
 /// A plain-text page saying where the directories are.
-pub async fn index(State(state): State<AcmeState>) -> String {
+pub async fn index(State(profiles): State<Arc<Profiles>>) -> String {
     let mut page = format!(
         "certgate {}: an ACME server (RFC 8555)\nACME directory: {} (profile {})\n",
         env!("CARGO_PKG_VERSION"),
         paths::directory(None),
-        state.profiles.default_profile().name
+        profiles.default_profile().name
     );
-    for profile in state.profiles.iter() {
+    for profile in profiles.iter() {
         page.push_str(&format!(
             "Profile {}: {}\n",
             profile.name,
@@ -38,8 +39,7 @@ pub async fn index(State(state): State<AcmeState>) -> String {
         ));
     }
     page.push_str("Root of certgate's own TLS and of the embedded CA: /ca/root.pem\n");
-    if state
-        .profiles
+    if profiles
         .iter()
         .any(|profile| profile.issuer.embedded_ca().is_some())
     {

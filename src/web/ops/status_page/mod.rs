@@ -25,7 +25,12 @@ use crate::store::inventory::CertificateFilter;
 use crate::web::urls::Urls;
 use crate::web::AcmeState;
 
+use crate::domain::profiles::Profiles;
+use crate::domain::readiness::ReadinessProbe;
+use crate::store::Store;
+use crate::util::clock::Clock;
 use render::{CertificateRow, ProfileRow, StatusPage};
+use std::sync::Arc;
 
 /// How many certificates the page lists: enough to see what needs
 /// attention, few enough to stay one screen of a table.
@@ -41,23 +46,26 @@ static POLICY: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-async fn status(State(state): State<AcmeState>, urls: Urls) -> Result<Response, Problem> {
-    let now = state.clock.now();
+async fn status(
+    State(store): State<Store>,
+    State(profiles): State<Arc<Profiles>>,
+    State(clock): State<Arc<dyn Clock>>,
+    State(readiness): State<Arc<ReadinessProbe>>,
+    urls: Urls,
+) -> Result<Response, Problem> {
+    let now = clock.now();
     let filter = CertificateFilter {
         // Every certificate still in use: not revoked, not expired.
         expiring_by: Some(i64::MAX),
         limit: Some(CERTIFICATES_SHOWN),
         ..CertificateFilter::default()
     };
-    let (readiness, certificates) = tokio::join!(
-        state.readiness.current(),
-        state.store.list_certificates(&filter, now)
-    );
+    let (readiness, certificates) =
+        tokio::join!(readiness.current(), store.list_certificates(&filter, now));
     let certificates =
         certificates.map_err(|e| Problem::internal("reading the certificates failed", &e))?;
-    let default = &state.profiles.default_profile().name;
-    let profiles = state
-        .profiles
+    let default = &profiles.default_profile().name;
+    let rows: Vec<ProfileRow> = profiles
         .iter()
         .map(|profile| ProfileRow {
             name: profile.name.clone(),
@@ -76,8 +84,7 @@ async fn status(State(state): State<AcmeState>, urls: Urls) -> Result<Response, 
         .map(|certificate| {
             // A certificate of a profile since removed from the configuration
             // is judged by the default window.
-            let window_start = state
-                .profiles
+            let window_start = profiles
                 .get(&certificate.profile)
                 .map_or(DEFAULT_RENEWAL_WINDOW_START, |p| p.renewal_window_start);
             CertificateRow {
@@ -99,7 +106,7 @@ async fn status(State(state): State<AcmeState>, urls: Urls) -> Result<Response, 
     let page = StatusPage {
         now,
         readiness,
-        profiles,
+        profiles: rows,
         certificates,
         limit: CERTIFICATES_SHOWN,
     };
