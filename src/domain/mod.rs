@@ -5,7 +5,7 @@
 pub mod eab;
 pub mod inventory;
 pub mod issuance;
+pub mod orders;
 pub mod profiles;
-pub mod rate_limits;
 pub mod readiness;
 pub mod validation;
