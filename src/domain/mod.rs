@@ -2,6 +2,7 @@
 //! issuance may do, independent of HTTP. Handlers in `web` and commands in
 //! `cli` call these; they call the store, the issuers and the validators.
 
+pub mod accounts;
 pub mod eab;
 pub mod inventory;
 pub mod issuance;
