@@ -262,3 +262,212 @@ async fn check_identifiers_allowed(profile: &Profile, names: &[String]) -> Resul
     };
     Err(Problem::new(ProblemType::RejectedIdentifier, detail).with_subproblems(subproblems))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::config::rate_limits::Limit;
+    use crate::config::AuditLogTarget;
+    use crate::issuer::{IdentifierRefusal, IssuedCertificate, Issuer, RevokeRequest, SignRequest};
+    use crate::protocol::status::OrderStatus;
+    use crate::store::NewAccount;
+
+    const NOW: i64 = 1_700_000_000;
+
+    struct FixedClock;
+
+    impl Clock for FixedClock {
+        fn now(&self) -> i64 {
+            NOW
+        }
+    }
+
+    /// A CA that signs nothing and refuses every name starting `refused.`.
+    struct PickyIssuer;
+
+    #[async_trait]
+    impl Issuer for PickyIssuer {
+        async fn sign(&self, _: &SignRequest) -> Result<IssuedCertificate, IssueError> {
+            Err(IssueError::Internal("not in these tests".into()))
+        }
+
+        async fn revoke(&self, _: &RevokeRequest) -> Result<(), IssueError> {
+            Ok(())
+        }
+
+        async fn refused_identifiers(
+            &self,
+            identifiers: &[String],
+        ) -> Result<Vec<IdentifierRefusal>, IssueError> {
+            Ok(identifiers
+                .iter()
+                .filter(|name| name.starts_with("refused."))
+                .map(|name| IdentifierRefusal {
+                    identifier: name.clone(),
+                    reason: "not allowed by the role".into(),
+                })
+                .collect())
+        }
+
+        fn describe(&self) -> String {
+            "picky test CA".into()
+        }
+    }
+
+    /// Everything [`Orders`] borrows, on a store in a temporary directory
+    /// with one valid account, `acct`.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Store,
+        profiles: Profiles,
+        rate_limits: RateLimits,
+        audit: AuditLog,
+    }
+
+    impl Fixture {
+        async fn new(per_account: &str, per_domain: &str) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("t.db").display());
+            let store = Store::open(&url).await.unwrap();
+            let new = NewAccount {
+                key_thumbprint: "thumbprint".into(),
+                jwk: serde_json::json!({"kty": "OKP"}),
+                contact: Vec::new(),
+                tos_agreed: Some(true),
+            };
+            store.create_account("acct", &new, NOW).await.unwrap();
+            let profile = Profile {
+                name: "default".into(),
+                issuer: Arc::new(PickyIssuer),
+                ttl: None,
+                validation: Default::default(),
+                description: String::new(),
+                eab: Default::default(),
+                renewal_window_start: 2.0 / 3.0,
+            };
+            Self {
+                audit: AuditLog::open(&AuditLogTarget::Off, store.clone()).unwrap(),
+                _dir: dir,
+                store,
+                profiles: Profiles::new("default", vec![profile]),
+                rate_limits: RateLimits {
+                    orders_per_account: Limit::parse(per_account).unwrap(),
+                    orders_per_domain: Limit::parse(per_domain).unwrap(),
+                },
+            }
+        }
+
+        fn orders(&self) -> Orders<'_> {
+            Orders {
+                store: &self.store,
+                profiles: &self.profiles,
+                rate_limits: &self.rate_limits,
+                pending_lifetime: Duration::from_secs(3600),
+                clock: &FixedClock,
+                audit: &self.audit,
+            }
+        }
+
+        /// newOrder by `account` for `names`, all at the same instant.
+        async fn order(&self, account: &str, names: &[&str]) -> Result<PlacedOrder, Problem> {
+            let request = NewOrderRequest {
+                identifiers: names.iter().map(|n| Identifier::from_value(n)).collect(),
+                profile: None,
+                replaces: None,
+                not_before: None,
+                not_after: None,
+            };
+            self.orders().place(account, None, &request).await
+        }
+
+        async fn stored_orders(&self) -> usize {
+            let ids = self.store.order_ids_for_account("acct", 0, 100).await;
+            ids.unwrap().len()
+        }
+    }
+
+    fn refused_by(result: Result<PlacedOrder, Problem>, bucket: &str) {
+        let problem = result.unwrap_err();
+        assert_eq!(problem.kind, ProblemType::RateLimited, "{problem}");
+        assert!(problem.detail.contains(bucket), "{problem}");
+    }
+
+    #[tokio::test]
+    async fn a_successful_order_takes_one_token_from_each_bucket() {
+        let fixture = Fixture::new("3/1h", "2/1h").await;
+        let names = ["a.lab.example", "b.lab.example", "10.0.0.1"];
+        let placed = fixture.order("acct", &names).await.unwrap();
+        assert_eq!(placed.order.status, OrderStatus::Pending);
+        assert_eq!(placed.order.account_id, "acct");
+        assert_eq!(placed.order.authorization_ids.len(), 3);
+        assert_eq!(placed.at, NOW);
+        // Two names of one registered domain take one token from its bucket,
+        // so a second order fits; a third finds lab.example empty.
+        fixture.order("acct", &names).await.unwrap();
+        refused_by(fixture.order("acct", &names).await, "domain:lab.example");
+        // The account's bucket gave one token to each of the two orders.
+        fixture.order("acct", &["c.other.example"]).await.unwrap();
+        refused_by(
+            fixture.order("acct", &["d.third.example"]).await,
+            "account:acct",
+        );
+        assert_eq!(fixture.stored_orders().await, 3);
+        let records = fixture.store.audit_records().await.unwrap();
+        assert_eq!(records.len(), 3, "one order_created per order: {records:?}");
+        assert!(records
+            .iter()
+            .all(|r| r.contains(r#""event":"order_created""#)));
+    }
+
+    #[tokio::test]
+    async fn an_order_refused_by_a_rate_limit_takes_no_token_and_is_not_stored() {
+        let fixture = Fixture::new("2/1h", "1/1h").await;
+        fixture.order("acct", &["a.lab.example"]).await.unwrap();
+        // lab.example is empty; the account's bucket, still holding a
+        // token, must keep it.
+        refused_by(
+            fixture
+                .order("acct", &["b.lab.example", "c.other.example"])
+                .await,
+            "domain:lab.example",
+        );
+        assert_eq!(fixture.stored_orders().await, 1);
+        // Had the refused order taken the account's or other.example's
+        // token, this order would be refused.
+        fixture.order("acct", &["c.other.example"]).await.unwrap();
+        assert_eq!(fixture.stored_orders().await, 2);
+    }
+
+    #[tokio::test]
+    async fn an_order_that_cannot_be_created_takes_no_token() {
+        let fixture = Fixture::new("1/1h", "1/1h").await;
+        // Refused by the profile's CA, before anything is written.
+        let refused = fixture
+            .order("acct", &["a.lab.example", "refused.lab.example"])
+            .await
+            .unwrap_err();
+        assert_eq!(refused.kind, ProblemType::RejectedIdentifier, "{refused}");
+        assert_eq!(refused.subproblems.len(), 1, "{refused}");
+        // Refused by the store after the tokens were taken in the same
+        // write: no account "ghost" exists for the order to belong to.
+        for _ in 0..2 {
+            let failed = fixture
+                .order("ghost", &["a.lab.example"])
+                .await
+                .unwrap_err();
+            assert_eq!(failed.kind, ProblemType::ServerInternal, "{failed}");
+        }
+        assert_eq!(fixture.stored_orders().await, 0);
+        // The single tokens of account:acct and domain:lab.example are
+        // still there.
+        fixture.order("acct", &["a.lab.example"]).await.unwrap();
+        refused_by(
+            fixture.order("acct", &["b.lab.example"]).await,
+            "account:acct",
+        );
+    }
+}
