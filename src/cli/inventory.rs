@@ -11,10 +11,10 @@ use clap::{Args, Subcommand};
 
 use crate::audit::{Actor, AuditLog};
 use crate::cli::offline::{OfflineContext, StoreFlags};
+use crate::domain::accounts::{deactivate_account, Deactivation};
 use crate::domain::inventory::export::{export, ExportFormat};
 use crate::domain::inventory::filter::certificate_filter;
 use crate::domain::inventory::view::AccountListing;
-use crate::domain::inventory::{deactivate_account, Deactivation};
 use crate::store::Store;
 use crate::util::clock::{Clock, SystemClock};
 

@@ -9,8 +9,10 @@
 //! `Retry-After` of the seconds until it holds a token again.
 //!
 //! The buckets live in the database and change in one `BEGIN IMMEDIATE`
-//! transaction ([`Store::take_tokens`](crate::store::Store::take_tokens)), so
-//! they hold across restarts and across replicas sharing the database.
+//! transaction, the one that stores the order they pay for
+//! ([`Store::create_order_within_limits`](crate::store::Store::create_order_within_limits)),
+//! so they hold across restarts and across replicas sharing the database,
+//! and a token is never taken for an order that was not created.
 
 use std::collections::BTreeSet;
 use std::fmt;

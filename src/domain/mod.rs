@@ -2,11 +2,12 @@
 //! issuance may do, independent of HTTP. Handlers in `web` and commands in
 //! `cli` call these; they call the store, the issuers and the validators.
 
+pub mod accounts;
 pub mod eab;
 pub mod inventory;
 pub mod issuance;
+pub mod orders;
 pub mod profiles;
-pub mod rate_limits;
 pub mod readiness;
 pub mod validation;
 pub mod workers;

@@ -58,7 +58,7 @@ impl Order {
     }
 }
 
-/// What `create_order` needs; ids and tokens are chosen by the caller.
+/// What `create_order_within_limits` needs; ids and tokens are chosen by the caller.
 #[derive(Debug, Clone)]
 pub struct NewOrder {
     pub id: String,

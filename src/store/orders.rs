@@ -4,10 +4,12 @@
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::Row;
 
+use super::rate_limits::take_tokens_on;
 use super::{
     Authorization, Challenge, NewAuthorization, NewOrder, Order, OrderAuthorization, Store,
     StoreError, StoreResult, ValidationOutcome,
 };
+use crate::config::rate_limits::{Bucket, RateLimitRefusal};
 use crate::protocol::identifier::Identifier;
 use crate::protocol::problem::Problem;
 use crate::protocol::status::{AuthorizationStatus, ChallengeStatus, OrderStatus};
@@ -126,52 +128,75 @@ async fn authorization_turned_valid(
     Ok(())
 }
 
+/// Inserts an order with its new authorizations and challenges. An order
+/// whose authorizations are all reused is `ready` at once.
+async fn insert_order(
+    connection: &mut SqliteConnection,
+    order: &NewOrder,
+    now: i64,
+) -> StoreResult<()> {
+    let all_reused = order
+        .authorizations
+        .iter()
+        .all(|a| matches!(a, OrderAuthorization::Reused(_)));
+    sqlx::query(
+        "INSERT INTO orders (id, account_id, profile, status, identifiers, expires_at,
+                             replaces, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&order.id)
+    .bind(&order.account_id)
+    .bind(&order.profile)
+    .bind(if all_reused { "ready" } else { "pending" })
+    .bind(serde_json::to_string(&order.identifiers)?)
+    .bind(order.expires_at)
+    .bind(&order.replaces)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *connection)
+    .await?;
+    for (position, authorization) in order.authorizations.iter().enumerate() {
+        let authz_id = match authorization {
+            OrderAuthorization::Reused(id) => id,
+            OrderAuthorization::New(authz) => {
+                insert_authorization(connection, &order.account_id, authz, now).await?;
+                &authz.id
+            }
+        };
+        sqlx::query(
+            "INSERT INTO order_authorizations (order_id, authorization_id, position)
+             VALUES (?, ?, ?)",
+        )
+        .bind(&order.id)
+        .bind(authz_id)
+        .bind(position as i64)
+        .execute(&mut *connection)
+        .await?;
+    }
+    Ok(())
+}
+
 impl Store {
-    /// Stores an order with its new authorizations and challenges, all or
-    /// nothing. An order whose authorizations are all reused is `ready` at once.
-    pub async fn create_order(&self, order: &NewOrder, now: i64) -> StoreResult<()> {
-        let all_reused = order
-            .authorizations
-            .iter()
-            .all(|a| matches!(a, OrderAuthorization::Reused(_)));
-        let order = order.clone();
+    /// Takes one token from each of `buckets` and stores the order with its
+    /// new authorizations and challenges, in one write transaction: all or
+    /// nothing. A refusal (`Ok(Err(..))`, naming the empty bucket) leaves
+    /// every bucket as it was and stores nothing; an order that fails to be
+    /// stored rolls its tokens back with it. So a taken token always has
+    /// its order, and a client is never charged for an order it did not get.
+    pub async fn create_order_within_limits(
+        &self,
+        order: &NewOrder,
+        buckets: &[Bucket],
+        now: i64,
+    ) -> StoreResult<Result<(), RateLimitRefusal>> {
+        let (order, buckets) = (order.clone(), buckets.to_vec());
         self.write(move |connection| {
             Box::pin(async move {
-                sqlx::query(
-                    "INSERT INTO orders (id, account_id, profile, status, identifiers, expires_at,
-                                         replaces, created_at, updated_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(&order.id)
-                .bind(&order.account_id)
-                .bind(&order.profile)
-                .bind(if all_reused { "ready" } else { "pending" })
-                .bind(serde_json::to_string(&order.identifiers)?)
-                .bind(order.expires_at)
-                .bind(&order.replaces)
-                .bind(now)
-                .bind(now)
-                .execute(&mut *connection)
-                .await?;
-                for (position, authorization) in order.authorizations.iter().enumerate() {
-                    let authz_id = match authorization {
-                        OrderAuthorization::Reused(id) => id,
-                        OrderAuthorization::New(authz) => {
-                            insert_authorization(connection, &order.account_id, authz, now).await?;
-                            &authz.id
-                        }
-                    };
-                    sqlx::query(
-                        "INSERT INTO order_authorizations (order_id, authorization_id, position)
-                         VALUES (?, ?, ?)",
-                    )
-                    .bind(&order.id)
-                    .bind(authz_id)
-                    .bind(position as i64)
-                    .execute(&mut *connection)
-                    .await?;
+                if let Err(refusal) = take_tokens_on(connection, &buckets, now).await? {
+                    return Ok(Err(refusal));
                 }
-                Ok(())
+                insert_order(connection, &order, now).await?;
+                Ok(Ok(()))
             })
         })
         .await

@@ -1,16 +1,82 @@
 //! The token buckets of the rate limits ([`crate::config::rate_limits`]).
 
+use sqlx::sqlite::SqliteConnection;
 use sqlx::Row;
 
 use super::{Store, StoreResult};
 use crate::config::rate_limits::{Bucket, BucketState, RateLimitRefusal};
+
+/// Takes one token from each of `buckets` at `now`, all or none, on the
+/// writer's `connection` inside the caller's unit of work, so that taking
+/// the tokens and what they pay for (an order) commit or roll back together.
+/// `Err(refusal)` names the empty bucket that refills last; then no bucket
+/// changes.
+pub(super) async fn take_tokens_on(
+    connection: &mut SqliteConnection,
+    buckets: &[Bucket],
+    now: i64,
+) -> StoreResult<Result<(), RateLimitRefusal>> {
+    // A bucket full again is no different from one never stored, so
+    // dropping them is right whatever this request comes to.
+    sqlx::query("DELETE FROM rate_limit_buckets WHERE full_at <= ?")
+        .bind(now)
+        .execute(&mut *connection)
+        .await?;
+    // Every bucket is read and decided before any is written, so a refusal
+    // leaves them all as they were.
+    let mut taken = Vec::with_capacity(buckets.len());
+    let mut refusal: Option<RateLimitRefusal> = None;
+    for bucket in buckets {
+        let stored = sqlx::query("SELECT tokens, updated_at FROM rate_limit_buckets WHERE key = ?")
+            .bind(&bucket.key)
+            .fetch_optional(&mut *connection)
+            .await?
+            .map(|row| -> StoreResult<BucketState> {
+                Ok(BucketState {
+                    tokens: row.try_get("tokens")?,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            })
+            .transpose()?;
+        match bucket.limit.take(bucket.limit.refill(stored, now)) {
+            Ok(after) => taken.push((bucket, after)),
+            Err(wait) => {
+                if refusal.as_ref().is_none_or(|r| wait > r.retry_after) {
+                    refusal = Some(RateLimitRefusal {
+                        bucket: bucket.clone(),
+                        retry_after: wait,
+                    });
+                }
+            }
+        }
+    }
+    if let Some(refusal) = refusal {
+        return Ok(Err(refusal));
+    }
+    for (bucket, after) in taken {
+        sqlx::query(
+            "INSERT INTO rate_limit_buckets (key, tokens, updated_at, full_at)
+             VALUES (?, ?, ?, ?)
+             ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens,
+                 updated_at = excluded.updated_at, full_at = excluded.full_at",
+        )
+        .bind(&bucket.key)
+        .bind(after.tokens)
+        .bind(after.updated_at)
+        .bind(bucket.limit.full_at(after))
+        .execute(&mut *connection)
+        .await?;
+    }
+    Ok(Ok(()))
+}
 
 impl Store {
     /// Takes one token from each of `buckets` at `now`, all or none, in one
     /// write transaction: concurrent orders (of this process or of another
     /// sharing the database) queue on the write lock instead of both taking
     /// the last token. `Err(refusal)` names the empty bucket that refills
-    /// last; then no bucket changes.
+    /// last; then no bucket changes. newOrder takes its tokens together with
+    /// the order instead ([`Store::create_order_within_limits`]).
     pub async fn take_tokens(
         &self,
         buckets: &[Bucket],
@@ -18,62 +84,7 @@ impl Store {
     ) -> StoreResult<Result<(), RateLimitRefusal>> {
         let buckets = buckets.to_vec();
         self.write(move |connection| {
-            Box::pin(async move {
-                // A bucket full again is no different from one never stored,
-                // so dropping them is right whatever this request comes to.
-                sqlx::query("DELETE FROM rate_limit_buckets WHERE full_at <= ?")
-                    .bind(now)
-                    .execute(&mut *connection)
-                    .await?;
-                // Every bucket is read and decided before any is written, so
-                // a refusal leaves them all as they were.
-                let mut taken = Vec::with_capacity(buckets.len());
-                let mut refusal: Option<RateLimitRefusal> = None;
-                for bucket in &buckets {
-                    let stored = sqlx::query(
-                        "SELECT tokens, updated_at FROM rate_limit_buckets WHERE key = ?",
-                    )
-                    .bind(&bucket.key)
-                    .fetch_optional(&mut *connection)
-                    .await?
-                    .map(|row| -> StoreResult<BucketState> {
-                        Ok(BucketState {
-                            tokens: row.try_get("tokens")?,
-                            updated_at: row.try_get("updated_at")?,
-                        })
-                    })
-                    .transpose()?;
-                    match bucket.limit.take(bucket.limit.refill(stored, now)) {
-                        Ok(after) => taken.push((bucket, after)),
-                        Err(wait) => {
-                            if refusal.as_ref().is_none_or(|r| wait > r.retry_after) {
-                                refusal = Some(RateLimitRefusal {
-                                    bucket: bucket.clone(),
-                                    retry_after: wait,
-                                });
-                            }
-                        }
-                    }
-                }
-                if let Some(refusal) = refusal {
-                    return Ok(Err(refusal));
-                }
-                for (bucket, after) in taken {
-                    sqlx::query(
-                        "INSERT INTO rate_limit_buckets (key, tokens, updated_at, full_at)
-                         VALUES (?, ?, ?, ?)
-                         ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens,
-                             updated_at = excluded.updated_at, full_at = excluded.full_at",
-                    )
-                    .bind(&bucket.key)
-                    .bind(after.tokens)
-                    .bind(after.updated_at)
-                    .bind(bucket.limit.full_at(after))
-                    .execute(&mut *connection)
-                    .await?;
-                }
-                Ok(Ok(()))
-            })
+            Box::pin(async move { take_tokens_on(connection, &buckets, now).await })
         })
         .await
     }

@@ -21,10 +21,10 @@ use ring::hmac;
 use serde::Deserialize;
 
 use crate::audit::Actor;
+use crate::domain::accounts::{deactivate_account, Deactivation};
 use crate::domain::inventory::export::{export, ExportError, ExportFormat};
 use crate::domain::inventory::filter::{certificate_filter, FilterError};
 use crate::domain::inventory::view::{AccountListing, CertificateView};
-use crate::domain::inventory::{deactivate_account, Deactivation};
 use crate::store::{Certificate, StoreError};
 use crate::web::AcmeState;
 

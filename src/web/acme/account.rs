@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use super::views;
 use crate::audit::{Actor, AuditEvent};
-use crate::domain::eab;
 use crate::domain::profiles::Profile;
+use crate::domain::{accounts, eab};
 use crate::protocol::problem::{Problem, ProblemType};
 use crate::protocol::status::AccountStatus;
 use crate::protocol::types::{AccountUpdateRequest, NewAccountRequest, OrderList};
@@ -155,21 +155,16 @@ pub async fn account(
     match update.status.as_deref() {
         None => {}
         Some("deactivated") => {
-            let deactivated = state
-                .store
-                .deactivate_account(&id, state.clock.now())
-                .await?;
-            // False when a concurrent request deactivated it first.
-            if deactivated {
-                tracing::info!(account = %id, "account deactivated");
-                state
-                    .audit
-                    .record(AuditEvent::AccountDeactivated {
-                        account: id.clone(),
-                        by: Actor::Account(id.clone()),
-                    })
-                    .await;
-            }
+            // An account a concurrent request deactivated first is simply
+            // shown as it now is, as the account resource always is.
+            accounts::deactivate_account(
+                &state.store,
+                &state.audit,
+                &id,
+                Actor::Account(id.clone()),
+                state.clock.now(),
+            )
+            .await?;
         }
         Some(other) => {
             return Err(Problem::malformed(format!(

@@ -1,0 +1,473 @@
+//! newOrder (RFC 8555 §7.4): every check an order must pass, and the one
+//! write that takes its rate-limit tokens and stores it.
+//!
+//! The checks run in the order a client is best served by: the shape of
+//! the request, the profile, what the profile's CA would refuse, the
+//! account's external binding, the certificate the order replaces, and
+//! last the rate limits. The tokens are taken in the same store unit of
+//! work that creates the order ([`Store::create_order_within_limits`]):
+//! a refused or failed order costs the client nothing, and every token
+//! taken has its order.
+//!
+//! Nothing here knows HTTP or JWS: the handler verifies the request, reads
+//! the body and the directory it came through, and turns the result into
+//! the response, so these rules can be tested on a store alone.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+
+use super::profiles::{Profile, Profiles};
+use crate::audit::{AuditEvent, AuditLog};
+use crate::config::rate_limits::RateLimits;
+use crate::issuer::IssueError;
+use crate::protocol::ari::CertId;
+use crate::protocol::identifier::Identifier;
+use crate::protocol::identifiers::{check_order_identifiers, OrderedIdentifier};
+use crate::protocol::problem::{Problem, ProblemType, Subproblem};
+use crate::protocol::types::NewOrderRequest;
+use crate::store::{
+    Certificate, NewAuthorization, NewChallenge, NewOrder, Order, OrderAuthorization, Store,
+};
+use crate::util::clock::{seconds_after, Clock};
+use crate::util::ids;
+use crate::validate::ChallengeKind;
+
+/// What newOrder needs, and nothing else; borrowed from whoever holds it.
+pub struct Orders<'a> {
+    pub store: &'a Store,
+    pub profiles: &'a Profiles,
+    pub rate_limits: &'a RateLimits,
+    /// How long a new order and its new authorizations stay pending.
+    pub pending_lifetime: Duration,
+    pub clock: &'a dyn Clock,
+    pub audit: &'a AuditLog,
+}
+
+/// An order newOrder created, as stored, and the time it was created at
+/// (the time its view is computed for).
+#[derive(Debug)]
+pub struct PlacedOrder {
+    pub order: Order,
+    pub at: i64,
+}
+
+impl Orders<'_> {
+    /// Checks and creates the order `request` asks for on behalf of
+    /// `account_id`. `directory_profile` is the profile whose directory the
+    /// request came through (`None` for `/acme/directory`); the request's
+    /// own `profile` field wins over it. Every refusal is the problem
+    /// document the client is sent.
+    pub async fn place(
+        &self,
+        account_id: &str,
+        directory_profile: Option<&str>,
+        request: &NewOrderRequest,
+    ) -> Result<PlacedOrder, Problem> {
+        if request.not_before.is_some() || request.not_after.is_some() {
+            return Err(Problem::malformed(
+                "notBefore and notAfter are not supported; the profile decides the validity period",
+            ));
+        }
+        let names = check_order_identifiers(&request.identifiers)?;
+        let profile = self.select_profile(request.profile.as_deref(), directory_profile)?;
+        let ordered: Vec<String> = names.iter().map(|n| n.ordered.clone()).collect();
+        check_identifiers_allowed(profile, &ordered).await?;
+        super::eab::check_new_order(self.store, account_id, profile, &names).await?;
+        let now = self.clock.now();
+        let replaced = self
+            .check_replaces(account_id, request.replaces.as_deref(), &names)
+            .await?;
+        let order = self
+            .new_order(account_id, profile, &names, replaced.as_ref(), now)
+            .await?;
+        let buckets = self.rate_limits.buckets_for_order(account_id, &names);
+        if let Err(refusal) = self
+            .store
+            .create_order_within_limits(&order, &buckets, now)
+            .await?
+        {
+            tracing::info!(
+                bucket = %refusal.bucket.key,
+                limit = %refusal.bucket.limit,
+                retry_after = refusal.retry_after,
+                "new order refused by a rate limit"
+            );
+            return Err(refusal.problem());
+        }
+        // The request's span, when there is one, names the order from here on.
+        tracing::Span::current().record("order", order.id.as_str());
+        tracing::info!(order = %order.id, names = ?order.identifiers.iter().map(|i| &i.value).collect::<Vec<_>>(), "order created");
+        self.audit
+            .record(AuditEvent::OrderCreated {
+                order: order.id.clone(),
+                account: order.account_id.clone(),
+                profile: order.profile.clone(),
+                identifiers: order.identifiers.clone(),
+                replaces: replaced.map(|c| c.serial),
+            })
+            .await;
+        let stored = self
+            .store
+            .order(&order.id)
+            .await?
+            .ok_or_else(|| Problem::internal("reading a new order", &"order vanished"))?;
+        Ok(PlacedOrder {
+            order: stored,
+            at: now,
+        })
+    }
+
+    /// The profile an order is for: the one newOrder names (draft-ietf-acme-
+    /// profiles), else the one whose directory the client used.
+    fn select_profile(
+        &self,
+        asked: Option<&str>,
+        directory: Option<&str>,
+    ) -> Result<&Profile, Problem> {
+        match (asked, directory) {
+            (Some(name), _) => self.profiles.get(name).ok_or_else(|| {
+                Problem::new(
+                    ProblemType::InvalidProfile,
+                    format!(
+                        "there is no profile {name:?}; the directory's meta.profiles lists them"
+                    ),
+                )
+            }),
+            (None, Some(name)) => self
+                .profiles
+                .get(name)
+                .ok_or_else(|| Problem::not_found(&format!("profile {name:?}"))),
+            (None, None) => Ok(self.profiles.default_profile()),
+        }
+    }
+
+    /// RFC 9773 `replaces`: the certificate must be this account's, share an
+    /// identifier with the new order and not be replaced already. Returns the
+    /// replaced certificate.
+    async fn check_replaces(
+        &self,
+        account_id: &str,
+        replaces: Option<&str>,
+        names: &[OrderedIdentifier],
+    ) -> Result<Option<Certificate>, Problem> {
+        let Some(text) = replaces else {
+            return Ok(None);
+        };
+        let cert_id = CertId::parse(text)?;
+        let unknown =
+            || Problem::malformed(format!("replaces: no certificate {text} was issued here"));
+        let certificate = self
+            .store
+            .certificate_named_by(&cert_id)
+            .await?
+            .ok_or_else(unknown)?;
+        if certificate.account_id != account_id {
+            return Err(Problem::unauthorized(
+                "replaces: the certificate belongs to another account",
+            ));
+        }
+        if !names.iter().any(|n| certificate.names.contains(&n.ordered)) {
+            return Err(Problem::malformed(
+                "replaces: the new order shares no identifier with the certificate it replaces",
+            ));
+        }
+        if let Some(order) = self.store.replacing_order(&certificate.id).await? {
+            return Err(Problem::new(
+                ProblemType::AlreadyReplaced,
+                format!("certificate {text} is already replaced by order {order}"),
+            ));
+        }
+        Ok(Some(certificate))
+    }
+
+    /// The order to store: a valid authorization of the same account and
+    /// profile is reused for a name (so a renewal skips validation), else a
+    /// new pending one is made with the challenges its name allows.
+    async fn new_order(
+        &self,
+        account_id: &str,
+        profile: &Profile,
+        names: &[OrderedIdentifier],
+        replaced: Option<&Certificate>,
+        now: i64,
+    ) -> Result<NewOrder, Problem> {
+        let pending_until = seconds_after(now, self.pending_lifetime);
+        let mut authorizations = Vec::with_capacity(names.len());
+        for name in names {
+            let identifier = name.as_authorized();
+            let reusable = self
+                .store
+                .reusable_authorization(account_id, &identifier, name.wildcard, &profile.name, now)
+                .await?;
+            authorizations.push(match reusable {
+                Some(id) => OrderAuthorization::Reused(id),
+                None => OrderAuthorization::New(NewAuthorization {
+                    id: ids::resource_id(),
+                    identifier,
+                    wildcard: name.wildcard,
+                    expires_at: pending_until,
+                    challenges: ChallengeKind::offered_for(name.kind, name.wildcard)
+                        .iter()
+                        .map(|kind| NewChallenge {
+                            id: ids::resource_id(),
+                            kind: kind.as_str().to_owned(),
+                            token: ids::challenge_token(),
+                        })
+                        .collect(),
+                }),
+            });
+        }
+        Ok(NewOrder {
+            id: ids::resource_id(),
+            account_id: account_id.to_owned(),
+            profile: profile.name.clone(),
+            identifiers: names.iter().map(|n| n.as_ordered()).collect(),
+            expires_at: pending_until,
+            authorizations,
+            replaces: replaced.map(|c| c.id.clone()),
+        })
+    }
+}
+
+/// Refuses the order at once when the profile's CA would refuse any of its
+/// identifiers, naming each one (like Vault's own ACME server).
+async fn check_identifiers_allowed(profile: &Profile, names: &[String]) -> Result<(), Problem> {
+    let refusals = match profile.issuer.refused_identifiers(names).await {
+        Ok(refusals) => refusals,
+        Err(IssueError::Unavailable(reason)) => {
+            tracing::warn!(%reason, "cannot read the profile's rules now");
+            return Err(Problem::new(
+                ProblemType::ServerInternal,
+                "the CA behind this profile cannot be reached; try again shortly",
+            )
+            .with_status(StatusCode::SERVICE_UNAVAILABLE));
+        }
+        Err(e) => return Err(Problem::internal("checking identifiers against the CA", &e)),
+    };
+    if refusals.is_empty() {
+        return Ok(());
+    }
+    let subproblems: Vec<Subproblem> = refusals
+        .iter()
+        .map(|r| Subproblem {
+            kind: ProblemType::RejectedIdentifier,
+            detail: format!("{}: {}", r.identifier, r.reason),
+            identifier: Identifier::from_value(&r.identifier),
+        })
+        .collect();
+    let detail = match subproblems.as_slice() {
+        [only] => only.detail.clone(),
+        many => format!("{} identifiers are refused by this profile", many.len()),
+    };
+    Err(Problem::new(ProblemType::RejectedIdentifier, detail).with_subproblems(subproblems))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::config::rate_limits::Limit;
+    use crate::config::AuditLogTarget;
+    use crate::issuer::{IdentifierRefusal, IssuedCertificate, Issuer, RevokeRequest, SignRequest};
+    use crate::protocol::status::OrderStatus;
+    use crate::store::NewAccount;
+
+    const NOW: i64 = 1_700_000_000;
+
+    struct FixedClock;
+
+    impl Clock for FixedClock {
+        fn now(&self) -> i64 {
+            NOW
+        }
+    }
+
+    /// A CA that signs nothing and refuses every name starting `refused.`.
+    struct PickyIssuer;
+
+    #[async_trait]
+    impl Issuer for PickyIssuer {
+        async fn sign(&self, _: &SignRequest) -> Result<IssuedCertificate, IssueError> {
+            Err(IssueError::Internal("not in these tests".into()))
+        }
+
+        async fn revoke(&self, _: &RevokeRequest) -> Result<(), IssueError> {
+            Ok(())
+        }
+
+        async fn refused_identifiers(
+            &self,
+            identifiers: &[String],
+        ) -> Result<Vec<IdentifierRefusal>, IssueError> {
+            Ok(identifiers
+                .iter()
+                .filter(|name| name.starts_with("refused."))
+                .map(|name| IdentifierRefusal {
+                    identifier: name.clone(),
+                    reason: "not allowed by the role".into(),
+                })
+                .collect())
+        }
+
+        fn describe(&self) -> String {
+            "picky test CA".into()
+        }
+    }
+
+    /// Everything [`Orders`] borrows, on a store in a temporary directory
+    /// with one valid account, `acct`.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Store,
+        profiles: Profiles,
+        rate_limits: RateLimits,
+        audit: AuditLog,
+    }
+
+    impl Fixture {
+        async fn new(per_account: &str, per_domain: &str) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("t.db").display());
+            let store = Store::open(&url).await.unwrap();
+            let new = NewAccount {
+                key_thumbprint: "thumbprint".into(),
+                jwk: serde_json::json!({"kty": "OKP"}),
+                contact: Vec::new(),
+                tos_agreed: Some(true),
+            };
+            store.create_account("acct", &new, NOW).await.unwrap();
+            let profile = Profile {
+                name: "default".into(),
+                issuer: Arc::new(PickyIssuer),
+                ttl: None,
+                validation: Default::default(),
+                description: String::new(),
+                eab: Default::default(),
+                renewal_window_start: 2.0 / 3.0,
+            };
+            Self {
+                audit: AuditLog::open(&AuditLogTarget::Off, store.clone()).unwrap(),
+                _dir: dir,
+                store,
+                profiles: Profiles::new("default", vec![profile]),
+                rate_limits: RateLimits {
+                    orders_per_account: Limit::parse(per_account).unwrap(),
+                    orders_per_domain: Limit::parse(per_domain).unwrap(),
+                },
+            }
+        }
+
+        fn orders(&self) -> Orders<'_> {
+            Orders {
+                store: &self.store,
+                profiles: &self.profiles,
+                rate_limits: &self.rate_limits,
+                pending_lifetime: Duration::from_secs(3600),
+                clock: &FixedClock,
+                audit: &self.audit,
+            }
+        }
+
+        /// newOrder by `account` for `names`, all at the same instant.
+        async fn order(&self, account: &str, names: &[&str]) -> Result<PlacedOrder, Problem> {
+            let request = NewOrderRequest {
+                identifiers: names.iter().map(|n| Identifier::from_value(n)).collect(),
+                profile: None,
+                replaces: None,
+                not_before: None,
+                not_after: None,
+            };
+            self.orders().place(account, None, &request).await
+        }
+
+        async fn stored_orders(&self) -> usize {
+            let ids = self.store.order_ids_for_account("acct", 0, 100).await;
+            ids.unwrap().len()
+        }
+    }
+
+    fn refused_by(result: Result<PlacedOrder, Problem>, bucket: &str) {
+        let problem = result.unwrap_err();
+        assert_eq!(problem.kind, ProblemType::RateLimited, "{problem}");
+        assert!(problem.detail.contains(bucket), "{problem}");
+    }
+
+    #[tokio::test]
+    async fn a_successful_order_takes_one_token_from_each_bucket() {
+        let fixture = Fixture::new("3/1h", "2/1h").await;
+        let names = ["a.lab.example", "b.lab.example", "10.0.0.1"];
+        let placed = fixture.order("acct", &names).await.unwrap();
+        assert_eq!(placed.order.status, OrderStatus::Pending);
+        assert_eq!(placed.order.account_id, "acct");
+        assert_eq!(placed.order.authorization_ids.len(), 3);
+        assert_eq!(placed.at, NOW);
+        // Two names of one registered domain take one token from its bucket,
+        // so a second order fits; a third finds lab.example empty.
+        fixture.order("acct", &names).await.unwrap();
+        refused_by(fixture.order("acct", &names).await, "domain:lab.example");
+        // The account's bucket gave one token to each of the two orders.
+        fixture.order("acct", &["c.other.example"]).await.unwrap();
+        refused_by(
+            fixture.order("acct", &["d.third.example"]).await,
+            "account:acct",
+        );
+        assert_eq!(fixture.stored_orders().await, 3);
+        let records = fixture.store.audit_records().await.unwrap();
+        assert_eq!(records.len(), 3, "one order_created per order: {records:?}");
+        assert!(records
+            .iter()
+            .all(|r| r.contains(r#""event":"order_created""#)));
+    }
+
+    #[tokio::test]
+    async fn an_order_refused_by_a_rate_limit_takes_no_token_and_is_not_stored() {
+        let fixture = Fixture::new("2/1h", "1/1h").await;
+        fixture.order("acct", &["a.lab.example"]).await.unwrap();
+        // lab.example is empty; the account's bucket, still holding a
+        // token, must keep it.
+        refused_by(
+            fixture
+                .order("acct", &["b.lab.example", "c.other.example"])
+                .await,
+            "domain:lab.example",
+        );
+        assert_eq!(fixture.stored_orders().await, 1);
+        // Had the refused order taken the account's or other.example's
+        // token, this order would be refused.
+        fixture.order("acct", &["c.other.example"]).await.unwrap();
+        assert_eq!(fixture.stored_orders().await, 2);
+    }
+
+    #[tokio::test]
+    async fn an_order_that_cannot_be_created_takes_no_token() {
+        let fixture = Fixture::new("1/1h", "1/1h").await;
+        // Refused by the profile's CA, before anything is written.
+        let refused = fixture
+            .order("acct", &["a.lab.example", "refused.lab.example"])
+            .await
+            .unwrap_err();
+        assert_eq!(refused.kind, ProblemType::RejectedIdentifier, "{refused}");
+        assert_eq!(refused.subproblems.len(), 1, "{refused}");
+        // Refused by the store after the tokens were taken in the same
+        // write: no account "ghost" exists for the order to belong to.
+        for _ in 0..2 {
+            let failed = fixture
+                .order("ghost", &["a.lab.example"])
+                .await
+                .unwrap_err();
+            assert_eq!(failed.kind, ProblemType::ServerInternal, "{failed}");
+        }
+        assert_eq!(fixture.stored_orders().await, 0);
+        // The single tokens of account:acct and domain:lab.example are
+        // still there.
+        fixture.order("acct", &["a.lab.example"]).await.unwrap();
+        refused_by(
+            fixture.order("acct", &["b.lab.example"]).await,
+            "account:acct",
+        );
+    }
+}
