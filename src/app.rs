@@ -11,6 +11,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::audit::AuditLog;
 use crate::config::{Config, ProfileIssuer};
+use crate::domain::orders::Orders;
 use crate::domain::profiles::{Profile, Profiles};
 use crate::domain::readiness::ReadinessProbe;
 use crate::domain::workers::Workers;
@@ -266,8 +267,17 @@ async fn build_state(
         valid_authorization: lifetimes.valid_authorization,
         signing: Arc::default(),
     });
+    let orders = Arc::new(Orders {
+        store: store.clone(),
+        profiles: profiles.clone(),
+        rate_limits: config.rate_limits,
+        pending_lifetime: lifetimes.pending,
+        clock: clock.clone(),
+        audit: audit.clone(),
+    });
     Ok(AcmeState {
         store,
+        orders,
         nonces: Arc::new(NonceStore::new(
             NonceStore::DEFAULT_LIFETIME,
             NonceStore::DEFAULT_CAPACITY,

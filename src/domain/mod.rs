@@ -7,6 +7,7 @@ pub mod eab;
 pub mod inventory;
 pub mod issuance;
 pub mod orders;
+pub mod problems;
 pub mod profiles;
 pub mod readiness;
 pub mod validation;

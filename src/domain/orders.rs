@@ -13,6 +13,7 @@
 //! the body and the directory it came through, and turns the result into
 //! the response, so these rules can be tested on a store alone.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -34,14 +35,14 @@ use crate::util::ids;
 use crate::validate::ChallengeKind;
 
 /// What newOrder needs, and nothing else; borrowed from whoever holds it.
-pub struct Orders<'a> {
-    pub store: &'a Store,
-    pub profiles: &'a Profiles,
-    pub rate_limits: &'a RateLimits,
+pub struct Orders {
+    pub store: Store,
+    pub profiles: Arc<Profiles>,
+    pub rate_limits: RateLimits,
     /// How long a new order and its new authorizations stay pending.
     pub pending_lifetime: Duration,
-    pub clock: &'a dyn Clock,
-    pub audit: &'a AuditLog,
+    pub clock: Arc<dyn Clock>,
+    pub audit: AuditLog,
 }
 
 /// An order newOrder created, as stored, and the time it was created at
@@ -52,7 +53,7 @@ pub struct PlacedOrder {
     pub at: i64,
 }
 
-impl Orders<'_> {
+impl Orders {
     /// Checks and creates the order `request` asks for on behalf of
     /// `account_id`. `directory_profile` is the profile whose directory the
     /// request came through (`None` for `/acme/directory`); the request's
@@ -73,7 +74,7 @@ impl Orders<'_> {
         let profile = self.select_profile(request.profile.as_deref(), directory_profile)?;
         let ordered: Vec<String> = names.iter().map(|n| n.ordered.clone()).collect();
         check_identifiers_allowed(profile, &ordered).await?;
-        super::eab::check_new_order(self.store, account_id, profile, &names).await?;
+        super::eab::check_new_order(&self.store, account_id, profile, &names).await?;
         let now = self.clock.now();
         let replaced = self
             .check_replaces(account_id, request.replaces.as_deref(), &names)
@@ -323,7 +324,7 @@ mod tests {
     struct Fixture {
         _dir: tempfile::TempDir,
         store: Store,
-        profiles: Profiles,
+        profiles: Arc<Profiles>,
         rate_limits: RateLimits,
         audit: AuditLog,
     }
@@ -353,7 +354,7 @@ mod tests {
                 audit: AuditLog::open(&AuditLogTarget::Off, store.clone()).unwrap(),
                 _dir: dir,
                 store,
-                profiles: Profiles::new("default", vec![profile]),
+                profiles: Arc::new(Profiles::new("default", vec![profile])),
                 rate_limits: RateLimits {
                     orders_per_account: Limit::parse(per_account).unwrap(),
                     orders_per_domain: Limit::parse(per_domain).unwrap(),
@@ -361,14 +362,14 @@ mod tests {
             }
         }
 
-        fn orders(&self) -> Orders<'_> {
+        fn orders(&self) -> Orders {
             Orders {
-                store: &self.store,
-                profiles: &self.profiles,
-                rate_limits: &self.rate_limits,
+                store: self.store.clone(),
+                profiles: self.profiles.clone(),
+                rate_limits: self.rate_limits,
                 pending_lifetime: Duration::from_secs(3600),
-                clock: &FixedClock,
-                audit: &self.audit,
+                clock: Arc::new(FixedClock),
+                audit: self.audit.clone(),
             }
         }
 

@@ -20,12 +20,13 @@ use axum::{Json, Router};
 use ring::hmac;
 use serde::Deserialize;
 
-use crate::audit::Actor;
+use crate::audit::{Actor, AuditLog};
 use crate::domain::accounts::{deactivate_account, Deactivation};
 use crate::domain::inventory::export::{export, ExportError, ExportFormat};
 use crate::domain::inventory::filter::{certificate_filter, FilterError};
 use crate::domain::inventory::view::{AccountListing, CertificateView};
-use crate::store::{Certificate, StoreError};
+use crate::store::{Certificate, Store, StoreError};
+use crate::util::clock::Clock;
 use crate::web::AcmeState;
 
 /// The admin token, held only as an HMAC under a key made at start, so a
@@ -91,14 +92,18 @@ impl AdminToken {
 
 #[derive(Clone)]
 struct AdminState {
-    acme: AcmeState,
+    store: Store,
+    audit: AuditLog,
+    clock: Arc<dyn Clock>,
     token: Arc<AdminToken>,
 }
 
 /// The admin API's routes, every one behind the bearer token.
 pub fn router(acme: AcmeState, token: AdminToken) -> Router {
     let state = AdminState {
-        acme,
+        store: acme.store,
+        audit: acme.audit,
+        clock: acme.clock,
         token: Arc::new(token),
     };
     Router::new()
@@ -269,7 +274,7 @@ async fn list_certificates(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Vec<CertificateView>>, AdminError> {
     let Query(query) = query?;
-    let now = state.acme.clock.now();
+    let now = state.clock.now();
     let filter = certificate_filter(
         query.profile,
         query.expiring_within.as_deref(),
@@ -277,13 +282,12 @@ async fn list_certificates(
         now,
     )?;
     Ok(Json(
-        crate::domain::inventory::certificate_views(&state.acme.store, &filter, now).await?,
+        crate::domain::inventory::certificate_views(&state.store, &filter, now).await?,
     ))
 }
 
 async fn certificate(state: &AdminState, serial: &str) -> Result<Certificate, AdminError> {
     state
-        .acme
         .store
         .certificate_by_typed_serial(serial)
         .await?
@@ -297,10 +301,7 @@ async fn show_certificate(
     UrlPath(serial): UrlPath<String>,
 ) -> Result<Json<CertificateView>, AdminError> {
     let certificate = certificate(&state, &serial).await?;
-    Ok(Json(CertificateView::new(
-        &certificate,
-        state.acme.clock.now(),
-    )))
+    Ok(Json(CertificateView::new(&certificate, state.clock.now())))
 }
 
 #[derive(Debug, Deserialize)]
@@ -335,7 +336,7 @@ async fn download(
 ) -> Result<Response, AdminError> {
     let certificate = certificate(state, serial).await?;
     let bytes = export(&certificate, format, query.chain)?;
-    let view = CertificateView::new(&certificate, state.acme.clock.now());
+    let view = CertificateView::new(&certificate, state.clock.now());
     let disposition = format!(
         "attachment; filename=\"{}.{}\"",
         view.serial,
@@ -357,7 +358,7 @@ async fn download(
 async fn list_accounts(
     State(state): State<AdminState>,
 ) -> Result<Json<Vec<AccountListing>>, AdminError> {
-    let accounts = state.acme.store.list_accounts().await?;
+    let accounts = state.store.list_accounts().await?;
     Ok(Json(
         accounts
             .iter()
@@ -372,15 +373,9 @@ async fn deactivate(
     State(state): State<AdminState>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<AccountListing>, AdminError> {
-    let store = &state.acme.store;
-    let outcome = deactivate_account(
-        store,
-        &state.acme.audit,
-        &id,
-        Actor::AdminApi,
-        state.acme.clock.now(),
-    )
-    .await?;
+    let store = &state.store;
+    let outcome =
+        deactivate_account(store, &state.audit, &id, Actor::AdminApi, state.clock.now()).await?;
     let unknown = || AdminError::NotFound(format!("there is no account {id}"));
     if outcome == Deactivation::Unknown {
         return Err(unknown());

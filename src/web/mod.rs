@@ -56,6 +56,8 @@ pub struct AcmeState {
     /// Starts validations and issuances, which outlive the requests that
     /// ask for them.
     pub workers: Arc<Workers>,
+    /// newOrder's rules, with what they use.
+    pub orders: Arc<crate::domain::orders::Orders>,
     pub clock: Arc<dyn Clock>,
     pub lifetimes: Lifetimes,
     /// The rate limits newOrder is held to.
@@ -97,6 +99,7 @@ parts_of_the_state! {
     nonces: Arc<nonce::NonceStore>,
     profiles: Arc<Profiles>,
     workers: Arc<Workers>,
+    orders: Arc<crate::domain::orders::Orders>,
     clock: Arc<dyn Clock>,
     lifetimes: Lifetimes,
     rate_limits: crate::config::rate_limits::RateLimits,

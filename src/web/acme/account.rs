@@ -7,17 +7,21 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::views;
+use crate::audit::AuditLog;
 use crate::audit::{Actor, AuditEvent};
-use crate::domain::profiles::Profile;
+use crate::domain::eab::Keyring;
+use crate::domain::profiles::{Profile, Profiles};
 use crate::domain::{accounts, eab};
 use crate::protocol::problem::{Problem, ProblemType};
 use crate::protocol::status::AccountStatus;
 use crate::protocol::types::{AccountUpdateRequest, NewAccountRequest, OrderList};
+use crate::store::Store;
 use crate::store::{Account, NewAccount};
+use crate::util::clock::Clock;
 use crate::web::request::SignedRequest;
 use crate::web::response::Json;
 use crate::web::urls::Urls;
-use crate::web::AcmeState;
+use std::sync::Arc;
 
 /// Most contact URLs one account may list.
 const MAX_CONTACTS: usize = 10;
@@ -65,12 +69,16 @@ fn own_account<'a>(request: &'a SignedRequest, id: &str) -> Result<&'a Account, 
 }
 
 pub async fn new_account(
-    State(state): State<AcmeState>,
+    State(store): State<Store>,
+    State(profiles): State<Arc<Profiles>>,
+    State(clock): State<Arc<dyn Clock>>,
+    State(eab): State<Keyring>,
+    State(audit): State<AuditLog>,
     request: SignedRequest,
 ) -> Result<Response, Problem> {
     let key = request.jwk()?;
     let body: NewAccountRequest = request.json()?;
-    if let Some(existing) = state.store.account_by_thumbprint(&key.thumbprint).await? {
+    if let Some(existing) = store.account_by_thumbprint(&key.thumbprint).await? {
         if existing.status != AccountStatus::Valid {
             return Err(Problem::unauthorized(format!(
                 "account is {}",
@@ -88,7 +96,7 @@ pub async fn new_account(
             "no account exists for this key",
         ));
     }
-    let profile = request_profile(&state, &request.urls);
+    let profile = request_profile(&profiles, &request.urls);
     let binding = eab::binding_to_verify(profile, body.external_account_binding.as_ref())?;
     let contact = body.contact.unwrap_or_default();
     check_contacts(&contact)?;
@@ -101,22 +109,21 @@ pub async fn new_account(
     let (account, created, eab_kid) = match binding {
         Some(binding) => {
             let (account, kid) = eab::create_bound_account(
-                &state.store,
-                &state.eab,
+                &store,
+                &eab,
                 &request.urls.new_account(),
                 profile,
                 key,
                 binding,
                 &new,
-                state.clock.now(),
+                clock.now(),
             )
             .await?;
             (account, kid.is_some(), kid)
         }
         None => {
-            let (account, created) = state
-                .store
-                .create_account(&crate::util::ids::resource_id(), &new, state.clock.now())
+            let (account, created) = store
+                .create_account(&crate::util::ids::resource_id(), &new, clock.now())
                 .await?;
             (account, created, None)
         }
@@ -126,8 +133,7 @@ pub async fn new_account(
     let view = views::account(&request.urls, &account);
     Ok(if created {
         tracing::info!(account = %account.id, "account created");
-        state
-            .audit
+        audit
             .record(AuditEvent::AccountCreated {
                 account: account.id.clone(),
                 profile: profile.name.clone(),
@@ -143,7 +149,9 @@ pub async fn new_account(
 }
 
 pub async fn account(
-    State(state): State<AcmeState>,
+    State(store): State<Store>,
+    State(clock): State<Arc<dyn Clock>>,
+    State(audit): State<AuditLog>,
     Path(id): Path<String>,
     request: SignedRequest,
 ) -> Result<Response, Problem> {
@@ -158,11 +166,11 @@ pub async fn account(
             // An account a concurrent request deactivated first is simply
             // shown as it now is, as the account resource always is.
             accounts::deactivate_account(
-                &state.store,
-                &state.audit,
+                &store,
+                &audit,
                 &id,
                 Actor::Account(id.clone()),
-                state.clock.now(),
+                clock.now(),
             )
             .await?;
         }
@@ -175,11 +183,10 @@ pub async fn account(
     if let Some(contact) = &update.contact {
         if update.status.is_none() {
             check_contacts(contact)?;
-            state.store.update_account_contact(&id, contact).await?;
+            store.update_account_contact(&id, contact).await?;
         }
     }
-    let account = state
-        .store
+    let account = store
         .account(&id)
         .await?
         .ok_or_else(|| Problem::not_found("account"))?;
@@ -197,7 +204,7 @@ pub struct OrdersPage {
 /// The account's orders, [`ORDERS_PAGE`] at a time, with `Link: rel="next"`
 /// to the following page (RFC 8555 §7.1.2.1).
 pub async fn orders(
-    State(state): State<AcmeState>,
+    State(store): State<Store>,
     Path(id): Path<String>,
     Query(page): Query<OrdersPage>,
     request: SignedRequest,
@@ -212,8 +219,7 @@ pub async fn orders(
             .filter(|n| *n >= 0)
             .ok_or_else(|| Problem::malformed(format!("cursor {text:?} is not a page offset")))?,
     };
-    let mut ids = state
-        .store
+    let mut ids = store
         .order_ids_for_account(&id, offset, ORDERS_PAGE + 1)
         .await?;
     let more = ids.len() as i64 > ORDERS_PAGE;
@@ -236,10 +242,10 @@ pub async fn orders(
 }
 
 /// The profile whose directory a request came through.
-fn request_profile<'a>(state: &'a AcmeState, urls: &Urls) -> &'a Profile {
+fn request_profile<'a>(profiles: &'a Profiles, urls: &Urls) -> &'a Profile {
     urls.profile()
-        .and_then(|name| state.profiles.get(name))
-        .unwrap_or_else(|| state.profiles.default_profile())
+        .and_then(|name| profiles.get(name))
+        .unwrap_or_else(|| profiles.default_profile())
 }
 
 #[cfg(test)]

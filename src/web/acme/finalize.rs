@@ -4,13 +4,17 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 
 use super::order::{order_response, owned_order};
+use crate::domain::workers::Workers;
 use crate::protocol::csr;
 use crate::protocol::jwk::PublicJwk;
 use crate::protocol::problem::{Problem, ProblemType};
 use crate::protocol::status::OrderStatus;
 use crate::protocol::types::FinalizeRequest;
+use crate::store::Store;
+use crate::util::clock::Clock;
 use crate::web::request::SignedRequest;
-use crate::web::AcmeState;
+use crate::web::Lifetimes;
+use std::sync::Arc;
 
 fn not_ready(status: OrderStatus) -> Problem {
     Problem::new(
@@ -20,12 +24,15 @@ fn not_ready(status: OrderStatus) -> Problem {
 }
 
 pub async fn finalize(
-    State(state): State<AcmeState>,
+    State(store): State<Store>,
+    State(workers): State<Arc<Workers>>,
+    State(clock): State<Arc<dyn Clock>>,
+    State(lifetimes): State<Lifetimes>,
     Path(id): Path<String>,
     request: SignedRequest,
 ) -> Result<Response, Problem> {
-    let order = owned_order(&state, &request, &id).await?;
-    let now = state.clock.now();
+    let order = owned_order(&store, &request, &id).await?;
+    let now = clock.now();
     let status = order.effective_status(now);
     if status != OrderStatus::Ready {
         return Err(not_ready(status));
@@ -38,21 +45,19 @@ pub async fn finalize(
 
     // Only one finalize can move the order from ready to processing; a
     // concurrent one sees the order already processing and is refused.
-    if !state.store.begin_finalize(&id, &accepted.der, now).await? {
-        let current = state
-            .store
+    if !store.begin_finalize(&id, &accepted.der, now).await? {
+        let current = store
             .order(&id)
             .await?
             .map_or(OrderStatus::Invalid, |o| o.effective_status(now));
         return Err(not_ready(current));
     }
-    let task = state.workers.spawn_issuance(id.clone());
-    let _ = tokio::time::timeout(state.lifetimes.answer_wait, task).await;
+    let task = workers.spawn_issuance(id.clone());
+    let _ = tokio::time::timeout(lifetimes.answer_wait, task).await;
 
-    let order = state
-        .store
+    let order = store
         .order(&id)
         .await?
         .ok_or_else(|| Problem::not_found("order"))?;
-    Ok(order_response(&state, &request, &order))
+    Ok(order_response(&request, &order, clock.now()))
 }

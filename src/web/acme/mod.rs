@@ -24,25 +24,11 @@ use tracing::Instrument;
 use super::request::SignedRequest;
 use super::urls::Urls;
 use super::AcmeState;
-use crate::protocol::problem::{Problem, ProblemType};
-use crate::store::StoreError;
+use crate::domain::profiles::Profiles;
+use crate::protocol::problem::Problem;
+use std::sync::Arc;
 
 pub const REPLAY_NONCE: HeaderName = HeaderName::from_static("replay-nonce");
-
-impl From<StoreError> for Problem {
-    fn from(e: StoreError) -> Self {
-        if e.is_unavailable() {
-            tracing::warn!(error = %e, "the database cannot take this write now");
-            return Problem::new(
-                ProblemType::ServerInternal,
-                "certgate cannot store this right now; please retry shortly",
-            )
-            .with_status(StatusCode::SERVICE_UNAVAILABLE)
-            .with_retry_after(StoreError::RETRY_AFTER_SECS);
-        }
-        Problem::internal("database error", &e)
-    }
-}
 
 /// `found`, if it exists and belongs to the account that signed `request`.
 /// Someone else's resource is `unauthorized`, a missing one 404.
@@ -79,12 +65,12 @@ fn directory_entries() -> Router<AcmeState> {
 
 /// A path under `/acme/<profile>/` for a profile that does not exist is a 404.
 async fn known_profile(
-    State(state): State<AcmeState>,
+    State(profiles): State<Arc<Profiles>>,
     Path(profile): Path<String>,
     request: Request,
     next: Next,
 ) -> Response {
-    if state.profiles.get(&profile).is_none() {
+    if profiles.get(&profile).is_none() {
         return Problem::not_found(&format!("profile {profile:?}")).into_response();
     }
     next.run(request).await

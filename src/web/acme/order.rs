@@ -8,27 +8,20 @@ use crate::domain::orders::Orders;
 use crate::protocol::problem::Problem;
 use crate::protocol::status::OrderStatus;
 use crate::protocol::types::NewOrderRequest;
-use crate::store::Order;
+use crate::store::{Order, Store};
+use crate::util::clock::Clock;
 use crate::web::request::SignedRequest;
 use crate::web::response::Json;
-use crate::web::AcmeState;
+use std::sync::Arc;
 
 /// newOrder: the rules are [`Orders::place`]'s; this reads the signed
 /// request and the directory it came through, and answers `201 Created`.
 pub async fn new_order(
-    State(state): State<AcmeState>,
+    State(orders): State<Arc<Orders>>,
     request: SignedRequest,
 ) -> Result<Response, Problem> {
     let account = request.account()?;
     let body: NewOrderRequest = request.json()?;
-    let orders = Orders {
-        store: &state.store,
-        profiles: &state.profiles,
-        rate_limits: &state.rate_limits,
-        pending_lifetime: state.lifetimes.pending,
-        clock: state.clock.as_ref(),
-        audit: &state.audit,
-    };
     let placed = orders
         .place(&account.id, request.urls.profile(), &body)
         .await?;
@@ -39,22 +32,17 @@ pub async fn new_order(
 
 /// Loads an order that belongs to the signing account.
 pub async fn owned_order(
-    state: &AcmeState,
+    store: &Store,
     request: &SignedRequest,
     id: &str,
 ) -> Result<Order, Problem> {
     tracing::Span::current().record("order", id);
-    owned(
-        state.store.order(id).await?,
-        |o| &o.account_id,
-        request,
-        "order",
-    )
+    owned(store.order(id).await?, |o| &o.account_id, request, "order")
 }
 
 /// An order response, with `Retry-After` while the client must keep polling.
-pub fn order_response(state: &AcmeState, request: &SignedRequest, order: &Order) -> Response {
-    let view = views::order(&request.urls, order, state.clock.now());
+pub fn order_response(request: &SignedRequest, order: &Order, now: i64) -> Response {
+    let view = views::order(&request.urls, order, now);
     let working = matches!(view.status, OrderStatus::Pending | OrderStatus::Processing);
     Json::ok(view)
         .location(request.urls.order(&order.id))
@@ -63,11 +51,12 @@ pub fn order_response(state: &AcmeState, request: &SignedRequest, order: &Order)
 }
 
 pub async fn order(
-    State(state): State<AcmeState>,
+    State(store): State<Store>,
+    State(clock): State<Arc<dyn Clock>>,
     Path(id): Path<String>,
     request: SignedRequest,
 ) -> Result<Response, Problem> {
     request.require_post_as_get()?;
-    let order = owned_order(&state, &request, &id).await?;
-    Ok(order_response(&state, &request, &order))
+    let order = owned_order(&store, &request, &id).await?;
+    Ok(order_response(&request, &order, clock.now()))
 }
