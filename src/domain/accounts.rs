@@ -83,7 +83,7 @@ mod tests {
                 expires_at: NOW + 3600,
                 challenges: vec![NewChallenge {
                     id: "challenge".into(),
-                    kind: "http-01".into(),
+                    kind: crate::protocol::challenge::ChallengeKind::Http01,
                     token: "token".into(),
                 }],
             })],

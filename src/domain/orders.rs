@@ -23,6 +23,7 @@ use crate::audit::{AuditEvent, AuditLog};
 use crate::config::rate_limits::RateLimits;
 use crate::issuer::IssueError;
 use crate::protocol::ari::CertId;
+use crate::protocol::challenge::ChallengeKind;
 use crate::protocol::identifier::Identifier;
 use crate::protocol::identifiers::{check_order_identifiers, OrderedIdentifier};
 use crate::protocol::problem::{Problem, ProblemType, Subproblem};
@@ -32,7 +33,6 @@ use crate::store::{
 };
 use crate::util::clock::{seconds_after, Clock};
 use crate::util::ids;
-use crate::validate::ChallengeKind;
 
 /// What newOrder needs, and nothing else; borrowed from whoever holds it.
 pub struct Orders {
@@ -210,9 +210,9 @@ impl Orders {
                     expires_at: pending_until,
                     challenges: ChallengeKind::offered_for(name.kind, name.wildcard)
                         .iter()
-                        .map(|kind| NewChallenge {
+                        .map(|&kind| NewChallenge {
                             id: ids::resource_id(),
-                            kind: kind.as_str().to_owned(),
+                            kind,
                             token: ids::challenge_token(),
                         })
                         .collect(),

@@ -14,7 +14,7 @@ use crate::protocol::problem::ProblemType;
 use crate::store::{Store, StoreError, ValidationOutcome};
 use crate::util::backoff::until_ok;
 use crate::util::clock::Clock;
-use crate::validate::{key_authorization, ChallengeKind, ChallengeToCheck, Validator};
+use crate::validate::{key_authorization, ChallengeToCheck, Validator};
 
 /// Pauses before each new attempt when a challenge failed on a DNS lookup.
 const LOOKUP_RETRIES: [Duration; 3] = [
@@ -75,9 +75,10 @@ pub async fn run(
         })
         .await;
         if recorded {
-            let method =
-                ChallengeKind::parse(&challenge.kind).map_or("unknown", ChallengeKind::as_str);
-            metrics.validation(method, matches!(outcome, ValidationOutcome::Valid));
+            metrics.validation(
+                challenge.kind.as_str(),
+                matches!(outcome, ValidationOutcome::Valid),
+            );
         }
     }
     .instrument(span)

@@ -4,6 +4,7 @@
 //! imports nothing else of certgate, so every layer may use it.
 
 pub mod ari;
+pub mod challenge;
 pub mod csr;
 pub mod identifier;
 pub mod identifiers;

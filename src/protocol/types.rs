@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::challenge::ChallengeKind;
 use super::identifier::Identifier;
 use super::problem::Problem;
 use super::status::{AuthorizationStatus, ChallengeStatus, OrderStatus};
@@ -77,7 +78,7 @@ pub struct AuthorizationView {
 #[derive(Debug, Serialize)]
 pub struct ChallengeView {
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: ChallengeKind,
     pub url: String,
     pub status: ChallengeStatus,
     pub token: String,

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::protocol::challenge::ChallengeKind;
 use crate::protocol::identifier::Identifier;
 use crate::protocol::problem::Problem;
 use crate::protocol::status::{AccountStatus, AuthorizationStatus, ChallengeStatus, OrderStatus};
@@ -91,7 +92,7 @@ pub struct NewAuthorization {
 #[derive(Debug, Clone)]
 pub struct NewChallenge {
     pub id: String,
-    pub kind: String,
+    pub kind: ChallengeKind,
     pub token: String,
 }
 
@@ -121,7 +122,7 @@ impl Authorization {
 pub struct Challenge {
     pub id: String,
     pub authorization_id: String,
-    pub kind: String,
+    pub kind: ChallengeKind,
     pub token: String,
     pub status: ChallengeStatus,
     pub validated_at: Option<i64>,

@@ -10,12 +10,15 @@ use super::{
     StoreError, StoreResult, ValidationOutcome,
 };
 use crate::config::rate_limits::{Bucket, RateLimitRefusal};
+use crate::protocol::challenge::ChallengeKind;
 use crate::protocol::identifier::Identifier;
 use crate::protocol::problem::Problem;
 use crate::protocol::status::{AuthorizationStatus, ChallengeStatus, OrderStatus};
 
-fn parse_status<T>(text: &str, parse: fn(&str) -> Option<T>, what: &str) -> StoreResult<T> {
-    parse(text).ok_or_else(|| StoreError::Corrupt(format!("{what} status {text:?}")))
+/// A stored column read back as its type: a value certgate never writes
+/// means the row is corrupt. `what` names the column in the message.
+fn parse_column<T>(text: &str, parse: fn(&str) -> Option<T>, what: &str) -> StoreResult<T> {
+    parse(text).ok_or_else(|| StoreError::Corrupt(format!("{what} {text:?}")))
 }
 
 fn problem_column(row: &SqliteRow, column: &str) -> StoreResult<Option<Problem>> {
@@ -27,9 +30,13 @@ fn challenge_from_row(row: &SqliteRow) -> StoreResult<Challenge> {
     Ok(Challenge {
         id: row.try_get("id")?,
         authorization_id: row.try_get("authorization_id")?,
-        kind: row.try_get("type")?,
+        kind: parse_column(row.try_get("type")?, ChallengeKind::parse, "challenge type")?,
         token: row.try_get("token")?,
-        status: parse_status(row.try_get("status")?, ChallengeStatus::parse, "challenge")?,
+        status: parse_column(
+            row.try_get("status")?,
+            ChallengeStatus::parse,
+            "challenge status",
+        )?,
         validated_at: row.try_get("validated_at")?,
         error: problem_column(row, "error")?,
     })
@@ -83,7 +90,7 @@ async fn insert_authorization(
         )
         .bind(&challenge.id)
         .bind(&authz.id)
-        .bind(&challenge.kind)
+        .bind(challenge.kind.as_str())
         .bind(&challenge.token)
         .bind(position as i64)
         .execute(&mut *connection)
@@ -226,7 +233,7 @@ impl Store {
             id: row.try_get("id")?,
             account_id: row.try_get("account_id")?,
             profile: row.try_get("profile")?,
-            status: parse_status(row.try_get("status")?, OrderStatus::parse, "order")?,
+            status: parse_column(row.try_get("status")?, OrderStatus::parse, "order status")?,
             identifiers,
             expires_at: row.try_get("expires_at")?,
             csr: row.try_get("csr")?,
@@ -302,10 +309,10 @@ impl Store {
                 value: row.try_get("identifier_value")?,
             },
             wildcard: row.try_get("wildcard")?,
-            status: parse_status(
+            status: parse_column(
                 row.try_get("status")?,
                 AuthorizationStatus::parse,
-                "authorization",
+                "authorization status",
             )?,
             expires_at: row.try_get("expires_at")?,
             challenges,

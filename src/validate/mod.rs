@@ -15,6 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
+use crate::protocol::challenge::ChallengeKind;
 use crate::protocol::identifier::Identifier;
 use crate::protocol::identifier::IdentifierKind;
 use crate::protocol::problem::{Problem, ProblemType};
@@ -26,42 +27,6 @@ pub use dns01::Dns01;
 pub use http01::Http01;
 pub use resolver::DnsResolver;
 pub use tls_alpn01::TlsAlpn01;
-
-/// The challenge types certgate can validate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChallengeKind {
-    Http01,
-    Dns01,
-    /// RFC 8737.
-    TlsAlpn01,
-}
-
-impl ChallengeKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Http01 => "http-01",
-            Self::Dns01 => "dns-01",
-            Self::TlsAlpn01 => "tls-alpn-01",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [Self::Http01, Self::Dns01, Self::TlsAlpn01]
-            .into_iter()
-            .find(|k| k.as_str() == text)
-    }
-
-    /// The challenges an authorization offers. A wildcard can only be proven
-    /// through DNS (RFC 8555 §7.1.3); an IP address never through DNS
-    /// (RFC 8738 §7).
-    pub fn offered_for(kind: IdentifierKind, wildcard: bool) -> &'static [ChallengeKind] {
-        match (kind, wildcard) {
-            (IdentifierKind::Ip, _) => &[Self::Http01, Self::TlsAlpn01],
-            (IdentifierKind::Dns, true) => &[Self::Dns01],
-            (IdentifierKind::Dns, false) => &[Self::Http01, Self::Dns01, Self::TlsAlpn01],
-        }
-    }
-}
 
 /// RFC 8555 §8.1: token "." base64url(JWK thumbprint).
 pub fn key_authorization(token: &str, thumbprint: &str) -> String {
@@ -172,7 +137,7 @@ impl Validator {
 
 /// Everything the validation of one challenge needs, read from the store.
 pub struct ChallengeToCheck {
-    pub kind: String,
+    pub kind: ChallengeKind,
     pub identifier: Identifier,
     pub wildcard: bool,
     pub token: String,
@@ -198,11 +163,8 @@ impl Validator {
             policy,
         };
         let name = &challenge.identifier.value;
-        let kind = &challenge.kind;
-        let proven = match ChallengeKind::parse(kind) {
-            Some(method) => self.method(method).validate(&subject).await,
-            None => Err(Problem::malformed(format!("unknown challenge type {kind}"))),
-        };
+        let kind = challenge.kind;
+        let proven = self.method(kind).validate(&subject).await;
         let result = match proven {
             Ok(())
                 if !policy.caa_identities.is_empty() && subject.kind() == IdentifierKind::Dns =>
@@ -214,7 +176,7 @@ impl Validator {
                         name,
                         wildcard: challenge.wildcard,
                         identities: &policy.caa_identities,
-                        method: kind,
+                        method: kind.as_str(),
                         is_our_account: &is_ours,
                     },
                 )

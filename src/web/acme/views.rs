@@ -45,7 +45,7 @@ pub fn order(urls: &Urls, order: &Order, now: i64) -> OrderView {
 
 pub fn challenge(urls: &Urls, challenge: &Challenge) -> ChallengeView {
     ChallengeView {
-        kind: challenge.kind.clone(),
+        kind: challenge.kind,
         url: urls.challenge(&challenge.id),
         status: challenge.status,
         token: challenge.token.clone(),
