@@ -1,9 +1,11 @@
 //! certgate: an ACME server (RFC 8555) in front of HashiCorp Vault PKI, with
 //! an embedded CA for a start with no other setup.
 //!
-//! The crate is split by role: [`acme`] speaks the protocol, [`validate`]
-//! proves control of identifiers, [`issuer`] signs, [`store`] remembers, and
-//! [`server`] wires them together.
+//! One layer per module, dependencies pointing one way (ARCHITECTURE.md):
+//! [`protocol`] and [`util`] at the bottom, then [`config`], [`store`] (the
+//! only SQL), [`metrics`], [`vault`] and [`audit`], [`issuer`] and
+//! [`validate`], [`domain`] (the rules), [`web`] and [`cli`] (the edges),
+//! and [`app`], which builds and wires everything.
 
 pub mod app;
 pub mod audit;

@@ -1,5 +1,7 @@
-//! The ACME wire protocol (RFC 8555): JWS requests, nonces, problem
-//! documents, resource views and the HTTP routes that serve them.
+//! Everything HTTP, through axum: the ACME routes (one file per RFC 8555
+//! resource), request extraction (signed requests, nonces, URLs), responses,
+//! the admin API and the operators' routes. Handlers take the parts of
+//! [`AcmeState`] they use as sub-states and leave the rules to `domain`.
 
 pub mod acme;
 pub mod admin;
