@@ -416,10 +416,7 @@ mod tests {
     }
 
     async fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store = Store::open(&url).await.unwrap();
-        (dir, store)
+        crate::store::testing::temporary().await
     }
 
     fn bucket(key: &str, text: &str) -> Bucket {

@@ -51,24 +51,15 @@ mod tests {
     use crate::config::AuditLogTarget;
     use crate::protocol::identifier::Identifier;
     use crate::protocol::status::{AuthorizationStatus, OrderStatus};
-    use crate::store::{NewAccount, NewAuthorization, NewChallenge, NewOrder, OrderAuthorization};
+    use crate::store::{NewAuthorization, NewChallenge, NewOrder, OrderAuthorization};
 
     const NOW: i64 = 1_700_000_000;
 
     /// A store in a temporary directory with one valid account holding one
     /// pending order of one pending authorization.
     async fn store_with_pending_order() -> (tempfile::TempDir, Store, AuditLog) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store = Store::open(&url).await.unwrap();
+        let (dir, store) = crate::store::testing::with_account("acct", NOW).await;
         let audit = AuditLog::open(&AuditLogTarget::Off, store.clone()).unwrap();
-        let new = NewAccount {
-            key_thumbprint: "thumbprint".into(),
-            jwk: serde_json::json!({"kty": "OKP"}),
-            contact: Vec::new(),
-            tos_agreed: Some(true),
-        };
-        store.create_account("acct", &new, NOW).await.unwrap();
         let identifier = Identifier::from_value("nas.lab.example");
         let order = NewOrder {
             id: "order".into(),

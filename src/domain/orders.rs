@@ -275,7 +275,6 @@ mod tests {
     use crate::config::AuditLogTarget;
     use crate::issuer::{IdentifierRefusal, IssuedCertificate, Issuer, RevokeRequest, SignRequest};
     use crate::protocol::status::OrderStatus;
-    use crate::store::NewAccount;
 
     const NOW: i64 = 1_700_000_000;
 
@@ -331,16 +330,7 @@ mod tests {
 
     impl Fixture {
         async fn new(per_account: &str, per_domain: &str) -> Self {
-            let dir = tempfile::tempdir().unwrap();
-            let url = format!("sqlite://{}", dir.path().join("t.db").display());
-            let store = Store::open(&url).await.unwrap();
-            let new = NewAccount {
-                key_thumbprint: "thumbprint".into(),
-                jwk: serde_json::json!({"kty": "OKP"}),
-                contact: Vec::new(),
-                tos_agreed: Some(true),
-            };
-            store.create_account("acct", &new, NOW).await.unwrap();
+            let (dir, store) = crate::store::testing::with_account("acct", NOW).await;
             let profile = Profile {
                 name: "default".into(),
                 issuer: Arc::new(PickyIssuer),

@@ -194,6 +194,32 @@ impl Store {
     }
 }
 
+/// Stores for the unit tests of the layers above: a real SQLite file in a
+/// temporary directory (removed when the returned directory is dropped).
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{NewAccount, Store};
+
+    pub(crate) async fn temporary() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        (dir, Store::open(&url).await.unwrap())
+    }
+
+    /// [`temporary`] with one valid account, `id`, created at `now`.
+    pub(crate) async fn with_account(id: &str, now: i64) -> (tempfile::TempDir, Store) {
+        let (dir, store) = temporary().await;
+        let new = NewAccount {
+            key_thumbprint: format!("thumbprint of {id}"),
+            jwk: serde_json::json!({"kty": "OKP"}),
+            contact: Vec::new(),
+            tos_agreed: Some(true),
+        };
+        store.create_account(id, &new, now).await.unwrap();
+        (dir, store)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -83,6 +83,28 @@ impl ServeArgs {
             config,
         }
     }
+
+    /// `certgate serve` with these flags (and `--config` when set); the
+    /// caller adds the environment and the pipes, and spawns it.
+    pub fn serve_command(&self) -> Command {
+        let mut command = certgate_command();
+        command
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--listen")
+            .arg(self.listen.to_string())
+            .arg("--http01-port")
+            .arg(self.http01_port.to_string())
+            .arg("--resolver")
+            .arg(self.resolver.to_string())
+            .args(
+                self.config
+                    .iter()
+                    .flat_map(|c| [std::ffi::OsStr::new("--config"), c.as_os_str()]),
+            );
+        command
+    }
 }
 
 /// A running `certgate serve`. Dropping it kills the process, so a failing
@@ -122,25 +144,11 @@ impl CertgateProcess {
         env: &[(&str, &str)],
         owner: Option<(u32, u32)>,
     ) -> Self {
-        let mut command = certgate_command();
+        let mut command = args.serve_command();
         if let Some((uid, gid)) = owner {
             command.uid(uid).gid(gid);
         }
         command
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(&args.data_dir)
-            .arg("--listen")
-            .arg(args.listen.to_string())
-            .arg("--http01-port")
-            .arg(args.http01_port.to_string())
-            .arg("--resolver")
-            .arg(args.resolver.to_string())
-            .args(
-                args.config
-                    .iter()
-                    .flat_map(|c| [std::ffi::OsStr::new("--config"), c.as_os_str()]),
-            )
             .args(flags)
             .envs(env.iter().copied())
             .stdin(Stdio::null())

@@ -129,19 +129,9 @@ struct Refused {
 /// it logged, having killed it, if it still runs after [`DEADLINE`]: then
 /// it was not refused.
 async fn serve_expecting_failure(args: &ServeArgs) -> Refused {
-    let mut command = certgate_command();
+    assert!(args.config.is_some(), "tests here pass --config");
+    let mut command = args.serve_command();
     command
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(&args.data_dir)
-        .arg("--listen")
-        .arg(args.listen.to_string())
-        .arg("--http01-port")
-        .arg(args.http01_port.to_string())
-        .arg("--resolver")
-        .arg(args.resolver.to_string())
-        .arg("--config")
-        .arg(args.config.as_ref().expect("tests here pass --config"))
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
