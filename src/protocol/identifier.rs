@@ -20,9 +20,21 @@ impl IdentifierKind {
             Self::Ip => "ip",
         }
     }
+
+    /// The kind a wire `type` names, if certgate issues for it.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "dns" => Some(Self::Dns),
+            "ip" => Some(Self::Ip),
+            _ => None,
+        }
+    }
 }
 
-/// An identifier in an order or authorization (RFC 8555 §9.7.7).
+/// An identifier in an order or authorization (RFC 8555 §9.7.7), as it is
+/// on the wire. `kind` stays text so that a type certgate does not issue for
+/// (`email`, say) can be named back in an `unsupportedIdentifier`
+/// subproblem; [`Identifier::known_kind`] is the checked view.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Identifier {
     #[serde(rename = "type")]
@@ -36,6 +48,11 @@ impl Identifier {
             kind: kind.as_str().into(),
             value: value.into(),
         }
+    }
+
+    /// The kind, when it is one certgate issues for.
+    pub fn known_kind(&self) -> Option<IdentifierKind> {
+        IdentifierKind::parse(&self.kind)
     }
 
     pub fn dns(value: impl Into<String>) -> Self {

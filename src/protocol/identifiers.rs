@@ -126,12 +126,19 @@ pub fn check_order_identifiers(
     let mut names: Vec<OrderedIdentifier> = Vec::new();
     let mut subproblems = Vec::new();
     for identifier in identifiers {
-        let outcome = match identifier.kind.as_str() {
-            "dns" => parse_dns(&identifier.value).map_err(|e| (ProblemType::RejectedIdentifier, e)),
-            "ip" => parse_ip(&identifier.value).map_err(|e| (ProblemType::Malformed, e)),
-            other => Err((
+        let outcome = match identifier.known_kind() {
+            Some(IdentifierKind::Dns) => {
+                parse_dns(&identifier.value).map_err(|e| (ProblemType::RejectedIdentifier, e))
+            }
+            Some(IdentifierKind::Ip) => {
+                parse_ip(&identifier.value).map_err(|e| (ProblemType::Malformed, e))
+            }
+            None => Err((
                 ProblemType::UnsupportedIdentifier,
-                format!("identifier type {other:?} is not supported; use dns or ip"),
+                format!(
+                    "identifier type {:?} is not supported; use dns or ip",
+                    identifier.kind
+                ),
             )),
         };
         match outcome {

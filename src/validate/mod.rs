@@ -48,12 +48,10 @@ pub struct ValidationSubject<'a> {
 }
 
 impl ValidationSubject<'_> {
+    /// Stored identifiers passed the order's checks, so their kind is known;
+    /// anything else is treated as a name.
     pub fn kind(&self) -> IdentifierKind {
-        if self.identifier.kind == IdentifierKind::Ip.as_str() {
-            IdentifierKind::Ip
-        } else {
-            IdentifierKind::Dns
-        }
+        self.identifier.known_kind().unwrap_or(IdentifierKind::Dns)
     }
 
     /// The addresses of `name` validation may connect to; a problem naming

@@ -81,6 +81,25 @@ pub struct AcmeState {
     pub vault: Option<Arc<crate::vault::Vault>>,
 }
 
+impl axum::extract::FromRef<AcmeState> for urls::UrlSource {
+    fn from_ref(state: &AcmeState) -> Self {
+        Self {
+            external_url: state.external_url.clone(),
+            profiles: state.profiles.clone(),
+        }
+    }
+}
+
+impl axum::extract::FromRef<AcmeState> for request::RequestChecks {
+    fn from_ref(state: &AcmeState) -> Self {
+        Self {
+            urls: urls::UrlSource::from_ref(state),
+            nonces: state.nonces.clone(),
+            store: state.store.clone(),
+        }
+    }
+}
+
 /// Lets a handler take one part of the state (`State<Store>`,
 /// `State<Arc<dyn Clock>>`, …) instead of all of it: each handler names
 /// exactly what it uses.

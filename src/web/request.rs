@@ -2,18 +2,20 @@
 //! whose `url` is the URL it was sent to (RFC 8555 §6.2–6.5).
 
 use axum::body::Body;
-use axum::extract::{FromRequest, OriginalUri};
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequest, OriginalUri};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{Request, StatusCode};
 use serde::de::DeserializeOwned;
 
-use super::urls::Urls;
-use super::AcmeState;
+use super::nonce::NonceStore;
+use super::urls::{UrlSource, Urls};
 use crate::protocol::jwk::PublicJwk;
 use crate::protocol::jws::{KeyRef, ParsedJws};
 use crate::protocol::problem::{Problem, ProblemType};
 use crate::protocol::status::AccountStatus;
-use crate::store::Account;
+use crate::store::{Account, Store};
 
 /// Largest request body accepted: a CSR with a 8192-bit key and a hundred
 /// names fits many times over.
@@ -26,6 +28,15 @@ pub enum SignedBy {
     Key(PublicJwk),
     /// An existing, valid account (`kid`).
     Account(Account),
+}
+
+/// What checking a signed request takes: the URLs it must be addressed to,
+/// the nonces it may spend and the accounts it may be signed by.
+#[derive(Clone)]
+pub struct RequestChecks {
+    pub urls: UrlSource,
+    pub nonces: Arc<NonceStore>,
+    pub store: Store,
 }
 
 #[derive(Debug)]
@@ -88,10 +99,15 @@ fn is_jose_json(request: &Request<Body>) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/jose+json"))
 }
 
-impl FromRequest<AcmeState> for SignedRequest {
+impl<S> FromRequest<S> for SignedRequest
+where
+    S: Send + Sync,
+    RequestChecks: FromRef<S>,
+{
     type Rejection = Problem;
 
-    async fn from_request(request: Request<Body>, state: &AcmeState) -> Result<Self, Problem> {
+    async fn from_request(request: Request<Body>, state: &S) -> Result<Self, Problem> {
+        let checks = RequestChecks::from_ref(state);
         if !is_jose_json(&request) {
             return Err(
                 Problem::malformed("Content-Type must be application/jose+json")
@@ -99,7 +115,7 @@ impl FromRequest<AcmeState> for SignedRequest {
             );
         }
         let (parts, body) = request.into_parts();
-        let urls = Urls::for_request(state, &parts)?;
+        let urls = Urls::for_request(&checks.urls, &parts)?;
         let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
             .await
             .map_err(|_| {
@@ -134,7 +150,7 @@ impl FromRequest<AcmeState> for SignedRequest {
                 SignedBy::Key(key.clone())
             }
             KeyRef::Kid(kid) => {
-                let account = lookup_account(state, &urls, kid).await?;
+                let account = lookup_account(&checks.store, &urls, kid).await?;
                 let key = PublicJwk::parse(&account.jwk)
                     .map_err(|e| Problem::internal("stored account key does not parse", &e))?;
                 jws.verify(&key)?;
@@ -149,7 +165,7 @@ impl FromRequest<AcmeState> for SignedRequest {
             }
         };
 
-        if !state.nonces.consume(&jws.nonce) {
+        if !checks.nonces.consume(&jws.nonce) {
             return Err(Problem::new(
                 ProblemType::BadNonce,
                 "JWS nonce is unknown, expired or already used; retry with the nonce in this response",
@@ -163,7 +179,7 @@ impl FromRequest<AcmeState> for SignedRequest {
     }
 }
 
-async fn lookup_account(state: &AcmeState, urls: &Urls, kid: &str) -> Result<Account, Problem> {
+async fn lookup_account(store: &Store, urls: &Urls, kid: &str) -> Result<Account, Problem> {
     let unknown = || {
         Problem::new(
             ProblemType::AccountDoesNotExist,
@@ -171,8 +187,7 @@ async fn lookup_account(state: &AcmeState, urls: &Urls, kid: &str) -> Result<Acc
         )
     };
     let id = urls.account_id_from_kid(kid).ok_or_else(unknown)?;
-    state
-        .store
+    store
         .account(id)
         .await
         .map_err(|e| Problem::internal("reading the account", &e))?

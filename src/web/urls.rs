@@ -8,9 +8,24 @@ use axum::extract::{FromRequestParts, OriginalUri};
 use axum::http::header::HOST;
 use axum::http::request::Parts;
 
-use super::AcmeState;
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+
+use crate::domain::profiles::Profiles;
 use crate::protocol::paths;
 use crate::protocol::problem::Problem;
+
+/// What a request's URLs are made from: the configured external URL, if
+/// any, and the profiles whose directories exist. The one part of the state
+/// the [`Urls`] extractor needs.
+#[derive(Clone)]
+pub struct UrlSource {
+    /// Fixed public base URL (`https://acme.example:8443`); when `None` it is
+    /// taken from each request's Host header.
+    pub external_url: Option<String>,
+    pub profiles: Arc<Profiles>,
+}
 
 /// The base `https://host[:port]` (no trailing slash) and the profile whose
 /// directory the request came through, if it is not the default one.
@@ -106,8 +121,8 @@ impl Urls {
 
     /// The URLs for a request: based on the configured external URL or the
     /// Host header over https, in the profile its path names.
-    pub fn for_request(state: &AcmeState, parts: &Parts) -> Result<Self, Problem> {
-        let urls = Self::base_for_request(state, parts)?;
+    pub fn for_request(source: &UrlSource, parts: &Parts) -> Result<Self, Problem> {
+        let urls = Self::base_for_request(source, parts)?;
         // Nested routers see the path without `/acme`; the original has it.
         let path = parts
             .extensions
@@ -118,15 +133,15 @@ impl Urls {
             .and_then(|rest| rest.strip_prefix('/'))
             .and_then(|rest| rest.split_once('/'))
             .map(|(first, _)| first)
-            .filter(|first| state.profiles.get(first).is_some());
+            .filter(|first| source.profiles.get(first).is_some());
         Ok(match profile {
             Some(profile) => urls.in_profile(profile),
             None => urls,
         })
     }
 
-    fn base_for_request(state: &AcmeState, parts: &Parts) -> Result<Self, Problem> {
-        if let Some(url) = &state.external_url {
+    fn base_for_request(source: &UrlSource, parts: &Parts) -> Result<Self, Problem> {
+        if let Some(url) = &source.external_url {
             return Ok(Self::new(url.clone()));
         }
         let host = parts
@@ -146,11 +161,15 @@ impl Urls {
     }
 }
 
-impl FromRequestParts<AcmeState> for Urls {
+impl<S> FromRequestParts<S> for Urls
+where
+    S: Send + Sync,
+    UrlSource: FromRef<S>,
+{
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AcmeState) -> Result<Self, Problem> {
-        Self::for_request(state, parts)
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        Self::for_request(&UrlSource::from_ref(state), parts)
     }
 }
 

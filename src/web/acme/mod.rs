@@ -21,7 +21,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tracing::Instrument;
 
-use super::request::SignedRequest;
+use super::request::{RequestChecks, SignedRequest};
 use super::urls::Urls;
 use super::AcmeState;
 use crate::domain::profiles::Profiles;
@@ -113,12 +113,16 @@ async fn run_to_completion(request: Request, next: Next) -> Response {
 
 /// RFC 8555 §6.5 and §7.1: a fresh nonce and a link to the directory on
 /// every response, errors included (a `badNonce` must carry a nonce).
-async fn acme_headers(State(state): State<AcmeState>, request: Request, next: Next) -> Response {
+async fn acme_headers(
+    State(checks): State<RequestChecks>,
+    request: Request,
+    next: Next,
+) -> Response {
     let (parts, body) = request.into_parts();
-    let urls = Urls::for_request(&state, &parts).ok();
+    let urls = Urls::for_request(&checks.urls, &parts).ok();
     let mut response = next.run(Request::from_parts(parts, body)).await;
     let headers = response.headers_mut();
-    if let Ok(nonce) = HeaderValue::from_str(&state.nonces.issue()) {
+    if let Ok(nonce) = HeaderValue::from_str(&checks.nonces.issue()) {
         headers.insert(REPLAY_NONCE, nonce);
     }
     if let Some(link) =
