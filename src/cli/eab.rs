@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use crate::audit::{Actor, AuditEvent, AuditLog};
 use crate::cli::offline::{OfflineContext, StoreFlags};
 use crate::config::{parse_duration, Config, EabPolicy};
+use crate::domain::accounts::{deactivate_account, Deactivation};
 use crate::domain::eab::{create_key, Keyring, NamesLimit};
 use crate::protocol::paths;
 use crate::store::eab::{EabKeyRecord, RevokeOutcome};
@@ -51,10 +52,16 @@ pub enum EabCommand {
     /// List keys (never the HMAC keys).
     List,
     /// Revoke a key: it can no longer bind an account, and an account
-    /// it is bound to can no longer order certificates.
+    /// it is bound to can no longer order certificates, answer a
+    /// challenge or finalize an order.
     Revoke {
         #[arg(value_name = "KID")]
         kid: String,
+        /// Also deactivate the account the key is bound to: its pending
+        /// orders become invalid, and it can do nothing more (RFC 8555
+        /// §7.3.6), not even read its orders or revoke its certificates.
+        #[arg(long)]
+        deactivate_account: bool,
     },
 }
 
@@ -71,7 +78,18 @@ pub async fn run(args: EabArgs) -> anyhow::Result<ExitCode> {
             create(&config, &store, &keyring, &audit, create_args, now).await
         }
         EabCommand::List => list(&store, now).await,
-        EabCommand::Revoke { kid } => revoke(&store, &audit, &kid, now).await,
+        EabCommand::Revoke {
+            kid,
+            deactivate_account,
+        } => {
+            let revoked = revoke(&store, &audit, &kid, now).await;
+            match revoked {
+                Ok(code) if code == ExitCode::SUCCESS && deactivate_account => {
+                    deactivate_bound_account(&store, &audit, &kid, now).await
+                }
+                other => other,
+            }
+        }
     };
     store.close().await;
     outcome
@@ -223,4 +241,24 @@ async fn revoke(store: &Store, audit: &AuditLog, kid: &str, now: i64) -> anyhow:
             ExitCode::FAILURE
         }
     })
+}
+
+/// `eab revoke --deactivate-account`: the account key `kid` bound, if any,
+/// is deactivated as an operator would with `accounts deactivate`.
+async fn deactivate_bound_account(
+    store: &Store,
+    audit: &AuditLog,
+    kid: &str,
+    now: i64,
+) -> anyhow::Result<ExitCode> {
+    let Some(account) = store.eab_key(kid).await?.and_then(|r| r.account_id) else {
+        println!("{kid} is bound to no account; nothing to deactivate");
+        return Ok(ExitCode::SUCCESS);
+    };
+    match deactivate_account(store, audit, &account, Actor::Cli, now).await? {
+        Deactivation::Deactivated => println!("deactivated account {account}"),
+        Deactivation::AlreadyInactive(status) => println!("account {account} was already {status}"),
+        Deactivation::Unknown => println!("account {account} no longer exists"),
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -17,7 +17,7 @@ use certgate_testkit::dns::DnsStub;
 use certgate_testkit::eab::{binding, certgate_eab, create_key, new_account, register, EabKey};
 use certgate_testkit::instance::Instance;
 use certgate_testkit::process::{CertgateProcess, ServeArgs};
-use certgate_testkit::raw_client::RawClient;
+use certgate_testkit::raw_client::{challenge_of, csr, RawClient};
 
 /// Two profiles: `default` needs a binding, `open` needs none.
 const CONFIG: &str = "[profiles.default]\nissuer = \"local\"\neab = \"required\"\n\
@@ -453,4 +453,81 @@ async fn the_database_holds_no_usable_hmac_key() {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Issue 14: revoking a key stops its account at every step, not only at
+/// newOrder. An order already ready cannot be finalized, and a pending
+/// one's challenge cannot be started; with `--deactivate-account` the
+/// account itself is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn revoking_a_key_stops_what_its_account_already_started() {
+    let setup = Setup::start().await;
+    let http01 = &setup.instance.http01;
+    let key = setup.key(&[]).await;
+    let mut client = setup.client().await;
+    register(&mut client, &key).await;
+
+    let (_, ready) = client.ready_order(http01, &["ready.lab.example"]).await;
+    let (_, pending) = client.new_order(&["pending.lab.example"]).await;
+    let authz_url = pending["authorizations"][0].as_str().unwrap();
+    let authz = client.post(authz_url, None).await.json();
+    let challenge = challenge_of(&authz, "http-01");
+    let token = challenge["token"].as_str().unwrap();
+    http01.serve(token, &format!("{token}.{}", client.thumbprint()));
+
+    certgate_eab(
+        setup.instance.data_dir.path(),
+        &setup.config,
+        &["revoke", &key.kid],
+    )
+    .await;
+
+    let started = client
+        .post(challenge["url"].as_str().unwrap(), Some(json!({})))
+        .await;
+    assert_eq!(started.status, 403, "{:?}", started.json());
+    assert_eq!(started.problem_type(), "unauthorized");
+    assert!(started.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("revoked"));
+    let authz = client.post(authz_url, None).await.json();
+    assert_eq!(authz["status"], "pending", "nothing was validated: {authz}");
+
+    let cert_key = rcgen::KeyPair::generate().unwrap();
+    let finalized = client
+        .post(
+            ready["finalize"].as_str().unwrap(),
+            Some(json!({"csr": csr(&["ready.lab.example"], &cert_key)})),
+        )
+        .await;
+    assert_eq!(finalized.status, 403, "{:?}", finalized.json());
+    assert_eq!(finalized.problem_type(), "unauthorized");
+
+    // Reading stays open to the account.
+    let account = client.post(client.kid.as_deref().unwrap(), None).await;
+    assert_eq!(account.status, 200, "{:?}", account.json());
+
+    // The operator's harder choice: the bound account is deactivated too.
+    let other = setup.key(&[]).await;
+    let mut second = setup.client().await;
+    register(&mut second, &other).await;
+    let (second_order_url, _) = second.new_order(&["second.lab.example"]).await;
+    let out = certgate_eab(
+        setup.instance.data_dir.path(),
+        &setup.config,
+        &["revoke", &other.kid, "--deactivate-account"],
+    )
+    .await;
+    assert!(out.contains("deactivated account"), "{out}");
+    let reply = second.post(second.kid.as_deref().unwrap(), None).await;
+    assert_eq!(reply.problem_type(), "unauthorized", "{:?}", reply.json());
+    let order = setup
+        .instance
+        .store()
+        .order(second_order_url.rsplit('/').next().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(order.status.to_string(), "invalid", "pending orders end");
 }

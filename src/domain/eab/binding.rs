@@ -1,5 +1,5 @@
-//! The binding newAccount carries (RFC 8555 §7.3.4), and newOrder's check
-//! of the account's binding.
+//! The binding newAccount carries (RFC 8555 §7.3.4), and the checks of the
+//! account's binding at newOrder, challenge and finalize.
 
 use axum::http::StatusCode;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -232,6 +232,27 @@ pub async fn create_bound_account(
     }
 }
 
+/// The check every step that moves an account's work forward makes besides
+/// newOrder (a challenge POST, finalize): an account bound with a key the
+/// operator has since revoked can finish nothing it started. Reading its
+/// resources, revoking its certificates and deactivating itself stay open.
+pub async fn check_binding_in_force(store: &Store, account_id: &str) -> Result<(), Problem> {
+    match store.eab_key_of_account(account_id).await? {
+        Some(record) => refuse_revoked(&record),
+        None => Ok(()),
+    }
+}
+
+fn refuse_revoked(record: &EabKeyRecord) -> Result<(), Problem> {
+    if record.revoked_at.is_some() {
+        return Err(Problem::unauthorized(format!(
+            "external account key {} that this account was bound with has been revoked",
+            record.kid
+        )));
+    }
+    Ok(())
+}
+
 /// newOrder's check of the ordering account's binding (see the module
 /// documentation): the profile's EAB requirement, a revoked key, and the
 /// names limit of the key, with one subproblem per refused identifier.
@@ -254,12 +275,7 @@ pub async fn check_new_order(
     let Some(record) = record else {
         return Ok(());
     };
-    if record.revoked_at.is_some() {
-        return Err(Problem::unauthorized(format!(
-            "external account key {} that this account was bound with has been revoked",
-            record.kid
-        )));
-    }
+    refuse_revoked(&record)?;
     let Some(patterns) = record.names else {
         return Ok(());
     };

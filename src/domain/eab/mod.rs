@@ -41,8 +41,11 @@
 //!   with a key of that profile, so an account made through another
 //!   profile's directory (or before the profile required a binding) cannot
 //!   order in it by naming it in newOrder;
-//! - an account whose key was revoked after binding can no longer order
-//!   (expiry only ends the time in which a key can bind an account);
+//! - an account whose key was revoked after binding can no longer order,
+//!   nor start a challenge or finalize an order it already has
+//!   ([`check_binding_in_force`]): revocation stops what the key started.
+//!   Expiry only ends the time in which a key can bind an account, as
+//!   `eab create --expires` documents;
 //! - an account bound with a `--names` key may order only names the key's
 //!   patterns allow, else `rejectedIdentifier` with one subproblem per
 //!   refused identifier.
@@ -78,7 +81,9 @@ use ring::rand::{SecureRandom, SystemRandom};
 use crate::store::eab::EabKeyRecord;
 use crate::store::{Store, StoreError};
 
-pub use binding::{binding_to_verify, check_new_order, create_bound_account};
+pub use binding::{
+    binding_to_verify, check_binding_in_force, check_new_order, create_bound_account,
+};
 pub use keyring::{HmacKey, Keyring};
 pub use names::NamesLimit;
 

@@ -38,6 +38,7 @@ pub async fn challenge(
         // RFC 8555 §7.5.1: the payload is an empty JSON object; anything else
         // a client sends is ignored rather than refused, as clients differ.
         let _: serde_json::Value = request.json()?;
+        crate::domain::eab::check_binding_in_force(&store, &request.account()?.id).await?;
         if store.start_challenge(&id, clock.now()).await? {
             let task = workers.spawn_validation(id.clone());
             // Answer with the result when validation is quick (saving the

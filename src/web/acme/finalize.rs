@@ -37,6 +37,7 @@ pub async fn finalize(
     if status != OrderStatus::Ready {
         return Err(not_ready(status));
     }
+    crate::domain::eab::check_binding_in_force(&store, &order.account_id).await?;
     let body: FinalizeRequest = request.json()?;
     let account_key = PublicJwk::parse(&request.account()?.jwk)
         .map_err(|e| Problem::internal("stored account key does not parse", &e))?;
