@@ -411,6 +411,14 @@ pub async fn start_with(config: Config, substitutes: Substitutes) -> Result<Serv
         tracing::info!(listen = %metrics_addr, "metrics are served at /metrics");
     }
     unfinished.resume(&state);
+    if let Some(keep) = config.retention {
+        let retention = crate::domain::retention::Retention {
+            store: state.store.clone(),
+            clock: state.clock.clone(),
+            keep,
+        };
+        companions.push(tokio::spawn(retention.run()));
+    }
     let profiles: Vec<&str> = state.profiles.iter().map(|p| p.name.as_str()).collect();
     tracing::info!(
         listen = %local_addr,

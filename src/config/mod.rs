@@ -6,6 +6,7 @@
 pub mod networks;
 pub mod profiles;
 pub mod rate_limits;
+pub mod values;
 pub mod vault;
 
 use std::collections::BTreeMap;
@@ -17,9 +18,12 @@ use clap::Args;
 use serde::Deserialize;
 
 pub use profiles::{EabPolicy, ProfileIssuer, ProfileSettings};
+pub use values::{parse_duration, parse_resolver};
 pub use vault::{VaultAuth, VaultSettings};
 
-use rate_limits::{Limit, RateLimits};
+use values::{parse_rate_limit, parse_retention};
+
+use rate_limits::RateLimits;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -69,6 +73,9 @@ pub struct Config {
     pub admin: Option<AdminSettings>,
     /// Where audit lines are written besides the database.
     pub audit_log: AuditLogTarget,
+    /// How long orders (and the authorizations and challenges only they
+    /// use) are kept after they ended; `None` keeps them for ever.
+    pub retention: Option<Duration>,
 }
 
 /// The admin API: off unless both an address and a token file are given.
@@ -215,6 +222,12 @@ pub struct ServeFlags {
     #[arg(long, env = "CERTGATE_AUDIT_LOG", value_name = "FILE|-|off")]
     pub audit_log: Option<String>,
 
+    /// How long expired and invalid orders, with the authorizations and
+    /// challenges only they use, are kept before they are deleted, or off.
+    /// Certificates and the audit log are always kept [default: 30d].
+    #[arg(long, env = "CERTGATE_RETENTION", value_name = "DURATION|off")]
+    pub retention: Option<String>,
+
     /// `[profiles.<name>]` tables (config file only).
     #[arg(skip)]
     pub profiles: BTreeMap<String, profiles::ProfileFile>,
@@ -222,30 +235,6 @@ pub struct ServeFlags {
     /// The `[vault]` table (config file only).
     #[arg(skip)]
     pub vault: Option<vault::VaultFile>,
-}
-
-/// `ADDR:PORT`, or a bare address meaning port 53.
-pub fn parse_resolver(text: &str) -> Result<SocketAddr, ConfigError> {
-    let text = text.trim();
-    text.parse::<SocketAddr>()
-        .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
-        .map_err(|_| ConfigError::Invalid(format!("resolver {text:?} is not ADDR or ADDR:PORT")))
-}
-
-/// Rate limit `setting`: `text` when given, else `default`.
-fn parse_rate_limit(
-    setting: &str,
-    text: Option<String>,
-    default: &str,
-) -> Result<Option<Limit>, ConfigError> {
-    Limit::parse(text.as_deref().unwrap_or(default))
-        .map_err(|e| ConfigError::Invalid(format!("{setting}: {e}")))
-}
-
-/// A duration such as `90d`, `24h`, `1h30m` or `3600s`.
-pub fn parse_duration(text: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| ConfigError::Invalid(format!("duration {text:?}: {e}")))
 }
 
 fn read_file(path: &Path) -> Result<ServeFlags, ConfigError> {
@@ -379,6 +368,7 @@ impl Config {
             metrics_listen: flags.metrics_listen.or(file.metrics_listen),
             admin,
             audit_log,
+            retention: parse_retention(flags.retention.or(file.retention))?,
         };
         config.validate()?;
         Ok(config)
@@ -438,6 +428,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::rate_limits::Limit;
 
     #[test]
     fn defaults_need_no_input() {

@@ -10,5 +10,6 @@ pub mod orders;
 pub mod problems;
 pub mod profiles;
 pub mod readiness;
+pub mod retention;
 pub mod validation;
 pub mod workers;

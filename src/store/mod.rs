@@ -15,6 +15,7 @@ pub mod inventory;
 mod models;
 mod orders;
 mod rate_limits;
+mod retention;
 mod reuse;
 mod signing;
 pub mod stats;
@@ -27,6 +28,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, SqlitePool};
 
 pub use models::*;
+pub use retention::Pruned;
 pub use writer::Work;
 use writer::Writer;
 

@@ -63,12 +63,13 @@ pub fn serials(certificates: &Value) -> BTreeSet<String> {
         .collect()
 }
 
-/// The `account_deactivated` events in the audit log at
-/// `<data-dir>/audit.log`, which the server and the commands both append to.
-pub fn audited_deactivations(data_dir: &std::path::Path) -> Vec<Value> {
+/// The events called `event` (`account_deactivated`, `certificate_issued`…)
+/// in the audit log at `<data-dir>/audit.log`, which the server and the
+/// commands both append to.
+pub fn audited(data_dir: &std::path::Path, event: &str) -> Vec<Value> {
     let text = std::fs::read_to_string(data_dir.join("audit.log")).unwrap_or_default();
     text.lines()
         .map(|line| serde_json::from_str::<Value>(line).expect("an audit line is JSON"))
-        .filter(|event| event["event"] == "account_deactivated")
+        .filter(|line| line["event"] == event)
         .collect()
 }

@@ -13,7 +13,7 @@ use certgate_testkit::chain_ders;
 use certgate_testkit::dns::DnsStub;
 use certgate_testkit::http01::Http01Responder;
 use certgate_testkit::inventory::{
-    audited_deactivations, leaf_serial, openssl_der_serial, serials, TWO_LIFETIMES,
+    audited, leaf_serial, openssl_der_serial, serials, TWO_LIFETIMES,
 };
 use certgate_testkit::process::{certgate_command, free_port, CertgateProcess, ServeArgs};
 use certgate_testkit::raw_client::RawClient;
@@ -219,10 +219,14 @@ async fn the_admin_api_needs_the_token_and_serves_the_inventory() {
     let again: Value = deactivate(long_id, Some(TOKEN)).await.json().await.unwrap();
     assert_eq!(again, deactivated, "asking again changes nothing");
     problem(deactivate("no-such-account", Some(TOKEN)).await, 404).await;
-    let audited = audited_deactivations(served.data_dir.path());
-    assert_eq!(audited.len(), 1, "only the change is audited: {audited:?}");
-    assert_eq!(audited[0]["account"], long_id);
-    assert_eq!(audited[0]["by"], json!({"kind": "admin_api"}));
+    let deactivations = audited(served.data_dir.path(), "account_deactivated");
+    assert_eq!(
+        deactivations.len(),
+        1,
+        "only the change is audited: {deactivations:?}"
+    );
+    assert_eq!(deactivations[0]["account"], long_id);
+    assert_eq!(deactivations[0]["by"], json!({"kind": "admin_api"}));
 
     served.certgate.stop().await;
     let log = served.certgate.log();

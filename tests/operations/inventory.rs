@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use certgate_testkit::chain_ders;
 use certgate_testkit::instance::Instance;
 use certgate_testkit::inventory::{
-    audited_deactivations, leaf_serial, openssl_der_serial, serials, TWO_LIFETIMES,
+    audited, leaf_serial, openssl_der_serial, serials, TWO_LIFETIMES,
 };
 use certgate_testkit::process::certgate_command;
 use certgate_testkit::raw_client::{b64, RawClient};
@@ -271,10 +271,14 @@ async fn accounts_list_and_deactivate() {
         ])
     );
 
-    let audited = audited_deactivations(instance.data_dir.path());
-    assert_eq!(audited.len(), 1, "only the change is audited: {audited:?}");
-    assert_eq!(audited[0]["account"], holder_id.as_str());
-    assert_eq!(audited[0]["by"], json!({"kind": "cli"}));
+    let deactivations = audited(instance.data_dir.path(), "account_deactivated");
+    assert_eq!(
+        deactivations.len(),
+        1,
+        "only the change is audited: {deactivations:?}"
+    );
+    assert_eq!(deactivations[0]["account"], holder_id.as_str());
+    assert_eq!(deactivations[0]["by"], json!({"kind": "cli"}));
 
     let unknown = certgate(&instance, &["accounts", "deactivate", "no-such-account"]).await;
     assert_eq!(unknown.status.code(), Some(1));

@@ -7,6 +7,7 @@
 
 mod common;
 mod disk_faults;
+mod retention;
 mod serve_lock;
 mod sigkill;
 mod storm;

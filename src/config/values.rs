@@ -1,0 +1,47 @@
+//! The settings' value syntax: durations, resolver addresses, rate limits
+//! and `off` switches, each parsed into what `Config` holds.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use super::rate_limits::Limit;
+use super::ConfigError;
+
+/// `ADDR:PORT`, or a bare address meaning port 53.
+pub fn parse_resolver(text: &str) -> Result<SocketAddr, ConfigError> {
+    let text = text.trim();
+    text.parse::<SocketAddr>()
+        .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| ConfigError::Invalid(format!("resolver {text:?} is not ADDR or ADDR:PORT")))
+}
+
+/// Rate limit `setting`: `text` when given, else `default`.
+pub(super) fn parse_rate_limit(
+    setting: &str,
+    text: Option<String>,
+    default: &str,
+) -> Result<Option<Limit>, ConfigError> {
+    Limit::parse(text.as_deref().unwrap_or(default))
+        .map_err(|e| ConfigError::Invalid(format!("{setting}: {e}")))
+}
+
+/// `retention`: a duration of at least an hour, or `off`; 30 days when unset.
+pub(super) fn parse_retention(text: Option<String>) -> Result<Option<Duration>, ConfigError> {
+    let text = text.unwrap_or_else(|| "30d".to_owned());
+    if text.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let keep = parse_duration(&text)?;
+    if keep < Duration::from_secs(3600) {
+        return Err(ConfigError::Invalid(
+            "retention must be at least 1h, or off".into(),
+        ));
+    }
+    Ok(Some(keep))
+}
+
+/// A duration such as `90d`, `24h`, `1h30m` or `3600s`.
+pub fn parse_duration(text: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| ConfigError::Invalid(format!("duration {text:?}: {e}")))
+}
