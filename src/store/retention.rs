@@ -44,37 +44,26 @@ impl Store {
     /// that ended before it and no order uses, with their challenges: one
     /// small write, so other writes wait for it only briefly.
     pub async fn prune_batch(&self, cutoff: i64, batch: u32) -> StoreResult<Pruned> {
+        // In this order: an order's links before the order, an
+        // authorization's challenges before the authorization.
+        let statements = [
+            format!("DELETE FROM order_authorizations WHERE order_id IN ({OLD_ORDERS})"),
+            format!("DELETE FROM orders WHERE id IN ({OLD_ORDERS})"),
+            format!("DELETE FROM challenges WHERE authorization_id IN ({UNUSED_AUTHORIZATIONS})"),
+            format!("DELETE FROM authorizations WHERE id IN ({UNUSED_AUTHORIZATIONS})"),
+        ];
         self.write(move |connection| {
             Box::pin(async move {
-                let unlinked =
-                    format!("DELETE FROM order_authorizations WHERE order_id IN ({OLD_ORDERS})");
-                sqlx::query(&unlinked)
-                    .bind(cutoff)
-                    .bind(batch)
-                    .execute(&mut *connection)
-                    .await?;
-                let orders = sqlx::query(&format!("DELETE FROM orders WHERE id IN ({OLD_ORDERS})"))
-                    .bind(cutoff)
-                    .bind(batch)
-                    .execute(&mut *connection)
-                    .await?
-                    .rows_affected();
-                let challenges = sqlx::query(&format!(
-                    "DELETE FROM challenges WHERE authorization_id IN ({UNUSED_AUTHORIZATIONS})"
-                ))
-                .bind(cutoff)
-                .bind(batch)
-                .execute(&mut *connection)
-                .await?
-                .rows_affected();
-                let authorizations = sqlx::query(&format!(
-                    "DELETE FROM authorizations WHERE id IN ({UNUSED_AUTHORIZATIONS})"
-                ))
-                .bind(cutoff)
-                .bind(batch)
-                .execute(&mut *connection)
-                .await?
-                .rows_affected();
+                let mut deleted = [0; 4];
+                for (sql, count) in statements.iter().zip(&mut deleted) {
+                    *count = sqlx::query(sql)
+                        .bind(cutoff)
+                        .bind(batch)
+                        .execute(&mut *connection)
+                        .await?
+                        .rows_affected();
+                }
+                let [_, orders, challenges, authorizations] = deleted;
                 Ok(Pruned {
                     orders,
                     authorizations,

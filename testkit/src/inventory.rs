@@ -73,3 +73,20 @@ pub fn audited(data_dir: &std::path::Path, event: &str) -> Vec<Value> {
         .filter(|line| line["event"] == event)
         .collect()
 }
+
+/// The serials `certgate certs list --json` prints for `data_dir`: what an
+/// operator sees, read by the built binary beside (or after) the server.
+pub async fn listed_serials(data_dir: &std::path::Path) -> BTreeSet<String> {
+    let output = crate::process::certgate_command()
+        .args(["certs", "list", "--json", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .await
+        .expect("running certgate certs list");
+    assert!(
+        output.status.success(),
+        "certs list: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serials(&serde_json::from_slice(&output.stdout).expect("certs list --json prints JSON"))
+}

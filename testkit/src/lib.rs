@@ -5,6 +5,7 @@
 
 pub mod bind;
 pub mod clients;
+pub mod database;
 pub mod dns;
 pub mod eab;
 pub mod http01;

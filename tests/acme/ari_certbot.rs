@@ -25,8 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Connection};
+use sqlx::Connection;
 use tokio::process::Command;
 use x509_parser::extensions::ParsedExtension;
 
@@ -342,12 +341,7 @@ struct Db {
 
 impl Db {
     async fn open(data_dir: &Path) -> Self {
-        let conn = SqliteConnectOptions::new()
-            .filename(data_dir.join("certgate.db"))
-            .read_only(true)
-            .connect()
-            .await
-            .expect("opening certgate.db");
+        let conn = certgate_testkit::database::open_read_only(data_dir).await;
         Self { conn }
     }
 

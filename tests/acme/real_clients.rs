@@ -7,8 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Connection};
+use sqlx::Connection;
 use tokio::process::Command;
 
 use certgate_testkit::clients::{
@@ -166,12 +165,7 @@ async fn check_both(
 
 /// Account ids in certgate's database, read with certgate stopped.
 async fn account_ids(data_dir: &Path) -> BTreeSet<String> {
-    let mut db = SqliteConnectOptions::new()
-        .filename(data_dir.join("certgate.db"))
-        .read_only(true)
-        .connect()
-        .await
-        .expect("opening certgate.db");
+    let mut db = certgate_testkit::database::open_read_only(data_dir).await;
     let ids = sqlx::query_scalar::<_, String>("SELECT id FROM accounts")
         .fetch_all(&mut db)
         .await

@@ -6,8 +6,7 @@ use std::path::Path;
 
 use josekit::jwk::alg::ec::{EcCurve, EcKeyPair};
 use serde_json::{json, Value};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Connection};
+use sqlx::Connection;
 use tokio::process::Command;
 use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtension};
 use x509_parser::prelude::*;
@@ -181,12 +180,7 @@ async fn certbot_revokes_a_vault_certificate_by_serial() {
 
     let status = certgate.stop().await;
     assert!(status.success(), "certgate stopped cleanly: {status}");
-    let mut db = SqliteConnectOptions::new()
-        .filename(data_dir.path().join("certgate.db"))
-        .read_only(true)
-        .connect()
-        .await
-        .unwrap();
+    let mut db = certgate_testkit::database::open_read_only(data_dir.path()).await;
     let (revoked_at, reason): (Option<i64>, Option<i64>) =
         sqlx::query_as("SELECT revoked_at, revocation_reason FROM certificates WHERE serial = ?")
             .bind(plain_serial(&serial))

@@ -14,8 +14,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use serde_json::{json, Map, Value};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Connection};
+use sqlx::Connection;
 
 use certgate_testkit::dns::DnsStub;
 use certgate_testkit::eab::{certgate_eab_printed, register, EabKey};
@@ -230,11 +229,7 @@ async fn audit_lines_match_what_was_issued_and_revoked_and_no_secret_is_logged()
     assert_eq!(events(&lines, "order_created").len(), 3, "{audit_text}");
 
     // The table holds the same lines, and refuses to change them.
-    let mut db = SqliteConnectOptions::new()
-        .filename(data_dir.path().join("certgate.db"))
-        .connect()
-        .await
-        .unwrap();
+    let mut db = certgate_testkit::database::open_writable(data_dir.path()).await;
     let mut records: Vec<String> =
         sqlx::query_scalar("SELECT record FROM audit_events ORDER BY id")
             .fetch_all(&mut db)

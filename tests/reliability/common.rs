@@ -5,8 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Connection};
+use sqlx::Connection;
 
 use certgate_testkit::http01::Http01Responder;
 use certgate_testkit::raw_client::{challenge_of, csr, AccountKey, RawClient};
@@ -138,20 +137,9 @@ async fn poll_order(client: &RawClient, url: &str, wanted: &str) -> Result<Value
     }
 }
 
-/// A read-only connection to the database in `data_dir`, as an operator's
-/// `sqlite3` would open it beside a running certgate.
-pub async fn open_database(data_dir: &Path) -> sqlx::SqliteConnection {
-    SqliteConnectOptions::new()
-        .filename(data_dir.join("certgate.db"))
-        .read_only(true)
-        .connect()
-        .await
-        .expect("opening certgate.db")
-}
-
 /// `PRAGMA integrity_check` of the database in `data_dir`.
 pub async fn integrity_check(data_dir: &Path) -> String {
-    let mut db = open_database(data_dir).await;
+    let mut db = certgate_testkit::database::open_read_only(data_dir).await;
     let verdict: String = sqlx::query_scalar("PRAGMA integrity_check")
         .fetch_one(&mut db)
         .await
@@ -162,7 +150,7 @@ pub async fn integrity_check(data_dir: &Path) -> String {
 
 /// How many rows of `table` have status `processing`.
 pub async fn processing(data_dir: &Path, table: &str) -> i64 {
-    let mut db = open_database(data_dir).await;
+    let mut db = certgate_testkit::database::open_read_only(data_dir).await;
     let count = sqlx::query_scalar(&format!(
         "SELECT COUNT(*) FROM {table} WHERE status = 'processing'"
     ))

@@ -6,14 +6,14 @@
 use std::time::Duration;
 
 use serde_json::json;
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Connection};
+use sqlx::Connection;
 
 use crate::common::integrity_check;
+use certgate_testkit::database::{open_read_only, open_writable};
 use certgate_testkit::dns::DnsStub;
 use certgate_testkit::http01::Http01Responder;
-use certgate_testkit::inventory::{audited, leaf_serial, serials};
-use certgate_testkit::process::{certgate_command, CertgateProcess, ServeArgs};
+use certgate_testkit::inventory::{audited, leaf_serial, listed_serials};
+use certgate_testkit::process::{CertgateProcess, ServeArgs};
 use certgate_testkit::raw_client::RawClient;
 
 /// Older than the default retention (30 days) counted from the end of a
@@ -64,11 +64,7 @@ async fn retention_prunes_old_orders_and_keeps_their_certificates_and_audit_line
 
     // Everything but the fresh order ended more than the retention ago.
     let fresh_id = fresh_url.rsplit('/').next().unwrap().to_owned();
-    let mut db = SqliteConnectOptions::new()
-        .filename(data_dir.path().join("certgate.db"))
-        .connect()
-        .await
-        .unwrap();
+    let mut db = open_writable(data_dir.path()).await;
     sqlx::query(
         "UPDATE orders SET expires_at = expires_at - ?1, updated_at = updated_at - ?1,
                            created_at = created_at - ?1
@@ -125,14 +121,7 @@ async fn retention_prunes_old_orders_and_keeps_their_certificates_and_audit_line
         chain,
         "the certificate is served as issued"
     );
-    let listed = certgate_command()
-        .args(["certs", "list", "--json", "--data-dir"])
-        .arg(data_dir.path())
-        .output()
-        .await
-        .unwrap();
-    assert!(listed.status.success());
-    let listed = serials(&serde_json::from_slice(&listed.stdout).unwrap());
+    let listed = listed_serials(data_dir.path()).await;
     assert!(listed.contains(&serial), "{serial} not in {listed:?}");
 
     // A new order for the pruned name is a new pending order, not an error.
@@ -147,12 +136,7 @@ async fn retention_prunes_old_orders_and_keeps_their_certificates_and_audit_line
     assert!(certgate.stop().await.success());
 
     assert_eq!(audited(data_dir.path(), "certificate_issued"), issued_lines);
-    let mut db = SqliteConnectOptions::new()
-        .filename(data_dir.path().join("certgate.db"))
-        .read_only(true)
-        .connect()
-        .await
-        .unwrap();
+    let mut db = open_read_only(data_dir.path()).await;
     let audit_rows_after: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events")
         .fetch_one(&mut db)
         .await

@@ -13,8 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Connection};
+use sqlx::Connection;
 
 use certgate_testkit::dns::DnsStub;
 use certgate_testkit::http01::Http01Responder;
@@ -196,11 +195,7 @@ struct OrderRow {
 }
 
 async fn order_row(data_dir: &Path, order_id: &str) -> OrderRow {
-    let mut db = SqliteConnectOptions::new()
-        .filename(data_dir.join("certgate.db"))
-        .connect()
-        .await
-        .expect("opening certgate.db");
+    let mut db = certgate_testkit::database::open_read_only(data_dir).await;
     let row = sqlx::query_as(
         "SELECT status, sign_attempted_at, updated_at, error FROM orders WHERE id = ?",
     )

@@ -10,8 +10,8 @@ use std::time::Duration;
 use crate::common::{fresh_client, integrity_check, try_issue, wait_until_settled};
 use certgate_testkit::dns::DnsStub;
 use certgate_testkit::http01::Http01Responder;
-use certgate_testkit::inventory::{leaf_serial, serials};
-use certgate_testkit::process::{certgate_command, CertgateProcess, ServeArgs};
+use certgate_testkit::inventory::{leaf_serial, listed_serials};
+use certgate_testkit::process::{CertgateProcess, ServeArgs};
 use certgate_testkit::raw_client::RawClient;
 
 const KILLS: usize = 5;
@@ -88,18 +88,7 @@ async fn sigkill_under_load_loses_no_saved_certificate() {
     // A last start resumes what the kills interrupted.
     let mut certgate = CertgateProcess::start(&args).await;
     wait_until_settled(data_dir.path()).await;
-    let output = certgate_command()
-        .args(["certs", "list", "--json", "--data-dir"])
-        .arg(data_dir.path())
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let listed = serials(&serde_json::from_slice(&output.stdout).unwrap());
+    let listed = listed_serials(data_dir.path()).await;
     let saved = saved.lock().unwrap().clone();
     let missing: Vec<_> = saved.difference(&listed).collect();
     assert!(
