@@ -11,4 +11,5 @@ pub mod problems;
 pub mod profiles;
 pub mod readiness;
 pub mod validation;
+pub mod validation_slots;
 pub mod workers;

@@ -10,4 +10,5 @@ mod disk_faults;
 mod serve_lock;
 mod sigkill;
 mod storm;
+mod validation_flood;
 mod vault_outage;
