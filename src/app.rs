@@ -14,6 +14,7 @@ use crate::config::{Config, ProfileIssuer};
 use crate::domain::orders::Orders;
 use crate::domain::profiles::{Profile, Profiles};
 use crate::domain::readiness::ReadinessProbe;
+use crate::domain::validation_slots::ValidationSlots;
 use crate::domain::workers::Workers;
 use crate::issuer::local::{CaError, EmbeddedCa, LocalIssuer};
 use crate::issuer::vault::{VaultIssuer, VaultRole};
@@ -253,6 +254,7 @@ async fn build_state(
     let workers = Arc::new(Workers {
         store: store.clone(),
         profiles: profiles.clone(),
+        validation_slots: Arc::new(ValidationSlots::new(config.validation_limits)),
         validator: Arc::new(Validator::new(
             resolver,
             ValidationPorts {
@@ -389,7 +391,9 @@ pub async fn start_with(config: Config, substitutes: Substitutes) -> Result<Serv
         .into_iter()
         .map(|vault| tokio::spawn(async move { vault.keep_token_fresh().await }))
         .collect();
-    let service = crate::web::router(state.clone()).into_make_service();
+    // With the client's address, which newAccount's per-address limit keys on.
+    let service =
+        crate::web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let server = axum_server::from_tcp_rustls(listener, tls.clone()).handle(handle.clone());
     let task = tokio::spawn(async move { server.serve(service).await });
     if let Some((token, (listener, admin_addr))) = admin {

@@ -3,9 +3,12 @@
 //! `--config`, then defaults — the first that says something wins. The
 //! `[profiles.<name>]` and `[vault]` tables exist only in the file.
 
+mod limit_settings;
 pub mod networks;
 pub mod profiles;
 pub mod rate_limits;
+mod token_bucket;
+pub mod validation_limits;
 pub mod values;
 pub mod vault;
 
@@ -21,9 +24,9 @@ pub use profiles::{EabPolicy, ProfileIssuer, ProfileSettings};
 pub use values::{parse_duration, parse_resolver};
 pub use vault::{VaultAuth, VaultSettings};
 
-use values::{parse_rate_limit, parse_retention};
-
 use rate_limits::RateLimits;
+use validation_limits::ValidationLimits;
+use values::parse_retention;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -65,8 +68,10 @@ pub struct Config {
     pub default_profile: String,
     /// Set when at least one profile signs through Vault.
     pub vault: Option<VaultSettings>,
-    /// Limits on newOrder per account and per registered domain.
+    /// Limits on newOrder, finalize and newAccount.
     pub rate_limits: RateLimits,
+    /// How many validations run at once, in all and per account.
+    pub validation_limits: ValidationLimits,
     /// Extra plain-HTTP listener for /metrics.
     pub metrics_listen: Option<SocketAddr>,
     /// The admin API listener and the file with its bearer token; both or neither.
@@ -194,14 +199,46 @@ pub struct ServeFlags {
     )]
     pub rate_limit_orders_per_account: Option<String>,
 
-    /// New orders for names under one registered domain (or for one IP
-    /// address), all accounts together: BURST/PERIOD or off [default: 300/1h].
+    /// Certificates issued for names under one registered domain (or for
+    /// one IP address), all accounts together: checked at newOrder, counted
+    /// at finalize; BURST/PERIOD or off [default: 300/1h].
     #[arg(
         long,
         env = "CERTGATE_RATE_LIMIT_ORDERS_PER_DOMAIN",
         value_name = "BURST/PERIOD"
     )]
     pub rate_limit_orders_per_domain: Option<String>,
+
+    /// New accounts from one client address (IPv4, or IPv6 /64):
+    /// BURST/PERIOD or off [default: 100/3h].
+    #[arg(
+        long,
+        env = "CERTGATE_RATE_LIMIT_NEW_ACCOUNTS_PER_IP",
+        value_name = "BURST/PERIOD"
+    )]
+    pub rate_limit_new_accounts_per_ip: Option<String>,
+
+    /// Most pending authorizations one account may hold; newOrder beyond it
+    /// is refused [default: 300].
+    #[arg(
+        long,
+        env = "CERTGATE_PENDING_AUTHORIZATIONS_PER_ACCOUNT",
+        value_name = "N"
+    )]
+    pub pending_authorizations_per_account: Option<u32>,
+
+    /// Validations running at once, all accounts together; more wait their
+    /// turn [default: 32].
+    #[arg(long, env = "CERTGATE_VALIDATION_CONCURRENCY", value_name = "N")]
+    pub validation_concurrency: Option<usize>,
+
+    /// Validations of one account running at once [default: 4].
+    #[arg(
+        long,
+        env = "CERTGATE_VALIDATION_CONCURRENCY_PER_ACCOUNT",
+        value_name = "N"
+    )]
+    pub validation_concurrency_per_account: Option<usize>,
 
     /// Also serve /metrics (OpenMetrics text for Prometheus, plain HTTP) on
     /// this address; /metrics is always on the main HTTPS listener too.
@@ -270,6 +307,8 @@ impl Config {
             Some(path) => read_file(path)?,
             None => ServeFlags::default(),
         };
+        let rate_limits = limit_settings::rate_limits(&flags, &file)?;
+        let validation_limits = limit_settings::validation_limits(&flags, &file)?;
         let data_dir = flags
             .data_dir
             .or(file.data_dir)
@@ -300,22 +339,6 @@ impl Config {
             Some(file.vault.unwrap_or_default().resolve(env)?)
         } else {
             None
-        };
-        let rate_limits = RateLimits {
-            orders_per_account: parse_rate_limit(
-                "rate-limit-orders-per-account",
-                flags
-                    .rate_limit_orders_per_account
-                    .or(file.rate_limit_orders_per_account),
-                rate_limits::DEFAULT_ORDERS_PER_ACCOUNT,
-            )?,
-            orders_per_domain: parse_rate_limit(
-                "rate-limit-orders-per-domain",
-                flags
-                    .rate_limit_orders_per_domain
-                    .or(file.rate_limit_orders_per_domain),
-                rate_limits::DEFAULT_ORDERS_PER_DOMAIN,
-            )?,
         };
         let admin =
             match (
@@ -365,6 +388,7 @@ impl Config {
             default_profile,
             vault,
             rate_limits,
+            validation_limits,
             metrics_listen: flags.metrics_listen.or(file.metrics_listen),
             admin,
             audit_log,
@@ -428,7 +452,6 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::rate_limits::Limit;
 
     #[test]
     fn defaults_need_no_input() {
@@ -494,43 +517,6 @@ mod tests {
             .unwrap()
             .vault
             .is_none());
-    }
-
-    #[test]
-    fn rate_limits_from_flags_file_and_defaults() {
-        let defaults = Config::load(ServeFlags::default()).unwrap().rate_limits;
-        assert_eq!(defaults, RateLimits::default());
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("certgate.toml");
-        std::fs::write(
-            &path,
-            "rate_limit_orders_per_account = \"3/1h\"\nrate_limit_orders_per_domain = \"off\"\n",
-        )
-        .unwrap();
-        let file = ServeFlags {
-            config: Some(path),
-            ..Default::default()
-        };
-        let limits = Config::load(file.clone()).unwrap().rate_limits;
-        assert_eq!(limits.orders_per_account, Limit::parse("3/1h").unwrap());
-        assert_eq!(limits.orders_per_domain, None);
-        let flags = ServeFlags {
-            rate_limit_orders_per_account: Some("off".into()),
-            ..file
-        };
-        assert_eq!(
-            Config::load(flags).unwrap().rate_limits.orders_per_account,
-            None
-        );
-        let err = Config::load(ServeFlags {
-            rate_limit_orders_per_domain: Some("many".into()),
-            ..Default::default()
-        })
-        .unwrap_err();
-        assert!(
-            err.to_string().contains("rate-limit-orders-per-domain"),
-            "{err}"
-        );
     }
 
     #[test]

@@ -1,148 +1,63 @@
-//! Rate limits on newOrder (RFC 8555 §6.6): orders per account and orders per
-//! registered domain, each a token bucket.
+//! Rate limits (RFC 8555 §6.6) and the caps on what one account may hold,
+//! each a token bucket ([`Limit`]) or a count:
 //!
-//! A limit `BURST/PERIOD` is a bucket that holds at most BURST tokens and
-//! refills evenly, BURST tokens per PERIOD (one every PERIOD/BURST). A
-//! newOrder takes one token from its account's bucket and one from the bucket
-//! of each registered domain (or IP address) it names, all or none. When one
-//! of them is empty the order is refused with `rateLimited` and a
-//! `Retry-After` of the seconds until it holds a token again.
+//! - new orders per account, taken at newOrder;
+//! - certificates per registered domain (or IP address), all accounts
+//!   together: checked at newOrder, taken at finalize, once the order's
+//!   names are validated. Unvalidated orders cost nothing here, so nobody
+//!   can spend a domain's tokens without proving control of its names
+//!   (as Boulder's certificatesPerDomain);
+//! - new accounts per client address, taken at newAccount;
+//! - pending authorizations per account, counted at newOrder.
+//!
+//! When one is exhausted the request is refused with `rateLimited` and a
+//! `Retry-After` of the seconds until it would pass.
 //!
 //! The buckets live in the database and change in one `BEGIN IMMEDIATE`
-//! transaction, the one that stores the order they pay for
-//! ([`Store::create_order_within_limits`](crate::store::Store::create_order_within_limits)),
-//! so they hold across restarts and across replicas sharing the database,
-//! and a token is never taken for an order that was not created.
+//! transaction, the one that stores what they pay for
+//! ([`Store::create_order_within_limits`](crate::store::Store::create_order_within_limits),
+//! [`Store::begin_finalize`](crate::store::Store::begin_finalize)), so they
+//! hold across restarts and across replicas sharing the database, and a
+//! token is never taken for something that did not happen.
 
 use std::collections::BTreeSet;
-use std::fmt;
-use std::time::Duration;
+use std::net::IpAddr;
 
 use crate::protocol::identifier::IdentifierKind;
 use crate::protocol::identifiers::OrderedIdentifier;
 use crate::protocol::problem::{Problem, ProblemType};
 
+pub use super::token_bucket::{BucketState, Limit};
+
 /// Default of `rate-limit-orders-per-account`: far above what a homelab's
 /// clients ask for, low enough to stop a client stuck in a loop.
 pub const DEFAULT_ORDERS_PER_ACCOUNT: &str = "300/3h";
-/// Default of `rate-limit-orders-per-domain`. A homelab usually has all its
-/// names under one registered domain, so this is in effect a limit for the
-/// whole server, and as generous.
+/// Default of `rate-limit-orders-per-domain`, which counts certificates
+/// issued. A homelab usually has all its names under one registered domain,
+/// so this is in effect a limit for the whole server, and as generous.
 pub const DEFAULT_ORDERS_PER_DOMAIN: &str = "300/1h";
+/// Default of `rate-limit-new-accounts-per-ip`. Boulder allows 10 per 3
+/// hours per address on the public Internet; inside a network many clients
+/// share an address (NAT, a Kubernetes node, a proxy), so a burst of 100.
+pub const DEFAULT_NEW_ACCOUNTS_PER_IP: &str = "100/3h";
+/// Default of `pending-authorizations-per-account`: Let's Encrypt's
+/// pending-authorizations limit (Boulder's `PendingAuthorizationsPerAccount`),
+/// three times the names of the largest order certgate accepts.
+pub const DEFAULT_PENDING_AUTHORIZATIONS_PER_ACCOUNT: u32 = 300;
+/// Longest `Retry-After` for the pending-authorization cap: a slot frees up
+/// whenever a validation finishes, which the earliest expiry does not tell.
+const PENDING_RETRY_AFTER_MAX: u64 = 3600;
 
-/// A bucket that would hold a token within this many seconds holds one, so
-/// that float rounding never makes a client wait a second more than it was
-/// told.
-const SLACK_SECS: f64 = 1e-6;
-
-/// A limit: a bucket of `burst` tokens, refilled evenly over `period`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limit {
-    pub burst: u32,
-    pub period: Duration,
-}
-
-/// A bucket's tokens as of a time (unix seconds), as stored.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BucketState {
-    pub tokens: f64,
-    pub updated_at: i64,
-}
-
-impl Limit {
-    /// `BURST/PERIOD` (`300/3h`, `20/30m`), or `off` for no limit.
-    pub fn parse(text: &str) -> Result<Option<Self>, String> {
-        let text = text.trim();
-        if text.eq_ignore_ascii_case("off") {
-            return Ok(None);
-        }
-        let (burst, period) = text
-            .split_once('/')
-            .ok_or_else(|| format!("{text:?} is not BURST/PERIOD (e.g. 300/3h) or off"))?;
-        let burst: u32 = burst
-            .trim()
-            .parse()
-            .map_err(|_| format!("{text:?}: {burst:?} is not a whole number"))?;
-        let period = humantime::parse_duration(period.trim())
-            .map_err(|e| format!("{text:?}: period {period:?}: {e}"))?;
-        if burst == 0 {
-            return Err(format!(
-                "{text:?}: the burst must be at least 1; off disables the limit"
-            ));
-        }
-        if period < Duration::from_secs(1) {
-            return Err(format!("{text:?}: the period must be at least 1s"));
-        }
-        Ok(Some(Self { burst, period }))
-    }
-
-    /// Tokens regained per second.
-    fn rate(&self) -> f64 {
-        f64::from(self.burst) / self.period.as_secs_f64()
-    }
-
-    /// Whole seconds until a bucket short of `missing` tokens has them.
-    fn seconds_to_refill(&self, missing: f64) -> i64 {
-        (missing / self.rate() - SLACK_SECS).ceil().max(0.0) as i64
-    }
-
-    /// The bucket at `now`: `stored` refilled for the time since it was
-    /// written, or full when nothing is stored. A clock behind the stored
-    /// time (another replica's) adds nothing and does not move it back.
-    pub fn refill(&self, stored: Option<BucketState>, now: i64) -> BucketState {
-        let full = f64::from(self.burst);
-        match stored {
-            None => BucketState {
-                tokens: full,
-                updated_at: now,
-            },
-            Some(stored) => {
-                let elapsed = now.saturating_sub(stored.updated_at).max(0) as f64;
-                BucketState {
-                    tokens: (stored.tokens + elapsed * self.rate()).min(full),
-                    updated_at: now.max(stored.updated_at),
-                }
-            }
-        }
-    }
-
-    /// The bucket after taking one token from `state`, or the whole seconds
-    /// until it holds one (at least 1, at most the period).
-    pub fn take(&self, state: BucketState) -> Result<BucketState, u64> {
-        match self.seconds_to_refill(1.0 - state.tokens) {
-            0 => Ok(BucketState {
-                tokens: (state.tokens - 1.0).max(0.0),
-                updated_at: state.updated_at,
-            }),
-            wait => Err((wait as u64).clamp(1, self.period.as_secs().max(1))),
-        }
-    }
-
-    /// When a bucket in `state` is full again; a stored bucket says nothing
-    /// after that time that its absence would not.
-    pub fn full_at(&self, state: BucketState) -> i64 {
-        state
-            .updated_at
-            .saturating_add(self.seconds_to_refill(f64::from(self.burst) - state.tokens))
-    }
-}
-
-impl fmt::Display for Limit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}/{}",
-            self.burst,
-            humantime::format_duration(self.period)
-        )
-    }
-}
-
-/// The limits newOrder is held to; `None` is no limit.
+/// The limits newOrder, finalize and newAccount are held to; `None` is no
+/// limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimits {
     pub orders_per_account: Option<Limit>,
+    /// Certificates per registered domain or IP address (the setting keeps
+    /// its first name, `rate-limit-orders-per-domain`).
     pub orders_per_domain: Option<Limit>,
+    pub new_accounts_per_ip: Option<Limit>,
+    pub pending_authorizations_per_account: Option<u32>,
 }
 
 impl Default for RateLimits {
@@ -151,6 +66,8 @@ impl Default for RateLimits {
         Self {
             orders_per_account: default(DEFAULT_ORDERS_PER_ACCOUNT),
             orders_per_domain: default(DEFAULT_ORDERS_PER_DOMAIN),
+            new_accounts_per_ip: default(DEFAULT_NEW_ACCOUNTS_PER_IP),
+            pending_authorizations_per_account: Some(DEFAULT_PENDING_AUTHORIZATIONS_PER_ACCOUNT),
         }
     }
 }
@@ -160,50 +77,126 @@ impl RateLimits {
     pub const OFF: Self = Self {
         orders_per_account: None,
         orders_per_domain: None,
+        new_accounts_per_ip: None,
+        pending_authorizations_per_account: None,
     };
 
-    /// The buckets a newOrder by `account_id` for `names` takes a token from,
-    /// each once: the account's, then one per registered domain or address.
-    pub fn buckets_for_order(&self, account_id: &str, names: &[OrderedIdentifier]) -> Vec<Bucket> {
-        let mut buckets = Vec::new();
-        if let Some(limit) = self.orders_per_account {
-            buckets.push(Bucket {
+    /// What a newOrder by `account_id` for `names` is held to.
+    pub fn for_order(&self, account_id: &str, names: &[OrderedIdentifier]) -> OrderLimits {
+        OrderLimits {
+            taken: self.order_buckets(account_id),
+            checked: self.certificate_buckets(names),
+            pending_authorizations: self.pending_authorizations_per_account,
+        }
+    }
+
+    /// The bucket a newOrder by `account_id` takes a token from.
+    pub fn order_buckets(&self, account_id: &str) -> Vec<Bucket> {
+        self.orders_per_account
+            .map(|limit| Bucket {
                 key: format!("account:{account_id}"),
                 limit,
-                setting: "rate-limit-orders-per-account",
-            });
-        }
-        if let Some(limit) = self.orders_per_domain {
-            let mut seen = BTreeSet::new();
-            for name in names {
-                let key = match name.kind {
-                    IdentifierKind::Dns => format!("domain:{}", registered_domain(&name.base)),
-                    IdentifierKind::Ip => format!("ip:{}", name.base),
-                };
-                if seen.insert(key.clone()) {
-                    buckets.push(Bucket {
-                        key,
-                        limit,
-                        setting: "rate-limit-orders-per-domain",
-                    });
+                kind: BucketKind::OrdersPerAccount,
+            })
+            .into_iter()
+            .collect()
+    }
+
+    /// The buckets a certificate for `names` takes a token from, each once:
+    /// one per registered domain or IP address. newOrder only checks them.
+    pub fn certificate_buckets(&self, names: &[OrderedIdentifier]) -> Vec<Bucket> {
+        let Some(limit) = self.orders_per_domain else {
+            return Vec::new();
+        };
+        let mut seen = BTreeSet::new();
+        names
+            .iter()
+            .map(|name| match name.kind {
+                IdentifierKind::Dns => format!("domain:{}", registered_domain(&name.base)),
+                IdentifierKind::Ip => format!("ip:{}", name.base),
+            })
+            .filter(|key| seen.insert(key.clone()))
+            .map(|key| Bucket {
+                key,
+                limit,
+                kind: BucketKind::CertificatesPerDomain,
+            })
+            .collect()
+    }
+
+    /// The bucket a new account from `client` takes a token from: one per
+    /// IPv4 address, one per IPv6 /64 (the least a client network holds).
+    pub fn new_account_buckets(&self, client: IpAddr) -> Vec<Bucket> {
+        let Some(limit) = self.new_accounts_per_ip else {
+            return Vec::new();
+        };
+        let key = match client {
+            IpAddr::V4(v4) => format!("client:{v4}"),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => format!("client:{v4}"),
+                None => {
+                    let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                    format!("client:{}/64", std::net::Ipv6Addr::from(prefix))
                 }
-            }
+            },
+        };
+        vec![Bucket {
+            key,
+            limit,
+            kind: BucketKind::NewAccountsPerIp,
+        }]
+    }
+}
+
+/// The limits one newOrder must pass, all decided in the write that
+/// stores it; the default is none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderLimits {
+    /// Buckets it takes a token from: the account's new orders.
+    pub taken: Vec<Bucket>,
+    /// Buckets that must hold a token, taken later by the certificate.
+    pub checked: Vec<Bucket>,
+    /// Most pending authorizations its account may hold with it.
+    pub pending_authorizations: Option<u32>,
+}
+
+/// What a bucket counts, and the setting that limits it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketKind {
+    OrdersPerAccount,
+    CertificatesPerDomain,
+    NewAccountsPerIp,
+}
+
+impl BucketKind {
+    pub fn setting(self) -> &'static str {
+        match self {
+            Self::OrdersPerAccount => "rate-limit-orders-per-account",
+            Self::CertificatesPerDomain => "rate-limit-orders-per-domain",
+            Self::NewAccountsPerIp => "rate-limit-new-accounts-per-ip",
         }
-        buckets
+    }
+
+    fn counts(self) -> &'static str {
+        match self {
+            Self::OrdersPerAccount => "new orders",
+            Self::CertificatesPerDomain => "certificates issued",
+            Self::NewAccountsPerIp => "new accounts",
+        }
     }
 }
 
 /// One token bucket: its key in the database and the limit it enforces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bucket {
-    /// `account:<id>`, `domain:<registered domain>` or `ip:<address>`.
+    /// `account:<id>`, `domain:<registered domain>`, `ip:<address>` or
+    /// `client:<address or /64>`.
     pub key: String,
     pub limit: Limit,
-    /// The setting that configures the limit, for messages.
-    pub setting: &'static str,
+    pub kind: BucketKind,
 }
 
-/// Why an order was refused: the empty bucket that a token returns to last.
+/// Why a request was refused: the empty bucket that a token returns to last.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimitRefusal {
     pub bucket: Bucket,
@@ -214,26 +207,57 @@ pub struct RateLimitRefusal {
 impl RateLimitRefusal {
     /// The `rateLimited` problem (HTTP 429) with its `Retry-After`.
     pub fn problem(&self) -> Problem {
-        let Bucket {
-            key,
-            limit,
-            setting,
-        } = &self.bucket;
+        let Bucket { key, limit, kind } = &self.bucket;
         let what = match key.split_once(':') {
             Some(("account", _)) => "this account".to_owned(),
             Some(("domain", domain)) => format!("registered domain {domain}"),
             Some(("ip", address)) => format!("IP address {address}"),
+            Some(("client", address)) => format!("client address {address}"),
             _ => key.clone(),
         };
         Problem::new(
             ProblemType::RateLimited,
             format!(
-                "too many new orders for {what}: limit {setting} = {limit} \
-                 (bucket {key}); retry after {} s",
+                "too many {} for {what}: limit {} = {limit} (bucket {key}); retry after {} s",
+                kind.counts(),
+                kind.setting(),
                 self.retry_after
             ),
         )
         .with_retry_after(self.retry_after)
+    }
+}
+
+/// Why newOrder was refused before anything was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderRefusal {
+    RateLimit(RateLimitRefusal),
+    /// The account would hold more pending authorizations than `limit`;
+    /// the earliest of them expires in `expires_in` seconds.
+    PendingAuthorizations {
+        limit: u32,
+        expires_in: u64,
+    },
+}
+
+impl OrderRefusal {
+    /// The `rateLimited` problem (HTTP 429) with its `Retry-After`.
+    pub fn problem(&self) -> Problem {
+        match self {
+            Self::RateLimit(refusal) => refusal.problem(),
+            Self::PendingAuthorizations { limit, expires_in } => {
+                let retry_after = (*expires_in).clamp(1, PENDING_RETRY_AFTER_MAX);
+                Problem::new(
+                    ProblemType::RateLimited,
+                    format!(
+                        "this order would leave the account with more than {limit} pending \
+                         authorizations (limit pending-authorizations-per-account); complete \
+                         or deactivate some, or retry after {retry_after} s"
+                    ),
+                )
+                .with_retry_after(retry_after)
+            }
+        }
     }
 }
 
@@ -271,72 +295,12 @@ mod tests {
     }
 
     #[test]
-    fn parses_limits() {
-        assert_eq!(
-            limit("300/3h"),
-            Limit {
-                burst: 300,
-                period: Duration::from_secs(3 * 3600)
-            }
-        );
-        assert_eq!(limit(" 5 / 90m ").period, Duration::from_secs(5400));
-        assert_eq!(Limit::parse("off").unwrap(), None);
-        assert_eq!(Limit::parse("OFF").unwrap(), None);
-        for bad in [
-            "", "300", "300/", "/3h", "0/1h", "-1/1h", "3/0s", "3/soon", "x/1h",
-        ] {
-            assert!(Limit::parse(bad).is_err(), "{bad:?}");
-        }
-        assert_eq!(limit("300/3h").to_string(), "300/3h");
+    fn defaults() {
         let defaults = RateLimits::default();
         assert_eq!(defaults.orders_per_account, Some(limit("300/3h")));
         assert_eq!(defaults.orders_per_domain, Some(limit("300/1h")));
-    }
-
-    #[test]
-    fn a_bucket_starts_full_and_refills_evenly() {
-        let l = limit("3/1h");
-        let mut state = l.refill(None, 1000);
-        assert_eq!(state.tokens, 3.0);
-        for _ in 0..3 {
-            state = l.take(l.refill(Some(state), 1000)).unwrap();
-        }
-        assert_eq!(state.tokens, 0.0);
-        // One token comes back every 1200 s.
-        assert_eq!(l.take(l.refill(Some(state), 1000)), Err(1200));
-        assert_eq!(l.take(l.refill(Some(state), 1600)), Err(600));
-        assert_eq!(l.take(l.refill(Some(state), 2199)), Err(1));
-        let back = l.take(l.refill(Some(state), 2200)).unwrap();
-        assert!(back.tokens.abs() < 1e-6, "{back:?}");
-        assert_eq!(back.updated_at, 2200);
-        // Never more than the burst, however long it waited.
-        assert_eq!(l.refill(Some(state), 1_000_000).tokens, 3.0);
-        // Full again 3600 s after it was emptied.
-        assert_eq!(l.full_at(state), 4600);
-        assert_eq!(l.full_at(l.refill(None, 50)), 50);
-    }
-
-    #[test]
-    fn a_clock_behind_the_stored_time_adds_nothing() {
-        let l = limit("10/10s");
-        let stored = BucketState {
-            tokens: 2.5,
-            updated_at: 500,
-        };
-        assert_eq!(l.refill(Some(stored), 400), stored);
-        assert_eq!(l.refill(Some(stored), 501).tokens, 3.5);
-    }
-
-    #[test]
-    fn the_wait_never_exceeds_the_period() {
-        let l = limit("1/1h");
-        let empty = BucketState {
-            tokens: 0.0,
-            updated_at: 0,
-        };
-        assert_eq!(l.take(empty), Err(3600));
-        let l = limit("1000/1s");
-        assert_eq!(l.take(empty), Err(1));
+        assert_eq!(defaults.new_accounts_per_ip, Some(limit("100/3h")));
+        assert_eq!(defaults.pending_authorizations_per_account, Some(300));
     }
 
     #[test]
@@ -363,7 +327,7 @@ mod tests {
     }
 
     #[test]
-    fn an_order_takes_one_token_per_bucket() {
+    fn an_order_and_its_certificate_take_one_token_per_bucket() {
         let names: Vec<OrderedIdentifier> = [
             "a.lab.example",
             "*.lab.example",
@@ -374,15 +338,11 @@ mod tests {
         .map(|n| parse_dns(n).unwrap())
         .chain([parse_ip("10.0.0.5").unwrap(), parse_ip("::1").unwrap()])
         .collect();
-        let keys: Vec<String> = RateLimits::default()
-            .buckets_for_order("acct1", &names)
-            .into_iter()
-            .map(|b| b.key)
-            .collect();
+        let limits = RateLimits::default();
+        assert_eq!(keys_of(limits.order_buckets("acct1")), ["account:acct1"]);
         assert_eq!(
-            keys,
+            keys_of(limits.certificate_buckets(&names)),
             [
-                "account:acct1",
                 "domain:lab.example",
                 "domain:other.example",
                 "domain:example.co.uk",
@@ -390,9 +350,26 @@ mod tests {
                 "ip:::1",
             ]
         );
+        assert!(RateLimits::OFF.order_buckets("acct1").is_empty());
+        assert!(RateLimits::OFF.certificate_buckets(&names).is_empty());
+    }
+
+    #[test]
+    fn new_accounts_count_per_ipv4_address_and_per_ipv6_64() {
+        let limits = RateLimits::default();
+        let key = |ip: &str| keys_of(limits.new_account_buckets(ip.parse().unwrap()));
+        assert_eq!(key("192.0.2.7"), ["client:192.0.2.7"]);
+        assert_eq!(key("::ffff:192.0.2.7"), ["client:192.0.2.7"]);
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), ["client:2001:db8:1:2::/64"]);
+        assert_eq!(key("2001:db8:1:2::ffff"), ["client:2001:db8:1:2::/64"]);
+        assert_eq!(key("2001:db8:1:3::1"), ["client:2001:db8:1:3::/64"]);
         assert!(RateLimits::OFF
-            .buckets_for_order("acct1", &names)
+            .new_account_buckets("192.0.2.7".parse().unwrap())
             .is_empty());
+    }
+
+    fn keys_of(buckets: Vec<Bucket>) -> Vec<String> {
+        buckets.into_iter().map(|b| b.key).collect()
     }
 
     #[test]
@@ -401,7 +378,7 @@ mod tests {
             bucket: Bucket {
                 key: "domain:lab.example".into(),
                 limit: limit("2/1h"),
-                setting: "rate-limit-orders-per-domain",
+                kind: BucketKind::CertificatesPerDomain,
             },
             retry_after: 1800,
         };
@@ -410,9 +387,29 @@ mod tests {
         assert_eq!(problem.status, 429);
         assert!(problem.detail.contains("domain:lab.example"), "{problem}");
         assert!(problem.detail.contains("2/1h"), "{problem}");
+        assert!(problem.detail.contains("certificates issued"), "{problem}");
         let response = problem.into_response();
         assert_eq!(response.status(), 429);
         assert_eq!(response.headers()["retry-after"], "1800");
+    }
+
+    #[test]
+    fn the_pending_authorization_cap_waits_at_most_an_hour() {
+        for (expires_in, retry_after) in [(0, 1), (90, 90), (7 * 86_400, 3600)] {
+            let problem = OrderRefusal::PendingAuthorizations {
+                limit: 300,
+                expires_in,
+            }
+            .problem();
+            assert_eq!(problem.kind, ProblemType::RateLimited);
+            assert!(problem.detail.contains("300 pending"), "{problem}");
+            let response = problem.into_response();
+            assert_eq!(response.status(), 429);
+            assert_eq!(
+                response.headers()["retry-after"],
+                retry_after.to_string().as_str()
+            );
+        }
     }
 
     async fn store() -> (tempfile::TempDir, Store) {
@@ -423,7 +420,7 @@ mod tests {
         Bucket {
             key: key.into(),
             limit: limit(text),
-            setting: "test",
+            kind: BucketKind::OrdersPerAccount,
         }
     }
 

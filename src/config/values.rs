@@ -1,10 +1,9 @@
-//! The settings' value syntax: durations, resolver addresses, rate limits
-//! and `off` switches, each parsed into what `Config` holds.
+//! The settings' value syntax: durations, resolver addresses and `off`
+//! switches, each parsed into what `Config` holds.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use super::rate_limits::Limit;
 use super::ConfigError;
 
 /// `ADDR:PORT`, or a bare address meaning port 53.
@@ -13,16 +12,6 @@ pub fn parse_resolver(text: &str) -> Result<SocketAddr, ConfigError> {
     text.parse::<SocketAddr>()
         .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
         .map_err(|_| ConfigError::Invalid(format!("resolver {text:?} is not ADDR or ADDR:PORT")))
-}
-
-/// Rate limit `setting`: `text` when given, else `default`.
-pub(super) fn parse_rate_limit(
-    setting: &str,
-    text: Option<String>,
-    default: &str,
-) -> Result<Option<Limit>, ConfigError> {
-    Limit::parse(text.as_deref().unwrap_or(default))
-        .map_err(|e| ConfigError::Invalid(format!("{setting}: {e}")))
 }
 
 /// `retention`: a duration of at least an hour, or `off`; 30 days when unset.

@@ -81,7 +81,7 @@ mod tests {
             replaces: None,
         };
         store
-            .create_order_within_limits(&order, &[], NOW)
+            .create_order_within_limits(&order, &Default::default(), NOW)
             .await
             .unwrap()
             .unwrap();

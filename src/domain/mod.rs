@@ -12,4 +12,5 @@ pub mod profiles;
 pub mod readiness;
 pub mod retention;
 pub mod validation;
+pub mod validation_slots;
 pub mod workers;

@@ -4,10 +4,13 @@
 //! The checks run in the order a client is best served by: the shape of
 //! the request, the profile, what the profile's CA would refuse, the
 //! account's external binding, the certificate the order replaces, and
-//! last the rate limits. The tokens are taken in the same store unit of
-//! work that creates the order ([`Store::create_order_within_limits`]):
-//! a refused or failed order costs the client nothing, and every token
-//! taken has its order.
+//! last the limits: the account's pending authorizations, the per-domain
+//! certificate buckets (only checked here: finalize takes their tokens,
+//! once the names are validated, so unvalidated orders cannot use up a
+//! domain's limit for everyone), and the account's new-order bucket. They
+//! are decided in the same store unit of work that creates the order
+//! ([`Store::create_order_within_limits`]): a refused or failed order costs
+//! the client nothing, and every token taken has its order.
 //!
 //! Nothing here knows HTTP or JWS: the handler verifies the request, reads
 //! the body and the directory it came through, and turns the result into
@@ -82,18 +85,13 @@ impl Orders {
         let order = self
             .new_order(account_id, profile, &names, replaced.as_ref(), now)
             .await?;
-        let buckets = self.rate_limits.buckets_for_order(account_id, &names);
+        let limits = self.rate_limits.for_order(account_id, &names);
         if let Err(refusal) = self
             .store
-            .create_order_within_limits(&order, &buckets, now)
+            .create_order_within_limits(&order, &limits, now)
             .await?
         {
-            tracing::info!(
-                bucket = %refusal.bucket.key,
-                limit = %refusal.bucket.limit,
-                retry_after = refusal.retry_after,
-                "new order refused by a rate limit"
-            );
+            tracing::info!(refusal = ?refusal, "new order refused by a limit");
             return Err(refusal.problem());
         }
         // The request's span, when there is one, names the order from here on.
@@ -348,6 +346,8 @@ mod tests {
                 rate_limits: RateLimits {
                     orders_per_account: Limit::parse(per_account).unwrap(),
                     orders_per_domain: Limit::parse(per_domain).unwrap(),
+                    new_accounts_per_ip: None,
+                    pending_authorizations_per_account: None,
                 },
             }
         }
@@ -387,18 +387,35 @@ mod tests {
         assert!(problem.detail.contains(bucket), "{problem}");
     }
 
+    /// What issuing a certificate for `names` takes: a token from each of
+    /// their per-domain buckets.
+    async fn issued(fixture: &Fixture, names: &[&str]) {
+        let names: Vec<OrderedIdentifier> = names
+            .iter()
+            .map(|n| crate::protocol::identifiers::parse_dns(n).unwrap())
+            .collect();
+        let buckets = fixture.rate_limits.certificate_buckets(&names);
+        fixture
+            .store
+            .take_tokens(&buckets, NOW)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
     #[tokio::test]
-    async fn a_successful_order_takes_one_token_from_each_bucket() {
-        let fixture = Fixture::new("3/1h", "2/1h").await;
+    async fn an_order_takes_an_account_token_and_only_checks_its_domains() {
+        let fixture = Fixture::new("3/1h", "1/1h").await;
         let names = ["a.lab.example", "b.lab.example", "10.0.0.1"];
         let placed = fixture.order("acct", &names).await.unwrap();
         assert_eq!(placed.order.status, OrderStatus::Pending);
         assert_eq!(placed.order.account_id, "acct");
         assert_eq!(placed.order.authorization_ids.len(), 3);
         assert_eq!(placed.at, NOW);
-        // Two names of one registered domain take one token from its bucket,
-        // so a second order fits; a third finds lab.example empty.
+        // Unvalidated orders take nothing from lab.example's single token.
         fixture.order("acct", &names).await.unwrap();
+        // A certificate does; then lab.example's orders are refused.
+        issued(&fixture, &["a.lab.example"]).await;
         refused_by(fixture.order("acct", &names).await, "domain:lab.example");
         // The account's bucket gave one token to each of the two orders.
         fixture.order("acct", &["c.other.example"]).await.unwrap();
@@ -417,19 +434,43 @@ mod tests {
     #[tokio::test]
     async fn an_order_refused_by_a_rate_limit_takes_no_token_and_is_not_stored() {
         let fixture = Fixture::new("2/1h", "1/1h").await;
-        fixture.order("acct", &["a.lab.example"]).await.unwrap();
-        // lab.example is empty; the account's bucket, still holding a
-        // token, must keep it.
+        issued(&fixture, &["a.lab.example"]).await;
+        // lab.example is empty; the account's bucket, still holding its
+        // tokens, must keep them.
         refused_by(
             fixture
                 .order("acct", &["b.lab.example", "c.other.example"])
                 .await,
             "domain:lab.example",
         );
-        assert_eq!(fixture.stored_orders().await, 1);
-        // Had the refused order taken the account's or other.example's
-        // token, this order would be refused.
+        assert_eq!(fixture.stored_orders().await, 0);
+        // Had the refused order taken the account's token, the second of
+        // these would be refused.
         fixture.order("acct", &["c.other.example"]).await.unwrap();
+        fixture.order("acct", &["d.other.example"]).await.unwrap();
+        assert_eq!(fixture.stored_orders().await, 2);
+    }
+
+    #[tokio::test]
+    async fn pending_authorizations_of_an_account_are_capped() {
+        let mut fixture = Fixture::new("off", "off").await;
+        fixture.rate_limits.pending_authorizations_per_account = Some(3);
+        fixture
+            .order("acct", &["a.lab.example", "b.lab.example"])
+            .await
+            .unwrap();
+        // Three would be four pending: refused, nothing stored.
+        let refused = fixture
+            .order("acct", &["c.lab.example", "d.lab.example"])
+            .await
+            .unwrap_err();
+        assert_eq!(refused.kind, ProblemType::RateLimited, "{refused}");
+        assert!(refused.detail.contains("more than 3 pending"), "{refused}");
+        // The earliest pending authorization expires in an hour.
+        assert_eq!(refused.retry_after, Some(3600), "{refused}");
+        assert_eq!(fixture.stored_orders().await, 1);
+        fixture.order("acct", &["c.lab.example"]).await.unwrap();
+        assert!(fixture.order("acct", &["e.lab.example"]).await.is_err());
         assert_eq!(fixture.stored_orders().await, 2);
     }
 
@@ -453,8 +494,7 @@ mod tests {
             assert_eq!(failed.kind, ProblemType::ServerInternal, "{failed}");
         }
         assert_eq!(fixture.stored_orders().await, 0);
-        // The single tokens of account:acct and domain:lab.example are
-        // still there.
+        // The single token of account:acct is still there.
         fixture.order("acct", &["a.lab.example"]).await.unwrap();
         refused_by(
             fixture.order("acct", &["b.lab.example"]).await,

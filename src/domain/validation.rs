@@ -9,6 +9,7 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use crate::domain::profiles::Profiles;
+use crate::domain::validation_slots::ValidationSlots;
 use crate::metrics::Metrics;
 use crate::protocol::problem::ProblemType;
 use crate::store::{Store, StoreError, ValidationOutcome};
@@ -23,11 +24,13 @@ const LOOKUP_RETRIES: [Duration; 3] = [
     Duration::from_secs(4),
 ];
 
-/// Validates challenge `challenge_id` (which must be `processing`) and
-/// records the outcome; its authorization and orders follow in the store,
-/// and the metrics count it.
+/// Validates challenge `challenge_id` (which must be `processing`) when
+/// `slots` give its account a turn, and records the outcome; its
+/// authorization and orders follow in the store, and the metrics count it.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     store: Store,
+    slots: Arc<ValidationSlots>,
     validator: Arc<Validator>,
     profiles: Arc<Profiles>,
     clock: Arc<dyn Clock>,
@@ -47,6 +50,9 @@ pub async fn run(
             .as_deref()
             .and_then(|name| profiles.get(name))
             .unwrap_or_else(|| profiles.default_profile());
+        // Held until the outcome is recorded: the validation's sockets are
+        // closed by then, and its DNS retries count as its own work.
+        let _turn = slots.acquire(&challenge.account_id).await;
         let mut outcome = validator.check(&challenge, &profile.validation).await;
         // A lookup that failed may succeed a moment later (a record still
         // propagating, a resolver timing out): try again a few times before

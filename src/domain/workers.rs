@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 use crate::audit::AuditLog;
 use crate::domain::issuance::SigningGate;
 use crate::domain::profiles::Profiles;
+use crate::domain::validation_slots::ValidationSlots;
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::util::clock::Clock;
@@ -20,6 +21,8 @@ pub struct Workers {
     pub store: Store,
     pub profiles: Arc<Profiles>,
     pub validator: Arc<Validator>,
+    /// Turns for validations: how many run at once, in all and per account.
+    pub validation_slots: Arc<ValidationSlots>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     pub audit: AuditLog,
@@ -30,10 +33,12 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts validating challenge `id` (already `processing`).
+    /// Starts validating challenge `id` (already `processing`), as soon as
+    /// its account has a turn.
     pub fn spawn_validation(&self, id: String) -> JoinHandle<()> {
         tokio::spawn(crate::domain::validation::run(
             self.store.clone(),
+            self.validation_slots.clone(),
             self.validator.clone(),
             self.profiles.clone(),
             self.clock.clone(),

@@ -4,12 +4,12 @@
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::Row;
 
-use super::rate_limits::take_tokens_on;
+use super::rate_limits::{check_tokens_on, take_tokens_on};
 use super::{
     Authorization, Challenge, NewAuthorization, NewOrder, Order, OrderAuthorization, Store,
     StoreError, StoreResult, ValidationOutcome,
 };
-use crate::config::rate_limits::{Bucket, RateLimitRefusal};
+use crate::config::rate_limits::{Bucket, OrderLimits, OrderRefusal, RateLimitRefusal};
 use crate::protocol::challenge::ChallengeKind;
 use crate::protocol::identifier::Identifier;
 use crate::protocol::problem::Problem;
@@ -183,24 +183,72 @@ async fn insert_order(
     Ok(())
 }
 
+/// When `order` would leave its account with more than `limit` pending
+/// authorizations: the seconds until the earliest pending one expires (0
+/// when it has none, the order alone being too large).
+async fn pending_over_cap(
+    connection: &mut SqliteConnection,
+    order: &NewOrder,
+    limit: u32,
+    now: i64,
+) -> StoreResult<Option<u64>> {
+    let new = order
+        .authorizations
+        .iter()
+        .filter(|a| matches!(a, OrderAuthorization::New(_)))
+        .count() as i64;
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS pending, MIN(expires_at) AS earliest FROM authorizations
+         WHERE account_id = ? AND status = 'pending' AND expires_at > ?",
+    )
+    .bind(&order.account_id)
+    .bind(now)
+    .fetch_one(&mut *connection)
+    .await?;
+    let pending: i64 = row.try_get("pending")?;
+    if new == 0 || pending + new <= i64::from(limit) {
+        return Ok(None);
+    }
+    let earliest: Option<i64> = row.try_get("earliest")?;
+    Ok(Some(
+        earliest.map_or(0, |at| at.saturating_sub(now).max(0) as u64),
+    ))
+}
+
 impl Store {
-    /// Takes one token from each of `buckets` and stores the order with its
-    /// new authorizations and challenges, in one write transaction: all or
-    /// nothing. A refusal (`Ok(Err(..))`, naming the empty bucket) leaves
-    /// every bucket as it was and stores nothing; an order that fails to be
-    /// stored rolls its tokens back with it. So a taken token always has
-    /// its order, and a client is never charged for an order it did not get.
+    /// Stores the order with its new authorizations and challenges, in one
+    /// write transaction, if it passes its `limits`: a token from each
+    /// bucket `taken` (the account's new orders), a token present in each
+    /// bucket `checked` (those its certificate will take from), and no more
+    /// pending authorizations for the account, new ones included, than
+    /// allowed. All or nothing: a refusal (`Ok(Err(..))`) leaves every
+    /// bucket as it was and stores nothing; an order that fails to be stored
+    /// rolls its tokens back with it. So a taken token always has its
+    /// order, and a client is never charged for an order it did not get.
     pub async fn create_order_within_limits(
         &self,
         order: &NewOrder,
-        buckets: &[Bucket],
+        limits: &OrderLimits,
         now: i64,
-    ) -> StoreResult<Result<(), RateLimitRefusal>> {
-        let (order, buckets) = (order.clone(), buckets.to_vec());
+    ) -> StoreResult<Result<(), OrderRefusal>> {
+        let (order, limits) = (order.clone(), limits.clone());
         self.write(move |connection| {
             Box::pin(async move {
-                if let Err(refusal) = take_tokens_on(connection, &buckets, now).await? {
-                    return Ok(Err(refusal));
+                if let Some(limit) = limits.pending_authorizations {
+                    if let Some(expires_in) =
+                        pending_over_cap(connection, &order, limit, now).await?
+                    {
+                        return Ok(Err(OrderRefusal::PendingAuthorizations {
+                            limit,
+                            expires_in,
+                        }));
+                    }
+                }
+                if let Err(refusal) = check_tokens_on(connection, &limits.checked, now).await? {
+                    return Ok(Err(OrderRefusal::RateLimit(refusal)));
+                }
+                if let Err(refusal) = take_tokens_on(connection, &limits.taken, now).await? {
+                    return Ok(Err(OrderRefusal::RateLimit(refusal)));
                 }
                 insert_order(connection, &order, now).await?;
                 Ok(Ok(()))
@@ -445,28 +493,49 @@ impl Store {
         .await
     }
 
-    /// ready → processing with the accepted CSR. Exactly one of any number of
-    /// concurrent finalize requests gets `true` and goes on to issue.
+    /// ready → processing with the accepted CSR, taking one token from each
+    /// of `buckets` (the certificate's per-domain buckets) in the same
+    /// transaction. Exactly one of any number of concurrent finalize
+    /// requests gets `Ok(true)` and goes on to issue; the others get
+    /// `Ok(false)`, and `Err(refusal)` when a bucket is empty (the order
+    /// stays ready and no token is taken).
     pub async fn begin_finalize(
         &self,
         order_id: &str,
         csr_der: &[u8],
+        buckets: &[Bucket],
         now: i64,
-    ) -> StoreResult<bool> {
-        let (order_id, csr_der) = (order_id.to_owned(), csr_der.to_vec());
+    ) -> StoreResult<Result<bool, RateLimitRefusal>> {
+        let (order_id, csr_der, buckets) =
+            (order_id.to_owned(), csr_der.to_vec(), buckets.to_vec());
         self.write(move |connection| {
             Box::pin(async move {
+                let ready: Option<i64> = sqlx::query_scalar(
+                    "SELECT 1 FROM orders WHERE id = ? AND status = 'ready' AND expires_at > ?",
+                )
+                .bind(&order_id)
+                .bind(now)
+                .fetch_optional(&mut *connection)
+                .await?;
+                if ready.is_none() {
+                    return Ok(Ok(false));
+                }
+                if let Err(refusal) = take_tokens_on(connection, &buckets, now).await? {
+                    return Ok(Err(refusal));
+                }
+                // The write lock is held since the read above, so the order
+                // is still ready; the condition stays as a guard.
                 let done = sqlx::query(
                     "UPDATE orders SET status = 'processing', csr = ?, updated_at = ?
                      WHERE id = ? AND status = 'ready' AND expires_at > ?",
                 )
                 .bind(csr_der)
                 .bind(now)
-                .bind(order_id)
+                .bind(&order_id)
                 .bind(now)
                 .execute(&mut *connection)
                 .await?;
-                Ok(done.rows_affected() == 1)
+                Ok(Ok(done.rows_affected() == 1))
             })
         })
         .await

@@ -6,24 +6,20 @@ use sqlx::Row;
 use super::{Store, StoreResult};
 use crate::config::rate_limits::{Bucket, BucketState, RateLimitRefusal};
 
-/// Takes one token from each of `buckets` at `now`, all or none, on the
-/// writer's `connection` inside the caller's unit of work, so that taking
-/// the tokens and what they pay for (an order) commit or roll back together.
-/// `Err(refusal)` names the empty bucket that refills last; then no bucket
-/// changes.
-pub(super) async fn take_tokens_on(
+/// Each of `buckets` after taking one token at `now`, read on the writer's
+/// `connection`; or the refusal naming the empty bucket that refills last.
+/// Writes nothing.
+async fn decide(
     connection: &mut SqliteConnection,
     buckets: &[Bucket],
     now: i64,
-) -> StoreResult<Result<(), RateLimitRefusal>> {
+) -> StoreResult<Result<Vec<BucketState>, RateLimitRefusal>> {
     // A bucket full again is no different from one never stored, so
     // dropping them is right whatever this request comes to.
     sqlx::query("DELETE FROM rate_limit_buckets WHERE full_at <= ?")
         .bind(now)
         .execute(&mut *connection)
         .await?;
-    // Every bucket is read and decided before any is written, so a refusal
-    // leaves them all as they were.
     let mut taken = Vec::with_capacity(buckets.len());
     let mut refusal: Option<RateLimitRefusal> = None;
     for bucket in buckets {
@@ -39,7 +35,7 @@ pub(super) async fn take_tokens_on(
             })
             .transpose()?;
         match bucket.limit.take(bucket.limit.refill(stored, now)) {
-            Ok(after) => taken.push((bucket, after)),
+            Ok(after) => taken.push(after),
             Err(wait) => {
                 if refusal.as_ref().is_none_or(|r| wait > r.retry_after) {
                     refusal = Some(RateLimitRefusal {
@@ -50,10 +46,36 @@ pub(super) async fn take_tokens_on(
             }
         }
     }
-    if let Some(refusal) = refusal {
-        return Ok(Err(refusal));
-    }
-    for (bucket, after) in taken {
+    Ok(refusal.map_or(Ok(taken), Err))
+}
+
+/// Whether each of `buckets` holds a token at `now`, taking none: newOrder
+/// asks this of the buckets its certificate will take from at finalize.
+pub(super) async fn check_tokens_on(
+    connection: &mut SqliteConnection,
+    buckets: &[Bucket],
+    now: i64,
+) -> StoreResult<Result<(), RateLimitRefusal>> {
+    Ok(decide(connection, buckets, now).await?.map(drop))
+}
+
+/// Takes one token from each of `buckets` at `now`, all or none, on the
+/// writer's `connection` inside the caller's unit of work, so that taking
+/// the tokens and what they pay for (an order, a finalize) commit or roll
+/// back together. `Err(refusal)` names the empty bucket that refills last;
+/// then no bucket changes.
+pub(super) async fn take_tokens_on(
+    connection: &mut SqliteConnection,
+    buckets: &[Bucket],
+    now: i64,
+) -> StoreResult<Result<(), RateLimitRefusal>> {
+    // Every bucket is read and decided before any is written, so a refusal
+    // leaves them all as they were.
+    let taken = match decide(connection, buckets, now).await? {
+        Ok(taken) => taken,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    for (bucket, after) in buckets.iter().zip(taken) {
         sqlx::query(
             "INSERT INTO rate_limit_buckets (key, tokens, updated_at, full_at)
              VALUES (?, ?, ?, ?)
@@ -75,8 +97,9 @@ impl Store {
     /// write transaction: concurrent orders (of this process or of another
     /// sharing the database) queue on the write lock instead of both taking
     /// the last token. `Err(refusal)` names the empty bucket that refills
-    /// last; then no bucket changes. newOrder takes its tokens together with
-    /// the order instead ([`Store::create_order_within_limits`]).
+    /// last; then no bucket changes. newAccount takes its token this way;
+    /// newOrder and finalize take theirs together with what they store
+    /// ([`Store::create_order_within_limits`], [`Store::begin_finalize`]).
     pub async fn take_tokens(
         &self,
         buckets: &[Bucket],

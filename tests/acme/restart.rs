@@ -32,8 +32,9 @@ async fn accounts_survive_and_an_interrupted_issuance_resumes() {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     assert!(instance
         .store()
-        .begin_finalize(&order_id, csr.der(), now)
+        .begin_finalize(&order_id, csr.der(), &[], now)
         .await
+        .unwrap()
         .unwrap());
     assert_eq!(stored(&instance, &order_id).await, 0);
 

@@ -11,4 +11,5 @@ mod retention;
 mod serve_lock;
 mod sigkill;
 mod storm;
+mod validation_flood;
 mod vault_outage;

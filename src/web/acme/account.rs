@@ -1,6 +1,8 @@
 //! newAccount, the account resource and its orders list (RFC 8555 §7.3).
 
-use axum::extract::{Path, Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::header::LINK;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
@@ -9,6 +11,7 @@ use serde::Deserialize;
 use super::views;
 use crate::audit::AuditLog;
 use crate::audit::{Actor, AuditEvent};
+use crate::config::rate_limits::RateLimits;
 use crate::domain::eab::Keyring;
 use crate::domain::profiles::{Profile, Profiles};
 use crate::domain::{accounts, eab};
@@ -68,12 +71,16 @@ fn own_account<'a>(request: &'a SignedRequest, id: &str) -> Result<&'a Account, 
     Ok(account)
 }
 
+// Each extractor is a part of the state the handler uses, by design.
+#[allow(clippy::too_many_arguments)]
 pub async fn new_account(
     State(store): State<Store>,
     State(profiles): State<Arc<Profiles>>,
     State(clock): State<Arc<dyn Clock>>,
     State(eab): State<Keyring>,
     State(audit): State<AuditLog>,
+    State(rate_limits): State<RateLimits>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     request: SignedRequest,
 ) -> Result<Response, Problem> {
     let key = request.jwk()?;
@@ -100,6 +107,13 @@ pub async fn new_account(
     let binding = eab::binding_to_verify(profile, body.external_account_binding.as_ref())?;
     let contact = body.contact.unwrap_or_default();
     check_contacts(&contact)?;
+    // Accounts are free; what each may hold is capped, so how fast one
+    // address may make them is limited too (Boulder's registrations per IP).
+    let buckets = rate_limits.new_account_buckets(client.ip());
+    if let Err(refusal) = store.take_tokens(&buckets, clock.now()).await? {
+        tracing::info!(bucket = %refusal.bucket.key, retry_after = refusal.retry_after, "new account refused by a rate limit");
+        return Err(refusal.problem());
+    }
     let new = NewAccount {
         key_thumbprint: key.thumbprint.clone(),
         jwk: key.value.clone(),

@@ -4,8 +4,10 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 
 use super::order::{order_response, owned_order};
+use crate::config::rate_limits::RateLimits;
 use crate::domain::workers::Workers;
 use crate::protocol::csr;
+use crate::protocol::identifiers::check_order_identifiers;
 use crate::protocol::jwk::PublicJwk;
 use crate::protocol::problem::{Problem, ProblemType};
 use crate::protocol::status::OrderStatus;
@@ -28,6 +30,7 @@ pub async fn finalize(
     State(workers): State<Arc<Workers>>,
     State(clock): State<Arc<dyn Clock>>,
     State(lifetimes): State<Lifetimes>,
+    State(rate_limits): State<RateLimits>,
     Path(id): Path<String>,
     request: SignedRequest,
 ) -> Result<Response, Problem> {
@@ -44,9 +47,23 @@ pub async fn finalize(
     let order_names: Vec<String> = order.identifiers.iter().map(|i| i.value.clone()).collect();
     let accepted = csr::check(&body.csr, &order_names, &account_key)?;
 
+    // The certificate counts against its names' per-domain limits from
+    // here, when they are validated, and not at newOrder.
+    let names = check_order_identifiers(&order.identifiers)?;
+    let buckets = rate_limits.certificate_buckets(&names);
     // Only one finalize can move the order from ready to processing; a
     // concurrent one sees the order already processing and is refused.
-    if !store.begin_finalize(&id, &accepted.der, now).await? {
+    let started = match store
+        .begin_finalize(&id, &accepted.der, &buckets, now)
+        .await?
+    {
+        Ok(started) => started,
+        Err(refusal) => {
+            tracing::info!(bucket = %refusal.bucket.key, retry_after = refusal.retry_after, "finalize refused by a rate limit");
+            return Err(refusal.problem());
+        }
+    };
+    if !started {
         let current = store
             .order(&id)
             .await?
