@@ -84,6 +84,16 @@ impl ServeArgs {
         }
     }
 
+    /// The default directory's URL.
+    pub fn directory_url(&self) -> String {
+        format!("https://{}/acme/directory", self.listen)
+    }
+
+    /// The embedded CA's root, which certgate's TLS certificate chains to.
+    pub fn root_pem(&self) -> PathBuf {
+        self.data_dir.join("ca/root.pem")
+    }
+
     /// `certgate serve` with these flags (and `--config` when set); the
     /// caller adds the environment and the pipes, and spawns it.
     pub fn serve_command(&self) -> Command {

@@ -9,6 +9,7 @@ mod bad_requests;
 mod caa;
 mod dns01;
 mod eab;
+mod egress;
 mod http01;
 mod key_change;
 mod lifecycle;
