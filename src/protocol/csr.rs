@@ -69,6 +69,8 @@ pub fn check(
     let der = URL_SAFE_NO_PAD
         .decode(csr_b64.trim_end_matches('='))
         .map_err(|_| Problem::bad_csr("csr is not base64url"))?;
+    super::der::check_sequence(&der)
+        .map_err(|why| Problem::bad_csr(format!("CSR is not DER: {why}")))?;
     let (rest, csr) = X509CertificationRequest::from_der(&der)
         .map_err(|e| Problem::bad_csr(format!("CSR does not parse as PKCS#10: {e}")))?;
     if !rest.is_empty() {
@@ -270,6 +272,42 @@ mod tests {
             "{}",
             p.detail
         );
+    }
+
+    #[test]
+    fn refuses_a_csr_that_is_not_strict_der() {
+        let key = KeyPair::generate().unwrap();
+        let good = URL_SAFE_NO_PAD
+            .decode(csr(&["a.test"], None, &key))
+            .unwrap();
+        let mut wrong_tag = good.clone();
+        wrong_tag[0] = 0x31;
+        let mut trailing = good.clone();
+        trailing.push(0x00);
+        // The outer length with a leading zero byte.
+        let digits = usize::from(good[1] & 0x7f);
+        assert!(
+            good[1] & 0x80 != 0 && digits < 4,
+            "a long-form outer length"
+        );
+        let mut padded = vec![0x30, good[1] + 1, 0x00];
+        padded.extend(&good[2..]);
+        for der in [wrong_tag, trailing, padded] {
+            let p = check(
+                &URL_SAFE_NO_PAD.encode(&der),
+                &names(&["a.test"]),
+                &other_account(),
+            )
+            .unwrap_err();
+            assert_eq!(p.kind, ProblemType::BadCsr);
+            assert!(p.detail.starts_with("CSR is not DER"), "{}", p.detail);
+        }
+        assert!(check(
+            &URL_SAFE_NO_PAD.encode(&good),
+            &names(&["a.test"]),
+            &other_account()
+        )
+        .is_ok());
     }
 
     #[test]
