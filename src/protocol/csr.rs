@@ -13,7 +13,7 @@ use x509_parser::oid_registry::{OID_X509_EXT_BASIC_CONSTRAINTS, OID_X509_EXT_SUB
 use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
 
-use super::jwk::{bit_length, PublicJwk, MAX_RSA_BITS, MIN_RSA_BITS};
+use super::jwk::{rsa_key_problem, PublicJwk};
 use super::problem::Problem;
 
 /// A CSR that passed every check, with the names it asks for.
@@ -27,10 +27,7 @@ pub struct AcceptedCsr {
 fn key_problem(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Option<String> {
     match spki.parsed() {
         Ok(PublicKey::RSA(rsa)) => {
-            let bits = bit_length(rsa.modulus);
-            (!(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits)).then(|| {
-                format!("CSR RSA key is {bits} bits; {MIN_RSA_BITS} to {MAX_RSA_BITS} are accepted")
-            })
+            rsa_key_problem(rsa.modulus, rsa.exponent).map(|why| format!("CSR {why}"))
         }
         Ok(PublicKey::EC(point)) if matches!(point.key_size(), 256 | 384) => None,
         _ if spki.algorithm.algorithm == x509_parser::oid_registry::OID_SIG_ED25519 => None,

@@ -12,6 +12,7 @@ mod eab;
 mod egress;
 mod http01;
 mod key_change;
+mod keys_and_csrs;
 mod lifecycle;
 mod rate_limits;
 mod real_clients;
