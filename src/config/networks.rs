@@ -1,11 +1,25 @@
 //! Networks validation must never connect to. certgate fronts an internal
-//! PKI, so private ranges are fair game; link-local ones are not by default,
-//! because that is where cloud metadata services answer (169.254.169.254)
-//! and an ACME client could otherwise make certgate fetch from them.
+//! PKI, so private ranges and loopback are fair game; the addresses where
+//! cloud metadata services answer are not by default, since an ACME client
+//! could otherwise make certgate fetch credentials from them. Unspecified
+//! addresses (`0.0.0.0/8`, `::`) are refused whatever the list says: a
+//! connection to one reaches the local host by a name no list would match.
 
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
+
+use crate::protocol::identifiers::is_unspecified;
+
+/// The default deny list: link-local (AWS, GCP and Azure metadata at
+/// 169.254.169.254, and every IPv6 link-local address), AWS's IPv6 metadata
+/// address and Alibaba Cloud's metadata address.
+pub const METADATA_NETWORKS: [&str; 4] = [
+    "169.254.0.0/16",
+    "fe80::/10",
+    "fd00:ec2::254/128",
+    "100.100.100.200/32",
+];
 
 /// An address range in CIDR form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,23 +99,27 @@ impl Networks {
         Self(networks)
     }
 
-    /// The default: IPv4 and IPv6 link-local.
-    pub fn link_local() -> Self {
-        Self(vec![
-            "169.254.0.0/16".parse().expect("a valid network"),
-            "fe80::/10".parse().expect("a valid network"),
-        ])
+    /// The default: [`METADATA_NETWORKS`].
+    pub fn metadata() -> Self {
+        Self(
+            METADATA_NETWORKS
+                .iter()
+                .map(|net| net.parse().expect("a valid network"))
+                .collect(),
+        )
     }
 
-    /// The network that makes `ip` off limits, if any.
-    pub fn containing(&self, ip: IpAddr) -> Option<&Network> {
-        self.0.iter().find(|net| net.contains(ip))
-    }
-
-    /// The reason `ip` may not be reached, for a problem's detail.
+    /// Why validation may not connect to `ip`, for a problem's detail; `None`
+    /// when it may. Every connection validation makes is checked here.
     pub fn refusal(&self, ip: IpAddr) -> Option<String> {
-        self.containing(ip)
-            .map(|net| format!("{ip} is in {net}, a network validation may not connect to"))
+        if is_unspecified(ip) {
+            return Some(format!(
+                "refused by policy: {ip} is an unspecified address, which validation never connects to"
+            ));
+        }
+        self.0.iter().find(|net| net.contains(ip)).map(|net| {
+            format!("refused by policy: {ip} is in {net}, a network validation may not connect to")
+        })
     }
 }
 
@@ -110,19 +128,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn link_local_covers_metadata_endpoints_but_not_private_ranges() {
-        let denied = Networks::link_local();
-        for ip in ["169.254.169.254", "fe80::1", "::ffff:169.254.169.254"] {
-            assert!(denied.containing(ip.parse().unwrap()).is_some(), "{ip}");
+    fn the_default_covers_metadata_endpoints_but_not_private_ranges_or_loopback() {
+        let denied = Networks::metadata();
+        for ip in [
+            "169.254.169.254",
+            "fe80::1",
+            "::ffff:169.254.169.254",
+            "fd00:ec2::254",
+            "100.100.100.200",
+            "::ffff:100.100.100.200",
+        ] {
+            assert!(denied.refusal(ip.parse().unwrap()).is_some(), "{ip}");
         }
         for ip in [
             "10.0.0.1",
             "192.168.1.1",
             "127.0.0.1",
+            "::1",
             "fd00::1",
+            "fd00:ec2::253",
+            "100.100.100.201",
             "169.255.0.1",
         ] {
-            assert!(denied.containing(ip.parse().unwrap()).is_none(), "{ip}");
+            assert!(denied.refusal(ip.parse().unwrap()).is_none(), "{ip}");
+        }
+    }
+
+    #[test]
+    fn unspecified_addresses_are_refused_by_any_list_even_an_empty_one() {
+        for denied in [Networks::default(), Networks::metadata()] {
+            for ip in ["0.0.0.0", "0.255.1.2", "::", "::ffff:0.0.0.0"] {
+                let why = denied.refusal(ip.parse().unwrap());
+                assert!(
+                    why.as_deref().is_some_and(|w| w.contains("unspecified")),
+                    "{ip}: {why:?}"
+                );
+            }
         }
     }
 

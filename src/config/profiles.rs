@@ -39,7 +39,8 @@ pub struct ProfileFile {
     pub role: Option<String>,
     pub issuer_ref: Option<String>,
     pub ttl: Option<String>,
-    /// Networks validation may not connect to [default: link-local].
+    /// Networks validation may not connect to [default: the metadata
+    /// addresses, `networks::METADATA_NETWORKS`].
     pub deny_networks: Option<Vec<String>>,
     /// Issuer domains CAA records must name [default: none, CAA not checked].
     #[serde(default)]
@@ -124,7 +125,7 @@ impl ProfileSettings {
             issuer: ProfileIssuer::Local,
             ttl: None,
             validation: ValidationPolicy {
-                denied_networks: Networks::link_local(),
+                denied_networks: Networks::metadata(),
                 caa_identities: Vec::new(),
             },
             description: ProfileIssuer::Local.describe(),
@@ -212,7 +213,7 @@ impl ProfileFile {
             }
         };
         let denied_networks = match &self.deny_networks {
-            None => Networks::link_local(),
+            None => Networks::metadata(),
             Some(list) => Networks::new(
                 list.iter()
                     .map(|n| n.parse::<Network>())
@@ -350,7 +351,7 @@ mod tests {
                 },
                 ttl: Some(Duration::from_secs(72 * 3600)),
                 validation: ValidationPolicy {
-                    denied_networks: Networks::link_local(),
+                    denied_networks: Networks::metadata(),
                     caa_identities: Vec::new(),
                 },
                 description: "certificates from Vault role pki_int/lab-internal".into(),

@@ -13,7 +13,7 @@ use x509_parser::oid_registry::{OID_X509_EXT_BASIC_CONSTRAINTS, OID_X509_EXT_SUB
 use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
 
-use super::jwk::{bit_length, PublicJwk, MAX_RSA_BITS, MIN_RSA_BITS};
+use super::jwk::{rsa_key_problem, PublicJwk};
 use super::problem::Problem;
 
 /// A CSR that passed every check, with the names it asks for.
@@ -27,10 +27,7 @@ pub struct AcceptedCsr {
 fn key_problem(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Option<String> {
     match spki.parsed() {
         Ok(PublicKey::RSA(rsa)) => {
-            let bits = bit_length(rsa.modulus);
-            (!(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits)).then(|| {
-                format!("CSR RSA key is {bits} bits; {MIN_RSA_BITS} to {MAX_RSA_BITS} are accepted")
-            })
+            rsa_key_problem(rsa.modulus, rsa.exponent).map(|why| format!("CSR {why}"))
         }
         Ok(PublicKey::EC(point)) if matches!(point.key_size(), 256 | 384) => None,
         _ if spki.algorithm.algorithm == x509_parser::oid_registry::OID_SIG_ED25519 => None,
@@ -69,6 +66,8 @@ pub fn check(
     let der = URL_SAFE_NO_PAD
         .decode(csr_b64.trim_end_matches('='))
         .map_err(|_| Problem::bad_csr("csr is not base64url"))?;
+    super::der::check_sequence(&der)
+        .map_err(|why| Problem::bad_csr(format!("CSR is not DER: {why}")))?;
     let (rest, csr) = X509CertificationRequest::from_der(&der)
         .map_err(|e| Problem::bad_csr(format!("CSR does not parse as PKCS#10: {e}")))?;
     if !rest.is_empty() {
@@ -270,6 +269,42 @@ mod tests {
             "{}",
             p.detail
         );
+    }
+
+    #[test]
+    fn refuses_a_csr_that_is_not_strict_der() {
+        let key = KeyPair::generate().unwrap();
+        let good = URL_SAFE_NO_PAD
+            .decode(csr(&["a.test"], None, &key))
+            .unwrap();
+        let mut wrong_tag = good.clone();
+        wrong_tag[0] = 0x31;
+        let mut trailing = good.clone();
+        trailing.push(0x00);
+        // The outer length with a leading zero byte.
+        let digits = usize::from(good[1] & 0x7f);
+        assert!(
+            good[1] & 0x80 != 0 && digits < 4,
+            "a long-form outer length"
+        );
+        let mut padded = vec![0x30, good[1] + 1, 0x00];
+        padded.extend(&good[2..]);
+        for der in [wrong_tag, trailing, padded] {
+            let p = check(
+                &URL_SAFE_NO_PAD.encode(&der),
+                &names(&["a.test"]),
+                &other_account(),
+            )
+            .unwrap_err();
+            assert_eq!(p.kind, ProblemType::BadCsr);
+            assert!(p.detail.starts_with("CSR is not DER"), "{}", p.detail);
+        }
+        assert!(check(
+            &URL_SAFE_NO_PAD.encode(&good),
+            &names(&["a.test"]),
+            &other_account()
+        )
+        .is_ok());
     }
 
     #[test]

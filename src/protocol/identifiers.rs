@@ -85,6 +85,20 @@ fn hostname_error(name: &str) -> Option<&'static str> {
     None
 }
 
+/// True for an address that stands for "this host" or "any address" rather
+/// than one host: `0.0.0.0/8` (RFC 1122 §3.2.1.3), `::` and `::ffff:0.0.0.0/104`.
+/// Connecting to one reaches the connecting machine itself, so no deny list
+/// could keep it out; such an address is never an identifier and never
+/// connected to.
+pub fn is_unspecified(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.octets()[0] == 0,
+        std::net::IpAddr::V6(v6) => {
+            v6.is_unspecified() || v6.to_ipv4_mapped().is_some_and(|v4| v4.octets()[0] == 0)
+        }
+    }
+}
+
 /// Checks one DNS identifier value.
 pub fn parse_dns(value: &str) -> Result<OrderedIdentifier, String> {
     let ordered = value.to_ascii_lowercase();
@@ -130,9 +144,16 @@ pub fn check_order_identifiers(
             Some(IdentifierKind::Dns) => {
                 parse_dns(&identifier.value).map_err(|e| (ProblemType::RejectedIdentifier, e))
             }
-            Some(IdentifierKind::Ip) => {
-                parse_ip(&identifier.value).map_err(|e| (ProblemType::Malformed, e))
-            }
+            Some(IdentifierKind::Ip) => match parse_ip(&identifier.value) {
+                Ok(ip) if ip.ordered.parse().is_ok_and(is_unspecified) => Err((
+                    ProblemType::RejectedIdentifier,
+                    format!(
+                        "{} is an unspecified address, not the address of a host",
+                        ip.ordered
+                    ),
+                )),
+                parsed => parsed.map_err(|e| (ProblemType::Malformed, e)),
+            },
             None => Err((
                 ProblemType::UnsupportedIdentifier,
                 format!(
@@ -218,6 +239,21 @@ mod tests {
         assert_eq!(parse_ip("2001:DB8:0:0::1").unwrap().ordered, "2001:db8::1");
         for bad in ["127.0.0.01", "localhost", "10.0.0.0/8", "::ffff:zz"] {
             assert!(parse_ip(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn unspecified_addresses_are_rejected_identifiers() {
+        for value in ["0.0.0.0", "0.1.2.3", "::", "::ffff:0.0.0.0", "0:0::0"] {
+            let problem =
+                check_order_identifiers(&[Identifier::new(IdentifierKind::Ip, value)]).unwrap_err();
+            assert_eq!(problem.kind, ProblemType::RejectedIdentifier, "{value}");
+        }
+        for value in ["1.0.0.0", "127.0.0.1", "::1", "10.0.0.5", "::ffff:1.2.3.4"] {
+            assert!(
+                check_order_identifiers(&[Identifier::new(IdentifierKind::Ip, value)]).is_ok(),
+                "{value}"
+            );
         }
     }
 

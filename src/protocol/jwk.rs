@@ -12,6 +12,23 @@ use super::problem::{Problem, ProblemType};
 pub const MIN_RSA_BITS: usize = 2048;
 /// Largest RSA modulus accepted: bigger keys only cost us CPU.
 pub const MAX_RSA_BITS: usize = 8192;
+/// The one RSA public exponent accepted, 65537, big-endian. As Boulder's key
+/// policy: a small exponent is a known weakness, and a huge one makes every
+/// signature check cost as much as a private-key operation.
+pub const RSA_EXPONENT: [u8; 3] = [0x01, 0x00, 0x01];
+
+/// Why an RSA public key (modulus and exponent, big-endian without leading
+/// zeros) is not accepted, if it is not. Cheap, so it runs before any
+/// signature is checked with the key.
+pub fn rsa_key_problem(modulus: &[u8], exponent: &[u8]) -> Option<String> {
+    let bits = bit_length(modulus);
+    if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
+        return Some(format!(
+            "RSA key is {bits} bits; {MIN_RSA_BITS} to {MAX_RSA_BITS} are accepted"
+        ));
+    }
+    (strip_zeros(exponent) != RSA_EXPONENT).then(|| "RSA public exponent must be 65537".to_owned())
+}
 
 /// A validated public JWK.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,7 +73,8 @@ fn required_members(kty: &str) -> Option<&'static [&'static str]> {
 }
 
 impl PublicJwk {
-    /// Accepts RSA (2048–8192 bits), EC P-256/P-384 and Ed25519 public keys.
+    /// Accepts RSA (2048–8192 bits, exponent 65537), EC P-256/P-384 and
+    /// Ed25519 public keys.
     pub fn parse(value: &Value) -> Result<Self, Problem> {
         let jwk = value
             .as_object()
@@ -75,11 +93,8 @@ impl PublicJwk {
                 if n.first() == Some(&0) || e.first() == Some(&0) || e.is_empty() {
                     return Err(bad_key("RSA n and e must have no leading zero octets"));
                 }
-                let bits = bit_length(&n);
-                if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
-                    return Err(bad_key(format!(
-                        "RSA key is {bits} bits; {MIN_RSA_BITS} to {MAX_RSA_BITS} are accepted"
-                    )));
+                if let Some(problem) = rsa_key_problem(&n, &e) {
+                    return Err(bad_key(problem));
                 }
             }
             "EC" => {
@@ -216,6 +231,27 @@ mod tests {
         );
         let plain = json!({"kty": "RSA", "n": URL_SAFE_NO_PAD.encode(&n[1..]), "e": "AQAB"});
         assert!(PublicJwk::parse(&plain).is_ok());
+    }
+
+    #[test]
+    fn rsa_exponents_other_than_65537_are_refused() {
+        let n = [0xc5u8; 256];
+        let mut n_minus_2 = n;
+        n_minus_2[255] -= 2;
+        for e in [
+            &[3u8][..],
+            &[1],
+            &[0x01, 0x00, 0x03],
+            &[0x01, 0x00, 0x00, 0x01],
+            &n_minus_2,
+        ] {
+            let jwk = json!({"kty": "RSA", "n": URL_SAFE_NO_PAD.encode(n), "e": URL_SAFE_NO_PAD.encode(e)});
+            let problem = PublicJwk::parse(&jwk).unwrap_err();
+            assert_eq!(problem.kind, ProblemType::BadPublicKey, "e = {e:?}");
+            assert!(problem.detail.contains("65537"), "{}", problem.detail);
+        }
+        let jwk = json!({"kty": "RSA", "n": URL_SAFE_NO_PAD.encode(n), "e": "AQAB"});
+        assert!(PublicJwk::parse(&jwk).is_ok());
     }
 
     #[test]

@@ -126,6 +126,11 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
+        // SQLite would create the file with the umask's mode (often 0644).
+        if !(url.contains(":memory:") || url.contains("mode=memory")) {
+            crate::util::data_dir::create_private_file(options.get_filename())
+                .map_err(sqlx::Error::Io)?;
+        }
         let write_options = options
             .clone()
             .create_if_missing(true)

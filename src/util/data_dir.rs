@@ -1,7 +1,7 @@
-//! The data directory: made on first use, readable by certgate's user only,
-//! since it holds the CA's keys and the database.
+//! The data directory and the database file: made on first use, readable by
+//! certgate's user only, since they hold the CA's keys and the accounts.
 
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
 /// Creates `path` (and its parents) with mode 0700 unless it exists.
@@ -10,4 +10,39 @@ pub fn create(path: &Path) -> std::io::Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(path)
+}
+
+/// Creates the empty file `path` with mode 0600 unless it exists, whatever
+/// the umask. For the database: SQLite gives the `-wal`, `-shm` and
+/// `-journal` files it creates beside it the database file's own mode, so
+/// making this one private first keeps them all private, even in a data
+/// directory an operator made 0755.
+pub fn create_private_file(path: &Path) -> std::io::Result<()> {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_private_file_is_0600_and_an_existing_one_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("certgate.db");
+        create_private_file(&path).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        std::fs::write(&path, b"data").unwrap();
+        create_private_file(&path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"data");
+    }
 }

@@ -61,7 +61,7 @@ impl ValidationSubject<'_> {
         let allowed: Vec<IpAddr> = addrs
             .iter()
             .copied()
-            .filter(|ip| denied.containing(*ip).is_none())
+            .filter(|ip| denied.refusal(*ip).is_none())
             .collect();
         match (allowed.is_empty(), addrs.first()) {
             (true, Some(&first)) => Err(Problem::new(

@@ -61,11 +61,7 @@ impl NonceStore {
     /// Consumes `nonce`: true exactly once for a nonce we issued that has not
     /// expired.
     pub fn consume(&self, nonce: &str) -> bool {
-        let Some(bytes) = URL_SAFE_NO_PAD
-            .decode(nonce)
-            .ok()
-            .and_then(|v| NonceBytes::try_from(v).ok())
-        else {
+        let Some(bytes) = decode(nonce) else {
             return false;
         };
         let now = Instant::now();
@@ -75,6 +71,28 @@ impl NonceStore {
             None => false,
         }
     }
+
+    /// Whether [`NonceStore::consume`] would take `nonce` now, without
+    /// taking it: lets a request with a nonce we never issued be refused
+    /// before its signature costs any work, while a valid nonce is spent
+    /// only by a request whose signature holds.
+    pub fn is_live(&self, nonce: &str) -> bool {
+        let Some(bytes) = decode(nonce) else {
+            return false;
+        };
+        let issued = self.inner.lock().expect("nonce store lock");
+        issued
+            .live
+            .get(&bytes)
+            .is_some_and(|at| at.elapsed() < self.lifetime)
+    }
+}
+
+fn decode(nonce: &str) -> Option<NonceBytes> {
+    URL_SAFE_NO_PAD
+        .decode(nonce)
+        .ok()
+        .and_then(|v| NonceBytes::try_from(v).ok())
 }
 
 impl Issued {
@@ -111,6 +129,18 @@ mod tests {
         assert!(!store.consume("AAAAAAAAAAAAAAAAAAAAAA"));
         assert!(!store.consume("not base64 !"));
         assert!(!store.consume(""));
+    }
+
+    #[test]
+    fn checking_a_nonce_does_not_spend_it() {
+        let store = NonceStore::new(NonceStore::DEFAULT_LIFETIME, 10);
+        let n = store.issue();
+        assert!(store.is_live(&n) && store.is_live(&n));
+        assert!(store.consume(&n));
+        assert!(!store.is_live(&n));
+        assert!(!store.is_live("AAAAAAAAAAAAAAAAAAAAAA") && !store.is_live("not base64 !"));
+        let expired = NonceStore::new(Duration::ZERO, 10);
+        assert!(!expired.is_live(&expired.issue()));
     }
 
     #[test]

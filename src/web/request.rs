@@ -144,6 +144,12 @@ where
             )));
         }
 
+        // A nonce we never issued is refused before any lookup or
+        // signature check, so a request without one costs next to nothing;
+        // it is spent below, once the signature holds.
+        if !checks.nonces.is_live(&jws.nonce) {
+            return Err(bad_nonce());
+        }
         let signer = match &jws.key {
             KeyRef::Jwk(key) => {
                 jws.verify(key)?;
@@ -151,8 +157,17 @@ where
             }
             KeyRef::Kid(kid) => {
                 let account = lookup_account(&checks.store, &urls, kid).await?;
-                let key = PublicJwk::parse(&account.jwk)
-                    .map_err(|e| Problem::internal("stored account key does not parse", &e))?;
+                // A key accepted before the key policy tightened: say so
+                // rather than fail as an internal error.
+                let key = PublicJwk::parse(&account.jwk).map_err(|e| {
+                    Problem::new(
+                        ProblemType::BadPublicKey,
+                        format!(
+                            "this account's key is no longer accepted ({}); create a new account",
+                            e.detail
+                        ),
+                    )
+                })?;
                 jws.verify(&key)?;
                 if account.status != AccountStatus::Valid {
                     return Err(Problem::unauthorized(format!(
@@ -166,10 +181,7 @@ where
         };
 
         if !checks.nonces.consume(&jws.nonce) {
-            return Err(Problem::new(
-                ProblemType::BadNonce,
-                "JWS nonce is unknown, expired or already used; retry with the nonce in this response",
-            ));
+            return Err(bad_nonce());
         }
         Ok(Self {
             urls,
@@ -177,6 +189,13 @@ where
             signer,
         })
     }
+}
+
+fn bad_nonce() -> Problem {
+    Problem::new(
+        ProblemType::BadNonce,
+        "JWS nonce is unknown, expired or already used; retry with the nonce in this response",
+    )
 }
 
 async fn lookup_account(store: &Store, urls: &Urls, kid: &str) -> Result<Account, Problem> {

@@ -59,7 +59,12 @@ async fn hop(State(answers): State<Answers>, Path((hop, token)): Path<(u32, Stri
 
 impl Http01Responder {
     pub async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on("127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// A responder listening on `addr` (port 0 for any free port).
+    pub async fn start_on(addr: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let answers: Answers = Arc::default();
         let app = Router::new()

@@ -49,7 +49,11 @@ pub fn certgate_binary() -> std::path::PathBuf {
 /// `VAULT_*` variables: they would override nothing a test passes, but could
 /// add a config file, database URL or Vault the test did not choose.
 pub fn certgate_command() -> Command {
-    let mut command = Command::new(certgate_binary());
+    without_callers_settings(Command::new(certgate_binary()))
+}
+
+/// `command` without the caller's `CERTGATE_*` or `VAULT_*` variables.
+fn without_callers_settings(mut command: Command) -> Command {
     command.env("NO_COLOR", "1");
     for (name, _) in std::env::vars_os() {
         let name_text = name.to_string_lossy();
@@ -69,6 +73,9 @@ pub struct ServeArgs {
     pub resolver: SocketAddr,
     /// Passed as `--config` when set.
     pub config: Option<PathBuf>,
+    /// The file-mode creation mask certgate starts with, when the test
+    /// chooses one instead of inheriting its own.
+    pub umask: Option<u32>,
 }
 
 impl ServeArgs {
@@ -81,13 +88,35 @@ impl ServeArgs {
             http01_port: free_port(),
             resolver,
             config,
+            umask: None,
         }
+    }
+
+    /// The default directory's URL.
+    pub fn directory_url(&self) -> String {
+        format!("https://{}/acme/directory", self.listen)
+    }
+
+    /// The embedded CA's root, which certgate's TLS certificate chains to.
+    pub fn root_pem(&self) -> PathBuf {
+        self.data_dir.join("ca/root.pem")
     }
 
     /// `certgate serve` with these flags (and `--config` when set); the
     /// caller adds the environment and the pipes, and spawns it.
     pub fn serve_command(&self) -> Command {
-        let mut command = certgate_command();
+        let mut command = match self.umask {
+            None => certgate_command(),
+            // The shell sets the mask and then becomes certgate.
+            Some(mask) => {
+                let mut shell = Command::new("sh");
+                shell
+                    .arg("-c")
+                    .arg(format!("umask {mask:03o} && exec \"$0\" \"$@\""))
+                    .arg(certgate_binary());
+                without_callers_settings(shell)
+            }
+        };
         command
             .arg("serve")
             .arg("--data-dir")

@@ -255,6 +255,33 @@ impl RawClient {
         (reply.header("location").unwrap().to_owned(), reply.json())
     }
 
+    /// Orders `name`, lets `answer` set up the HTTP-01 responder with the
+    /// token and key authorization, asks for validation and returns the
+    /// challenge once it is no longer pending or processing (20 s at most).
+    pub async fn attempt_http01(&self, name: &str, answer: impl FnOnce(&str, &str)) -> Value {
+        let (_, order) = self.new_order(&[name]).await;
+        let authz = self
+            .post(order["authorizations"][0].as_str().unwrap(), None)
+            .await
+            .json();
+        let challenge = challenge_of(&authz, "http-01").clone();
+        let token = challenge["token"].as_str().unwrap();
+        answer(token, &format!("{token}.{}", self.thumbprint()));
+        let url = challenge["url"].as_str().unwrap();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut reply = self.post(url, Some(json!({}))).await.json();
+        while reply["status"] == "processing" || reply["status"] == "pending" {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "challenge still {} after 20 s: {reply}",
+                reply["status"]
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            reply = self.post(url, None).await.json();
+        }
+        reply
+    }
+
     /// Creates an order for `names` and answers each http-01 challenge
     /// through `http01`; returns (order URL, order JSON) once it is ready.
     pub async fn ready_order(&self, http01: &Http01Responder, names: &[&str]) -> (String, Value) {

@@ -5,6 +5,7 @@ mod admin_api;
 mod architecture;
 mod audit;
 mod deploy_files;
+mod file_modes;
 mod inventory;
 mod metrics;
 mod status_page;
