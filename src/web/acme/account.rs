@@ -1,6 +1,8 @@
 //! newAccount, the account resource and its orders list (RFC 8555 §7.3).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use crate::web::extract::{Path, Query};
 use axum::http::header::LINK;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
@@ -193,8 +195,8 @@ pub async fn account(
     Ok(Json::ok(views::account(&request.urls, &account)).into_response())
 }
 
-/// The query of an orders-list page; parsed by hand so that a bad cursor is
-/// a problem document rather than the framework's plain-text 400.
+/// The query of an orders-list page; the cursor is parsed by hand so that
+/// a bad one says what a cursor is.
 #[derive(Debug, Deserialize)]
 pub struct OrdersPage {
     #[serde(default)]
