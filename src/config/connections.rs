@@ -9,6 +9,10 @@ use super::{parse_duration, ConfigError};
 /// Connections each listener holds at once; more are closed as they are
 /// accepted. Sized for a few hundred clients renewing at the same minute.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
+/// Of those, connections one client address (an IPv4 address, an IPv6
+/// /64) holds at once: far more than ACME clients open, far fewer than the
+/// listener's whole cap.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
 /// As Go's net/http servers behind Boulder: a client gets this long to send
 /// a request head, from the end of the TLS handshake or from the start of a
 /// head on a kept-alive connection.
@@ -25,6 +29,7 @@ pub const DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS: u32 = 100;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
     pub max_connections: usize,
+    pub max_connections_per_ip: usize,
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub tls_handshake_timeout: Duration,
@@ -41,6 +46,7 @@ impl Default for ConnectionLimits {
 #[derive(Debug, Default)]
 pub struct ConnectionSettings {
     pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
     pub header_read_timeout: Option<String>,
     pub idle_timeout: Option<String>,
     pub tls_handshake_timeout: Option<String>,
@@ -61,6 +67,9 @@ impl ConnectionLimits {
         };
         let limits = Self {
             max_connections: given.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS),
+            max_connections_per_ip: given
+                .max_connections_per_ip
+                .unwrap_or(DEFAULT_MAX_CONNECTIONS_PER_IP),
             header_read_timeout: timeout(
                 "header-read-timeout",
                 given.header_read_timeout,
@@ -76,9 +85,9 @@ impl ConnectionLimits {
                 .http2_max_concurrent_streams
                 .unwrap_or(DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS),
         };
-        if limits.max_connections == 0 {
+        if limits.max_connections == 0 || limits.max_connections_per_ip == 0 {
             return Err(ConfigError::Invalid(
-                "max-connections must be at least 1".into(),
+                "max-connections and max-connections-per-ip must be at least 1".into(),
             ));
         }
         if limits.http2_max_concurrent_streams == 0 {
@@ -98,6 +107,7 @@ mod tests {
     fn defaults_bound_every_connection() {
         let limits = ConnectionLimits::default();
         assert_eq!(limits.max_connections, 1000);
+        assert_eq!(limits.max_connections_per_ip, 256);
         assert_eq!(limits.header_read_timeout, Duration::from_secs(10));
         assert_eq!(limits.idle_timeout, Duration::from_secs(60));
         assert_eq!(limits.tls_handshake_timeout, Duration::from_secs(10));
@@ -117,6 +127,10 @@ mod tests {
         for bad in [
             ConnectionSettings {
                 max_connections: Some(0),
+                ..Default::default()
+            },
+            ConnectionSettings {
+                max_connections_per_ip: Some(0),
                 ..Default::default()
             },
             ConnectionSettings {

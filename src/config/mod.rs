@@ -227,6 +227,11 @@ pub struct ServeFlags {
     #[arg(long, env = "CERTGATE_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
 
+    /// Of those, connections one client address (IPv4, or an IPv6 /64) may
+    /// hold at once [default: 256].
+    #[arg(long, env = "CERTGATE_MAX_CONNECTIONS_PER_IP", value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
+
     /// Time a client has to send a request head, after the TLS handshake or
     /// on a kept-alive connection [default: 10s].
     #[arg(long, env = "CERTGATE_HEADER_READ_TIMEOUT", value_name = "DURATION")]
@@ -382,6 +387,7 @@ impl Config {
         let audit_log = AuditLogTarget::parse(flags.audit_log.or(file.audit_log), &data_dir);
         let connections = ConnectionLimits::resolve(ConnectionSettings {
             max_connections: flags.max_connections.or(file.max_connections),
+            max_connections_per_ip: flags.max_connections_per_ip.or(file.max_connections_per_ip),
             header_read_timeout: flags.header_read_timeout.or(file.header_read_timeout),
             idle_timeout: flags.idle_timeout.or(file.idle_timeout),
             tls_handshake_timeout: flags.tls_handshake_timeout.or(file.tls_handshake_timeout),

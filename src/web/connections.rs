@@ -1,7 +1,9 @@
 //! What a client may hold on a listener: a slot among `max-connections`,
-//! taken when the connection is accepted and refused (closed at once) when
-//! there is none, so excess connections cost a file descriptor for an
-//! instant rather than forever; a deadline on the TLS handshake, on the
+//! of which one client address (an IPv4 address, an IPv6 /64) may hold
+//! `max-connections-per-ip`, taken when the connection is accepted and
+//! refused (closed at once) when there is none, so excess connections cost
+//! a file descriptor for an instant rather than forever, and one client
+//! cannot take every slot; a deadline on the TLS handshake, on the
 //! first request head, on a kept-alive connection with nothing in flight
 //! and on each gap of a request body; and at most
 //! `http2-max-concurrent-streams` requests on one HTTP/2 connection.
@@ -13,11 +15,13 @@
 //! connections plus such detached handlers never exceed `max-connections`,
 //! and their requests never exceed that times the HTTP/2 stream limit.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::net::{IpAddr, Ipv6Addr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -26,6 +30,7 @@ use axum::http::{Request, Response};
 use axum_server::accept::{Accept, DefaultAcceptor};
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use futures_util::future::BoxFuture;
+use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -34,11 +39,63 @@ use tower_http::timeout::TimeoutBody;
 
 use crate::config::connections::ConnectionLimits;
 
-/// One of a listener's `max-connections` slots, held by the connection and
-/// by every request on it (see the module documentation).
+/// One of a listener's `max-connections` slots and of its client's
+/// `max-connections-per-ip`, held by the connection and by every request on
+/// it (see the module documentation).
 #[derive(Clone)]
 pub struct ConnectionSlot {
-    _permit: Arc<OwnedSemaphorePermit>,
+    _held: Arc<(OwnedSemaphorePermit, ClientHold)>,
+}
+
+/// Connections per client address on one listener.
+#[derive(Default)]
+struct PerClient(Mutex<HashMap<IpAddr, usize>>);
+
+/// One connection counted for a client; dropping it uncounts it.
+struct ClientHold {
+    table: Arc<PerClient>,
+    client: IpAddr,
+}
+
+impl PerClient {
+    fn hold(self: &Arc<Self>, peer: IpAddr, max: usize) -> Option<ClientHold> {
+        let client = client_of(peer);
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(client).or_default();
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(ClientHold {
+            table: self.clone(),
+            client,
+        })
+    }
+}
+
+impl Drop for ClientHold {
+    fn drop(&mut self) {
+        let mut counts = self.table.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.client) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// The address a client is counted under: an IPv4 address (also when
+/// mapped into IPv6), or the /64 of an IPv6 one, since one host usually
+/// has a whole /64 to pick source addresses from.
+fn client_of(peer: IpAddr) -> IpAddr {
+    match peer {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        },
+    }
 }
 
 /// A listener serving under [`ConnectionLimits`].
@@ -78,6 +135,7 @@ fn limited<A>(
     let mut server = server.acceptor(Limited {
         inner,
         slots: Arc::new(Semaphore::new(limits.max_connections)),
+        per_client: Arc::default(),
         refused: Arc::default(),
         limits,
         name,
@@ -94,6 +152,7 @@ fn limited<A>(
 pub struct Limited<A> {
     inner: A,
     slots: Arc<Semaphore>,
+    per_client: Arc<PerClient>,
     /// Connections refused since the start, for the log.
     refused: Arc<AtomicU64>,
     limits: ConnectionLimits,
@@ -103,16 +162,30 @@ pub struct Limited<A> {
 impl<A> Limited<A> {
     /// Counts a refusal and logs it at the 1st, 2nd, 4th, 8th… so that a
     /// flood is visible without the log becoming the next exhausted resource.
-    fn note_refusal(&self) {
+    fn note_refusal(&self, peer: Option<IpAddr>) {
         let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
         if refused.is_power_of_two() {
             tracing::warn!(
                 listener = self.name,
+                client = ?peer,
                 max_connections = self.limits.max_connections,
+                max_connections_per_ip = self.limits.max_connections_per_ip,
                 refused_so_far = refused,
-                "connection refused: the listener holds max-connections already"
+                "connection refused: the listener or this client holds its maximum of connections"
             );
         }
+    }
+
+    /// A slot for a connection from `peer`, if the listener and the client
+    /// both have one left.
+    fn slot_for(&self, peer: Option<IpAddr>) -> Option<ConnectionSlot> {
+        let hold = self
+            .per_client
+            .hold(peer?, self.limits.max_connections_per_ip)?;
+        let permit = self.slots.clone().try_acquire_owned().ok()?;
+        Some(ConnectionSlot {
+            _held: Arc::new((permit, hold)),
+        })
     }
 }
 
@@ -129,16 +202,14 @@ where
     type Future = BoxFuture<'static, io::Result<(Self::Stream, Self::Service)>>;
 
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
-        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
-            self.note_refusal();
+        let peer = stream.peer_addr().ok().map(|addr| addr.ip());
+        let Some(slot) = self.slot_for(peer) else {
+            self.note_refusal(peer);
             // Dropping the stream closes it before a byte is read.
             drop(stream);
             return Box::pin(std::future::ready(Err(io::Error::other(
                 "max-connections reached",
             ))));
-        };
-        let slot = ConnectionSlot {
-            _permit: Arc::new(permit),
         };
         let handshake = self.inner.accept(stream, service);
         let limits = self.limits;
@@ -172,6 +243,10 @@ struct Activity {
     in_flight: AtomicUsize,
     /// Bumped when a request starts and when it ends.
     generation: AtomicU64,
+    /// The connection's reader, woken when a request ends so that it sets
+    /// the idle deadline then: hyper does not poll a read that is pending
+    /// until something wakes it.
+    reader: AtomicWaker,
 }
 
 impl Activity {
@@ -189,6 +264,7 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.generation.fetch_add(1, Ordering::AcqRel);
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.reader.wake();
     }
 }
 
@@ -247,7 +323,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
                 return Poll::Ready(Ok(()));
             }
             Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
-            Poll::Pending => {}
+            Poll::Pending => this.activity.reader.register(cx.waker()),
         }
         if !this.idle() {
             return Poll::Pending;
@@ -337,5 +413,39 @@ where
             drop(in_flight);
             response
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_is_an_ipv4_address_or_an_ipv6_slash_64() {
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        assert_eq!(client_of(ip("192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(client_of(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(client_of(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(
+            client_of(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            ip("2001:db8:1:2::")
+        );
+        assert_ne!(client_of(ip("2001:db8:1:3::1")), ip("2001:db8:1:2::"));
+    }
+
+    #[test]
+    fn a_client_holds_at_most_its_share_until_it_lets_go() {
+        let table = Arc::new(PerClient::default());
+        let one: IpAddr = "2001:db8::1".parse().unwrap();
+        let same_64: IpAddr = "2001:db8::2".parse().unwrap();
+        let other: IpAddr = "192.0.2.1".parse().unwrap();
+        let first = table.hold(one, 2).unwrap();
+        let second = table.hold(same_64, 2).unwrap();
+        assert!(table.hold(one, 2).is_none());
+        assert!(table.hold(other, 2).is_some());
+        drop(first);
+        assert!(table.hold(same_64, 2).is_some());
+        drop(second);
+        assert!(table.0.lock().unwrap().is_empty());
     }
 }
