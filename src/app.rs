@@ -335,15 +335,22 @@ impl UnfinishedWork {
     }
 }
 
+/// File descriptors certgate may hold at once with these settings: each
+/// listener's connection cap, outbound validations, the database, the rest.
+pub fn open_files_needed(config: &Config) -> u64 {
+    let listeners =
+        1 + u64::from(config.admin.is_some()) + u64::from(config.metrics_listen.is_some());
+    let connections = listeners * config.connections.max_connections as u64;
+    connections + VALIDATION_FILES + Store::OPEN_FILES + OTHER_FILES
+}
+
 /// Raises the open-file limit toward its hard limit, and warns once when it
 /// is still below what the listeners' connection caps, validations and the
 /// database may hold at once: past it, every `accept` and every validation
 /// fails with `Too many open files`.
 fn check_open_file_limit(config: &Config) {
-    let listeners =
-        1 + u64::from(config.admin.is_some()) + u64::from(config.metrics_listen.is_some());
-    let connections = listeners * config.connections.max_connections as u64;
-    let needed = connections + VALIDATION_FILES + Store::OPEN_FILES + OTHER_FILES;
+    let needed = open_files_needed(config);
+    let connections = needed - VALIDATION_FILES - Store::OPEN_FILES - OTHER_FILES;
     match crate::util::open_files::raise_toward_hard_limit(needed) {
         Ok(limit) if limit.soft < needed => tracing::warn!(
             soft_limit = limit.soft,
