@@ -25,13 +25,21 @@ use crate::util::clock::{Clock, SystemClock};
 use crate::util::serve_lock::{ServeLock, ServeLockError};
 use crate::validate::{DnsResolver, ValidationPorts, Validator};
 use crate::vault::{Vault, VaultSetupError};
+use crate::web::connections;
 use crate::web::nonce::NonceStore;
+use crate::web::ops::status_page::CertificateTable;
 use crate::web::{AcmeState, Lifetimes};
 
 /// Lifetime of certgate's own HTTPS certificate, made anew at every start.
 const SERVER_CERT_LIFETIME: Duration = Duration::from_secs(397 * 86_400);
 /// How long open requests may take to finish when certgate is asked to stop.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// File descriptors one running validation may hold at once: its HTTP-01 or
+/// TLS-ALPN-01 connection and a DNS socket.
+const FILES_PER_VALIDATION: u64 = 2;
+/// File descriptors for everything else: the listening sockets, the log
+/// and audit files, the CA's files, Vault connections, the DNS resolver.
+const OTHER_FILES: u64 = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -329,6 +337,50 @@ impl UnfinishedWork {
     }
 }
 
+/// File descriptors certgate may hold at once with these settings: each
+/// listener's connection cap, outbound validations, the database, the rest.
+pub fn open_files_needed(config: &Config) -> u64 {
+    let listeners =
+        1 + u64::from(config.admin.is_some()) + u64::from(config.metrics_listen.is_some());
+    let connections = listeners * config.connections.max_connections as u64;
+    connections + validation_files(config) + Store::OPEN_FILES + OTHER_FILES
+}
+
+/// Files the validations running at once may hold (`validation_concurrency`).
+fn validation_files(config: &Config) -> u64 {
+    config.validation_limits.concurrent as u64 * FILES_PER_VALIDATION
+}
+
+/// Raises the open-file limit toward its hard limit, and warns once when it
+/// is still below what the listeners' connection caps, validations and the
+/// database may hold at once: past it, every `accept` and every validation
+/// fails with `Too many open files`.
+fn check_open_file_limit(config: &Config) {
+    let needed = open_files_needed(config);
+    let validations = validation_files(config);
+    let connections = needed - validations - Store::OPEN_FILES - OTHER_FILES;
+    match crate::util::open_files::raise_toward_hard_limit(needed) {
+        Ok(limit) if limit.soft < needed => tracing::warn!(
+            soft_limit = limit.soft,
+            hard_limit = limit.hard,
+            needed,
+            connections,
+            validations,
+            database = Store::OPEN_FILES,
+            other = OTHER_FILES,
+            "the open-file limit is below what the settings need: raise it (LimitNOFILE=, ulimit -n) or lower max-connections"
+        ),
+        Ok(limit) if limit.soft > limit.was => tracing::info!(
+            from = limit.was,
+            to = limit.soft,
+            needed,
+            "raised the open-file limit"
+        ),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "reading the open-file limit"),
+    }
+}
+
 /// Runs a listener beside the main one, for as long as the server lives;
 /// its failure is logged as `what` stopping.
 fn serve_beside(
@@ -361,6 +413,7 @@ pub async fn start_with(config: Config, substitutes: Substitutes) -> Result<Serv
         source,
     })?;
     let lock = ServeLock::acquire(&config.data_dir)?;
+    check_open_file_limit(&config);
     let ca = Arc::new(EmbeddedCa::load_or_create(&config.data_dir.join("ca"))?);
     let metrics = Arc::new(Metrics::default());
     let vault = config
@@ -391,26 +444,30 @@ pub async fn start_with(config: Config, substitutes: Substitutes) -> Result<Serv
         .into_iter()
         .map(|vault| tokio::spawn(async move { vault.keep_token_fresh().await }))
         .collect();
+    let limits = config.connections;
+    let table = if config.status_page_certificates {
+        CertificateTable::Shown
+    } else {
+        CertificateTable::Hidden
+    };
     // With the client's address, which newAccount's per-address limit keys on.
-    let service =
-        crate::web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum_server::from_tcp_rustls(listener, tls.clone()).handle(handle.clone());
+    let service = crate::web::router(state.clone(), table)
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let server = connections::https(listener, tls.clone(), limits, "acme").handle(handle.clone());
     let task = tokio::spawn(async move { server.serve(service).await });
     if let Some((token, (listener, admin_addr))) = admin {
         // The same TLS identity, and the same handle: stopping certgate
         // stops the admin API and waits for its requests too.
         let service = crate::web::admin::router(state.clone(), token).into_make_service();
-        let server = axum_server::from_tcp_rustls(listener, tls).handle(handle.clone());
+        let server = connections::https(listener, tls, limits, "admin").handle(handle.clone());
         companions.push(serve_beside("the admin API", server.serve(service)));
         tracing::info!(listen = %admin_addr, "admin API is serving");
     }
     if let Some((listener, metrics_addr)) = metrics_listener {
         // Plain HTTP, as Prometheus scrapes without certgate's root; only
         // /metrics is served here.
-        let service = crate::web::ops::metrics::routes()
-            .with_state(state.clone())
-            .into_make_service();
-        let server = axum_server::from_tcp(listener).handle(handle.clone());
+        let service = crate::web::metrics_router(state.clone()).into_make_service();
+        let server = connections::http(listener, limits, "metrics").handle(handle.clone());
         companions.push(serve_beside("the metrics listener", server.serve(service)));
         tracing::info!(listen = %metrics_addr, "metrics are served at /metrics");
     }

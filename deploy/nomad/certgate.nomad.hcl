@@ -72,6 +72,11 @@ job "certgate" {
         image = var.image
         ports = ["https"]
         args  = ["serve", "--config", "/local/certgate.toml"]
+        # Every connection and outbound validation is a file descriptor; the
+        # usual soft limit of 1,024 is below what max_connections needs.
+        ulimit {
+          nofile = "65536:65536"
+        }
       }
 
       volume_mount {

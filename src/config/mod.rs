@@ -3,6 +3,7 @@
 //! `--config`, then defaults — the first that says something wins. The
 //! `[profiles.<name>]` and `[vault]` tables exist only in the file.
 
+pub mod connections;
 mod limit_settings;
 pub mod networks;
 pub mod profiles;
@@ -24,6 +25,7 @@ pub use profiles::{EabPolicy, ProfileIssuer, ProfileSettings};
 pub use values::{parse_duration, parse_resolver};
 pub use vault::{VaultAuth, VaultSettings};
 
+use connections::{ConnectionLimits, ConnectionSettings};
 use rate_limits::RateLimits;
 use validation_limits::ValidationLimits;
 use values::parse_retention;
@@ -81,6 +83,11 @@ pub struct Config {
     /// How long orders (and the authorizations and challenges only they
     /// use) are kept after they ended; `None` keeps them for ever.
     pub retention: Option<Duration>,
+    /// Timeouts and caps of every listener's connections.
+    pub connections: ConnectionLimits,
+    /// Whether the public `/status` lists certificates (names and serials);
+    /// the admin API always does.
+    pub status_page_certificates: bool,
 }
 
 /// The admin API: off unless both an address and a token file are given.
@@ -265,6 +272,38 @@ pub struct ServeFlags {
     #[arg(long, env = "CERTGATE_RETENTION", value_name = "DURATION|off")]
     pub retention: Option<String>,
 
+    /// Connections each listener holds at once; more are closed as they are
+    /// accepted [default: 1000].
+    #[arg(long, env = "CERTGATE_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Of those, connections one client address (IPv4, or an IPv6 /64) may
+    /// hold at once [default: 256].
+    #[arg(long, env = "CERTGATE_MAX_CONNECTIONS_PER_IP", value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
+
+    /// Time a client has to send a request head, after the TLS handshake or
+    /// on a kept-alive connection [default: 10s].
+    #[arg(long, env = "CERTGATE_HEADER_READ_TIMEOUT", value_name = "DURATION")]
+    pub header_read_timeout: Option<String>,
+
+    /// A connection with no request in flight is closed after this [default: 60s].
+    #[arg(long, env = "CERTGATE_IDLE_TIMEOUT", value_name = "DURATION")]
+    pub idle_timeout: Option<String>,
+
+    /// Time a client has to finish the TLS handshake [default: 10s].
+    #[arg(long, env = "CERTGATE_TLS_HANDSHAKE_TIMEOUT", value_name = "DURATION")]
+    pub tls_handshake_timeout: Option<String>,
+
+    /// Requests one HTTP/2 connection may have open at once [default: 100].
+    #[arg(long, env = "CERTGATE_HTTP2_MAX_CONCURRENT_STREAMS", value_name = "N")]
+    pub http2_max_concurrent_streams: Option<u32>,
+
+    /// List certificates (names, serials) on the public /status page too;
+    /// the admin API lists them either way [default: false].
+    #[arg(long, env = "CERTGATE_STATUS_PAGE_CERTIFICATES", value_name = "BOOL")]
+    pub status_page_certificates: Option<bool>,
+
     /// `[profiles.<name>]` tables (config file only).
     #[arg(skip)]
     pub profiles: BTreeMap<String, profiles::ProfileFile>,
@@ -358,6 +397,16 @@ impl Config {
                 }
             };
         let audit_log = AuditLogTarget::parse(flags.audit_log.or(file.audit_log), &data_dir);
+        let connections = ConnectionLimits::resolve(ConnectionSettings {
+            max_connections: flags.max_connections.or(file.max_connections),
+            max_connections_per_ip: flags.max_connections_per_ip.or(file.max_connections_per_ip),
+            header_read_timeout: flags.header_read_timeout.or(file.header_read_timeout),
+            idle_timeout: flags.idle_timeout.or(file.idle_timeout),
+            tls_handshake_timeout: flags.tls_handshake_timeout.or(file.tls_handshake_timeout),
+            http2_max_concurrent_streams: flags
+                .http2_max_concurrent_streams
+                .or(file.http2_max_concurrent_streams),
+        })?;
         let config = Self {
             listen: flags
                 .listen
@@ -393,6 +442,11 @@ impl Config {
             admin,
             audit_log,
             retention: parse_retention(flags.retention.or(file.retention))?,
+            connections,
+            status_page_certificates: flags
+                .status_page_certificates
+                .or(file.status_page_certificates)
+                .unwrap_or(false),
         };
         config.validate()?;
         Ok(config)
@@ -450,110 +504,4 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_need_no_input() {
-        let config = Config::load(ServeFlags::default()).unwrap();
-        assert_eq!(config.listen.to_string(), "127.0.0.1:8443");
-        assert_eq!(config.data_dir, PathBuf::from("certgate-data"));
-        assert_eq!(config.database_url, "sqlite://certgate-data/certgate.db");
-        assert_eq!(config.http01_port, 80);
-        assert!(config.resolvers.is_empty());
-        assert_eq!(config.cert_lifetime, Duration::from_secs(90 * 86_400));
-    }
-
-    #[test]
-    fn flags_win_over_the_file_and_the_file_over_defaults() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("certgate.toml");
-        std::fs::write(
-            &path,
-            "listen = \"0.0.0.0:9443\"\nhttp01_port = 5002\nresolver = [\"10.0.0.53\"]\ncert_lifetime = \"24h\"\n",
-        )
-        .unwrap();
-        let flags = ServeFlags {
-            config: Some(path),
-            http01_port: Some(8080),
-            ..Default::default()
-        };
-        let config = Config::load(flags).unwrap();
-        assert_eq!(config.listen.to_string(), "0.0.0.0:9443");
-        assert_eq!(config.http01_port, 8080);
-        assert_eq!(config.resolvers, vec!["10.0.0.53:53".parse().unwrap()]);
-        assert_eq!(config.cert_lifetime, Duration::from_secs(86_400));
-    }
-
-    #[test]
-    fn a_file_with_profiles_and_vault() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("certgate.toml");
-        std::fs::write(
-            &path,
-            "default_profile = \"lab\"\n\
-             [vault]\naddress = \"https://vault.lab:8200\"\n\
-             [vault.auth]\nmethod = \"approle\"\nrole_id = \"r\"\nsecret_id_file = \"/run/s\"\n\
-             [profiles.lab]\nissuer = \"vault\"\nmount = \"pki_int\"\nrole = \"lab-internal\"\n\
-             [profiles.local]\nissuer = \"local\"\n",
-        )
-        .unwrap();
-        let flags = ServeFlags {
-            config: Some(path.clone()),
-            ..Default::default()
-        };
-        let config = Config::load_with_env(flags, &|_| None).unwrap();
-        assert_eq!(config.default_profile, "lab");
-        assert_eq!(config.profiles.len(), 2);
-        assert_eq!(config.vault.unwrap().auth.method(), "approle");
-
-        // Only local profiles: no [vault] needed, and none is set up.
-        std::fs::write(&path, "[profiles.local]\nissuer = \"local\"\n").unwrap();
-        let flags = ServeFlags {
-            config: Some(path),
-            ..Default::default()
-        };
-        assert!(Config::load_with_env(flags, &|_| None)
-            .unwrap()
-            .vault
-            .is_none());
-    }
-
-    #[test]
-    fn refuses_unknown_keys_and_bad_values() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bad.toml");
-        std::fs::write(&path, "listn = \"0.0.0.0:1\"\n").unwrap();
-        let err = Config::load(ServeFlags {
-            config: Some(path),
-            ..Default::default()
-        })
-        .unwrap_err();
-        assert!(err.to_string().contains("listn"), "{err}");
-
-        for flags in [
-            ServeFlags {
-                cert_lifetime: Some("soon".into()),
-                ..Default::default()
-            },
-            ServeFlags {
-                resolvers: vec!["dns.example".into()],
-                ..Default::default()
-            },
-            ServeFlags {
-                http01_port: Some(0),
-                ..Default::default()
-            },
-            ServeFlags {
-                external_url: Some("http://acme.test".into()),
-                ..Default::default()
-            },
-            ServeFlags {
-                tls_names: vec!["bad name".into()],
-                ..Default::default()
-            },
-        ] {
-            assert!(Config::load(flags).is_err());
-        }
-    }
-}
+mod tests;

@@ -104,6 +104,8 @@ pub struct Store {
     write_probe: std::sync::Arc<tokio::sync::Mutex<WriteProbe>>,
 }
 
+/// Connections of the read pool; reads are short, writes go to the writer.
+const READ_POOL_SIZE: u32 = 8;
 /// How long a write waits for another process's write lock (an offline
 /// command) before it fails as unavailable.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -141,7 +143,7 @@ impl Store {
             .run(&mut connection)
             .await?;
         let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(READ_POOL_SIZE)
             .connect_with(options.pragma("query_only", "ON"))
             .await?;
         Ok(Self {
@@ -150,6 +152,11 @@ impl Store {
             write_probe: Default::default(),
         })
     }
+
+    /// File descriptors the store holds at most: each connection (the read
+    /// pool and the writer) has the database, its WAL and its shared-memory
+    /// file open.
+    pub const OPEN_FILES: u64 = (READ_POOL_SIZE as u64 + 1) * 3;
 
     /// True when the database answers a trivial query.
     pub async fn ping(&self) -> bool {

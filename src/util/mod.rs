@@ -1,9 +1,10 @@
 //! Small pieces every layer uses and none owns: the clock, resource ids,
-//! backoff between retries, and secrets that never print.
+//! backoff between retries, secrets that never print, and the open-file limit.
 
 pub mod backoff;
 pub mod clock;
 pub mod data_dir;
 pub mod ids;
+pub mod open_files;
 pub mod secret;
 pub mod serve_lock;

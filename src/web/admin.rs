@@ -7,8 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path as UrlPath, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::header::{
     AUTHORIZATION, CONTENT_DISPOSITION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
 };
@@ -27,6 +26,8 @@ use crate::domain::inventory::filter::{certificate_filter, FilterError};
 use crate::domain::inventory::view::{AccountListing, CertificateView};
 use crate::store::{Certificate, Store, StoreError};
 use crate::util::clock::Clock;
+use crate::web::extract::{Path as UrlPath, Query, Rejections};
+use crate::web::ops::status_page::{self, CertificateTable};
 use crate::web::AcmeState;
 
 /// The admin token, held only as an HMAC under a key made at start, so a
@@ -98,8 +99,10 @@ struct AdminState {
     token: Arc<AdminToken>,
 }
 
-/// The admin API's routes, every one behind the bearer token.
+/// The admin API's routes, every one behind the bearer token; `/status`
+/// with its certificate table among them.
 pub fn router(acme: AcmeState, token: AdminToken) -> Router {
+    let status_page = status_page::routes(CertificateTable::Shown).with_state(acme.clone());
     let state = AdminState {
         store: acme.store,
         audit: acme.audit,
@@ -113,9 +116,11 @@ pub fn router(acme: AcmeState, token: AdminToken) -> Router {
         .route("/admin/v1/certificates/{serial}/der", get(download_der))
         .route("/admin/v1/accounts", get(list_accounts))
         .route("/admin/v1/accounts/{id}/deactivate", post(deactivate))
+        .with_state(state.clone())
+        .merge(status_page)
         .fallback(|| async { AdminError::NotFound("no such admin resource".into()) })
-        .layer(middleware::from_fn_with_state(state.clone(), require_token))
-        .with_state(state)
+        .method_not_allowed_fallback(|| async { AdminError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(state, require_token))
 }
 
 /// Why an admin request failed; each is sent as a problem document.
@@ -129,6 +134,10 @@ enum AdminError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{detail}")]
+    Unparsable { status: StatusCode, detail: String },
+    #[error("this method is not allowed on this admin resource")]
+    MethodNotAllowed,
     #[error("using the database")]
     Store(#[from] StoreError),
     #[error("exporting the certificate")]
@@ -141,9 +150,11 @@ impl From<FilterError> for AdminError {
     }
 }
 
-impl From<QueryRejection> for AdminError {
-    fn from(rejection: QueryRejection) -> Self {
-        Self::BadRequest(rejection.body_text())
+/// A path or query the admin API cannot parse: its own `about:blank`
+/// problem, with the status axum chose.
+impl Rejections for AdminState {
+    fn reject(status: StatusCode, detail: String) -> Response {
+        AdminError::Unparsable { status, detail }.into_response()
     }
 }
 
@@ -174,6 +185,8 @@ impl IntoResponse for AdminError {
             Self::MissingToken | Self::WrongToken => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Unparsable { status, .. } => *status,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Store(cause) if cause.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Store(_) | Self::Export(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -271,9 +284,8 @@ struct ListQuery {
 
 async fn list_certificates(
     State(state): State<AdminState>,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    Query(query): Query<ListQuery>,
 ) -> Result<Json<Vec<CertificateView>>, AdminError> {
-    let Query(query) = query?;
     let now = state.clock.now();
     let filter = certificate_filter(
         query.profile,
@@ -315,17 +327,17 @@ struct DownloadQuery {
 async fn download_pem(
     State(state): State<AdminState>,
     UrlPath(serial): UrlPath<String>,
-    query: Result<Query<DownloadQuery>, QueryRejection>,
+    Query(query): Query<DownloadQuery>,
 ) -> Result<Response, AdminError> {
-    download(&state, &serial, ExportFormat::Pem, query?.0).await
+    download(&state, &serial, ExportFormat::Pem, query).await
 }
 
 async fn download_der(
     State(state): State<AdminState>,
     UrlPath(serial): UrlPath<String>,
-    query: Result<Query<DownloadQuery>, QueryRejection>,
+    Query(query): Query<DownloadQuery>,
 ) -> Result<Response, AdminError> {
-    download(&state, &serial, ExportFormat::Der, query?.0).await
+    download(&state, &serial, ExportFormat::Der, query).await
 }
 
 async fn download(

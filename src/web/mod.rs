@@ -5,6 +5,8 @@
 
 pub mod acme;
 pub mod admin;
+pub mod connections;
+pub mod extract;
 pub mod nonce;
 pub mod ops;
 pub mod request;
@@ -12,7 +14,7 @@ pub mod response;
 pub mod track_requests;
 pub mod urls;
 
-use axum::http::Request;
+use axum::http::{Request, StatusCode};
 use axum::routing::get;
 use axum::Router;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -24,6 +26,7 @@ use std::time::Duration;
 
 use crate::domain::profiles::Profiles;
 use crate::domain::workers::Workers;
+use crate::protocol::problem::Problem;
 use crate::store::Store;
 use crate::util::clock::Clock;
 
@@ -132,16 +135,28 @@ parts_of_the_state! {
     vault: Option<Arc<crate::vault::Vault>>,
 }
 
-/// The whole HTTP application of the main listener.
-pub fn router(state: AcmeState) -> Router {
+/// Unknown paths and methods of the operators' routes, as problem documents.
+fn unknown_as_problems(router: Router<AcmeState>) -> Router<AcmeState> {
+    router
+        .fallback(|| async { Problem::not_found("resource") })
+        .method_not_allowed_fallback(|| async {
+            Problem::malformed("method not allowed on this resource")
+                .with_status(StatusCode::METHOD_NOT_ALLOWED)
+        })
+}
+
+/// The whole HTTP application of the main listener; `/status` lists
+/// certificates as `table` says.
+pub fn router(state: AcmeState, table: ops::status_page::CertificateTable) -> Router {
     let metrics = state.metrics.clone();
-    Router::new()
+    let operators = Router::new()
         .route("/", get(ops::index))
         .route("/ca/root.pem", get(ops::root_pem))
         .route(CRL_PATH, get(ops::crl::crl_der))
         .merge(ops::health::routes())
         .merge(ops::metrics::routes())
-        .merge(ops::status_page::routes())
+        .merge(ops::status_page::routes(table));
+    unknown_as_problems(operators)
         .with_state(state.clone())
         .merge(acme::router(state))
         // `layer` wraps each route, so the template a request matched
@@ -163,4 +178,9 @@ pub fn router(state: AcmeState) -> Router {
                 })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
+}
+
+/// The plain-HTTP listener of `metrics-listen`: `/metrics` only.
+pub fn metrics_router(state: AcmeState) -> Router {
+    unknown_as_problems(ops::metrics::routes()).with_state(state)
 }

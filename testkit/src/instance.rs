@@ -111,6 +111,13 @@ impl Instance {
             .expect("certgate starts")
     }
 
+    /// [`Instance::restart`] with another config file, as an operator
+    /// changes a setting.
+    pub async fn restart_with_config(&mut self, config_file: Option<String>) {
+        self.config_file = config_file;
+        self.restart().await;
+    }
+
     /// Stops certgate gracefully and starts it again on the same port and
     /// data directory, as an operator's restart would.
     pub async fn restart(&mut self) {

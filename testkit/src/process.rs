@@ -157,14 +157,25 @@ impl CertgateProcess {
     /// [`CertgateProcess::start`] with more flags after `serve`, and
     /// environment variables (`RUST_LOG`, `CERTGATE_*`) set for it.
     pub async fn start_with(args: &ServeArgs, flags: &[&str], env: &[(&str, &str)]) -> Self {
-        Self::launch(args, flags, env, None).await
+        Self::launch(args, flags, env, None, None).await
+    }
+
+    /// [`CertgateProcess::start_with`] under an open-file limit of
+    /// `(soft, hard)`, as a shell's `ulimit -n` or systemd's `LimitNOFILE=`
+    /// would start it.
+    pub async fn start_with_file_limit(
+        args: &ServeArgs,
+        flags: &[&str],
+        file_limit: (u64, u64),
+    ) -> Self {
+        Self::launch(args, flags, &[("RUST_LOG", "info")], None, Some(file_limit)).await
     }
 
     /// [`CertgateProcess::start`] as the user and group `owner` (uid, gid)
     /// instead of the test's own: root reads and writes every file whatever
     /// its mode, a service user does not.
     pub async fn start_as(args: &ServeArgs, owner: (u32, u32)) -> Self {
-        Self::launch(args, &[], &[("RUST_LOG", "info")], Some(owner)).await
+        Self::launch(args, &[], &[("RUST_LOG", "info")], Some(owner), None).await
     }
 
     async fn launch(
@@ -172,10 +183,28 @@ impl CertgateProcess {
         flags: &[&str],
         env: &[(&str, &str)],
         owner: Option<(u32, u32)>,
+        file_limit: Option<(u64, u64)>,
     ) -> Self {
         let mut command = args.serve_command();
         if let Some((uid, gid)) = owner {
             command.uid(uid).gid(gid);
+        }
+        if let Some((soft, hard)) = file_limit {
+            let limit = libc::rlimit {
+                rlim_cur: soft as libc::rlim_t,
+                rlim_max: hard as libc::rlim_t,
+            };
+            // SAFETY: between fork and exec only setrlimit runs, which is
+            // async-signal-safe and touches no memory of the parent.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
         }
         command
             .args(flags)

@@ -286,3 +286,145 @@ async fn an_empty_token_file_keeps_certgate_from_starting() {
         "{stderr}"
     );
 }
+
+/// Asserts `response` is an ACME `malformed` problem with `status`.
+async fn malformed(what: &str, response: reqwest::Response, status: u16) {
+    assert_eq!(response.status().as_u16(), status, "{what}");
+    assert_eq!(
+        response.headers()[CONTENT_TYPE],
+        "application/problem+json",
+        "{what}"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["type"], "urn:ietf:params:acme:error:malformed",
+        "{what}: {body}"
+    );
+    assert_eq!(body["status"], status, "{what}: {body}");
+}
+
+/// What axum's extractors and router would refuse as `text/plain` (a path
+/// parameter that is not UTF-8 once decoded, a repeated or unknown query
+/// key, an unknown path or method) is a problem document on every
+/// listener: ACME's `malformed` on the main one, `about:blank` on the
+/// admin API. The admin listener's `/status` lists certificates behind the
+/// token; the public one does not by default.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_listener_answers_what_it_cannot_parse_with_a_problem() {
+    let secrets = tempfile::tempdir().unwrap();
+    let admin_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let metrics_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let settings = format!(
+        "{}\nmetrics_listen = \"{metrics_addr}\"",
+        admin_settings(secrets.path(), admin_addr, TOKEN)
+    );
+    let served = Served::start(&settings).await;
+    let client = served.client("short").await;
+    let chain = client
+        .issue(&served.http01, &["listed.short.example"])
+        .await;
+    let serial = leaf_serial(&chain);
+    let http = &client.http;
+    let main = |path: &str| format!("https://localhost:{}{path}", served.args.listen.port());
+    let jose = |url: String| {
+        http.post(url)
+            .header(CONTENT_TYPE, "application/jose+json")
+            .body("{}")
+            .send()
+    };
+
+    for (what, response, status) in [
+        (
+            "not UTF-8 in a path parameter",
+            jose(main("/acme/order/%FF")).await.unwrap(),
+            400,
+        ),
+        (
+            "not UTF-8 in a profile",
+            jose(main("/acme/%C3%28/new-order")).await.unwrap(),
+            400,
+        ),
+        (
+            "a repeated cursor",
+            jose(main("/acme/acct/x/orders?cursor=1&cursor=2"))
+                .await
+                .unwrap(),
+            400,
+        ),
+        (
+            "renewal information for a non-UTF-8 id",
+            http.get(main("/acme/renewal-info/%FF"))
+                .send()
+                .await
+                .unwrap(),
+            400,
+        ),
+        (
+            "an unknown method on an ACME resource",
+            http.delete(main("/acme/new-order")).send().await.unwrap(),
+            405,
+        ),
+        (
+            "an unknown method on the status page",
+            http.put(main("/status")).send().await.unwrap(),
+            405,
+        ),
+        (
+            "an unknown path outside /acme",
+            http.get(main("/nothing-here")).send().await.unwrap(),
+            404,
+        ),
+        (
+            "an unknown path on the metrics listener",
+            http.get(format!("http://{metrics_addr}/nothing-here"))
+                .send()
+                .await
+                .unwrap(),
+            404,
+        ),
+        (
+            "an unknown method on the metrics listener",
+            http.post(format!("http://{metrics_addr}/metrics"))
+                .send()
+                .await
+                .unwrap(),
+            405,
+        ),
+    ] {
+        malformed(what, response, status).await;
+    }
+
+    let admin_url = |path: &str| format!("https://localhost:{}{path}", admin_addr.port());
+    let get = |path: &str| admin(http, reqwest::Method::GET, admin_url(path), Some(TOKEN));
+    for (path, status) in [
+        ("/admin/v1/certificates/%FF", 400),
+        ("/admin/v1/certificates?profile=a&profile=b", 400),
+        ("/admin/v1/certificates?colour=red", 400),
+        ("/admin/v1/certificates/00/pem?chain=maybe", 400),
+    ] {
+        let detail = problem(get(path).await, status).await;
+        assert!(!detail.is_empty(), "{path}");
+    }
+    let wrong_method = admin(
+        http,
+        reqwest::Method::DELETE,
+        admin_url("/admin/v1/accounts"),
+        Some(TOKEN),
+    )
+    .await;
+    problem(wrong_method, 405).await;
+
+    // The certificate table: behind the admin token, not on the public page.
+    let public = http.get(main("/status")).send().await.unwrap();
+    let public = public.text().await.unwrap();
+    assert!(public.contains("certificates-hidden"), "{public}");
+    assert!(!public.contains(&serial), "{public}");
+    problem(
+        admin(http, reqwest::Method::GET, admin_url("/status"), None).await,
+        401,
+    )
+    .await;
+    let behind_token = get("/status").await.text().await.unwrap();
+    assert!(behind_token.contains(&serial), "{behind_token}");
+    assert!(behind_token.contains("listed.short.example"));
+}

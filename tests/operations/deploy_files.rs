@@ -596,6 +596,15 @@ fn the_nomad_jobs_parse_and_traefik_points_at_certgate() {
     }
     let volume = block(group.body(), &["volume"]);
     let task = block(group.body(), &["task"]);
+    let ulimit = block(task.body(), &["config", "ulimit"]);
+    let nofile = attribute_string(ulimit.body(), "nofile").unwrap();
+    let (soft, hard) = nofile.split_once(':').unwrap();
+    let (soft, hard): (u64, u64) = (soft.parse().unwrap(), hard.parse().unwrap());
+    assert!(
+        soft >= files_needed_by_default() && hard >= soft,
+        "nofile = {nofile:?} is below {}",
+        files_needed_by_default()
+    );
     let mount = block(task.body(), &["volume_mount"]);
     let config_text = nomad_certgate_config();
     let config: certgate::config::ServeFlags = toml::from_str(&config_text).unwrap();
@@ -744,6 +753,19 @@ fn the_traefik_resolvers_point_at_the_example_certgate() {
 // ---------------------------------------------------------------------------
 // systemd and the container image.
 
+/// File descriptors certgate needs with the default connection cap on all
+/// three listeners (ACME, admin, metrics).
+fn files_needed_by_default() -> u64 {
+    let config = certgate::config::Config::load(certgate::config::ServeFlags {
+        admin_listen: Some("127.0.0.1:8444".parse().unwrap()),
+        admin_token_file: Some("/etc/certgate/admin-token".into()),
+        metrics_listen: Some("127.0.0.1:9090".parse().unwrap()),
+        ..Default::default()
+    })
+    .unwrap();
+    certgate::app::open_files_needed(&config)
+}
+
 /// `Key=value` lines of a systemd unit, in order.
 fn unit_settings(unit: &str) -> Vec<(String, String)> {
     unit.lines()
@@ -772,6 +794,12 @@ fn the_systemd_unit_verifies_and_runs_the_example_config() {
     ] {
         assert_eq!(setting(key), value, "{key}");
     }
+    let file_limit: u64 = setting("LimitNOFILE").parse().unwrap();
+    assert!(
+        file_limit >= files_needed_by_default(),
+        "LimitNOFILE={file_limit} is below {}",
+        files_needed_by_default()
+    );
     // The data directory systemd makes is the example config's data_dir.
     let example: certgate::config::ServeFlags =
         toml::from_str(&read("deploy/certgate.example.toml")).unwrap();

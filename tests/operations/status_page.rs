@@ -1,6 +1,9 @@
 //! `/status` as a browser shows it: certificates issued through two
 //! profiles of different lifetimes, one of them revoked, then Debian's
-//! headless Chromium loads the page and the DOM it builds is read back.
+//! headless Chromium loads the page and the DOM it builds is read back:
+//! first as configured by default, without the certificate table, then
+//! with `status_page_certificates` on. (The admin listener's `/status`,
+//! which always lists them behind the token, is in `admin_api.rs`.)
 
 use std::time::Duration;
 
@@ -139,8 +142,8 @@ fn certificate_rows(dom: &tl::VDom) -> Vec<Row> {
 }
 
 #[tokio::test]
-async fn the_status_page_lists_valid_certificates_soonest_expiry_first() {
-    let instance = Instance::start_with_config(Some(PROFILES.to_owned())).await;
+async fn the_status_page_lists_valid_certificates_only_when_told_to() {
+    let mut instance = Instance::start_with_config(Some(PROFILES.to_owned())).await;
     let services = instance.registered_client("services").await;
     let batch = instance.registered_client("batch").await;
     let mut issued = [
@@ -167,6 +170,29 @@ async fn the_status_page_lists_valid_certificates_soonest_expiry_first() {
         "https://127.0.0.1:{}/status",
         instance.server().local_addr().port()
     );
+
+    // By default the public page names no certificate.
+    let (html, log) = chromium_dom(&url, &intermediate_spki_pin(&instance)).await;
+    let dom = tl::parse(&html, tl::ParserOptions::default()).unwrap();
+    assert!(
+        dom.get_element_by_id("summary").is_some(),
+        "Chromium did not show the status page:\n{html}\n{log}"
+    );
+    assert!(
+        dom.get_element_by_id("certificates-hidden").is_some(),
+        "{html}"
+    );
+    assert!(certificate_rows(&dom).is_empty(), "{html}");
+    for certificate in issued.iter().chain([&revoked]) {
+        assert!(!html.contains(&certificate.serial), "{html}");
+        for name in &certificate.names {
+            assert!(!html.contains(name), "{name} on the public page: {html}");
+        }
+    }
+
+    instance
+        .restart_with_config(Some(format!("status_page_certificates = true\n{PROFILES}")))
+        .await;
     let response = services.http.get(&url).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let header = |name: &str| {

@@ -2,7 +2,9 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, State};
+
+use crate::web::extract::{Path, Query};
 use axum::http::header::LINK;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
@@ -207,8 +209,8 @@ pub async fn account(
     Ok(Json::ok(views::account(&request.urls, &account)).into_response())
 }
 
-/// The query of an orders-list page; parsed by hand so that a bad cursor is
-/// a problem document rather than the framework's plain-text 400.
+/// The query of an orders-list page; the cursor is parsed by hand so that
+/// a bad one says what a cursor is.
 #[derive(Debug, Deserialize)]
 pub struct OrdersPage {
     #[serde(default)]

@@ -1,6 +1,8 @@
 //! The authorization resource: POST-as-GET and deactivation (RFC 8555 §7.5).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::web::extract::Path;
 use axum::response::{IntoResponse, Response};
 
 use super::{owned, views};

@@ -1,7 +1,9 @@
 //! The challenge resource: a POST of `{}` asks the server to validate
 //! (RFC 8555 §7.5.1); POST-as-GET reads it.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::web::extract::Path;
 use axum::http::header::LINK;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};

@@ -1,6 +1,8 @@
 //! Finalize (RFC 8555 §7.4): check the CSR, then issue exactly once.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::web::extract::Path;
 use axum::response::Response;
 
 use super::order::{order_response, owned_order};

@@ -12,7 +12,7 @@ mod renewal_info;
 mod revoke;
 mod views;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::header::{HeaderName, LINK};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -21,6 +21,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use tracing::Instrument;
 
+use super::connections::ConnectionSlot;
+use super::extract::Path;
 use super::request::{RequestChecks, SignedRequest};
 use super::urls::Urls;
 use super::AcmeState;
@@ -103,9 +105,19 @@ pub fn router(state: AcmeState) -> Router {
 /// something (a challenge started, an order moved to processing, an account
 /// created) goes on to start the background work that change promises and
 /// to write its audit line, instead of being cut off in between.
+///
+/// The task holds the request's connection slot until it ends, so a client
+/// that hangs up and reconnects cannot pile up detached handlers: they
+/// count against `max-connections` like the connections that started them.
 async fn run_to_completion(request: Request, next: Next) -> Response {
+    let slot = request.extensions().get::<ConnectionSlot>().cloned();
     let handler = next.run(request).instrument(tracing::Span::current());
-    match tokio::spawn(handler).await {
+    let task = tokio::spawn(async move {
+        let response = handler.await;
+        drop(slot);
+        response
+    });
+    match task.await {
         Ok(response) => response,
         Err(failure) => Problem::internal("the request handler failed", &failure).into_response(),
     }

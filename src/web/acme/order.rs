@@ -1,6 +1,8 @@
 //! newOrder and the order resource (RFC 8555 §7.4).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::web::extract::Path;
 use axum::response::{IntoResponse, Response};
 
 use super::{owned, views};

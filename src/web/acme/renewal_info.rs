@@ -1,7 +1,9 @@
 //! ACME Renewal Information (RFC 9773 §4): `GET /acme/renewal-info/<certID>`
 //! tells a client when to renew, without authentication.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::web::extract::Path;
 use axum::http::header::RETRY_AFTER;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};

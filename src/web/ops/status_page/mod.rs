@@ -1,7 +1,10 @@
 //! `/status`: a read-only HTML page for people: the profiles, the readiness
-//! checks (the same as `/ready`, so Vault's state) and the valid certificates
-//! that expire soonest. Rendered on the server; the page carries no script,
-//! and its Content-Security-Policy would refuse one.
+//! checks (the same as `/ready`, so Vault's state) and, where allowed, the
+//! valid certificates that expire soonest. The names and serials of that
+//! table are an inventory of the network, so the public listener shows it
+//! only when `status-page-certificates` says so; the admin listener always
+//! does, behind its token. Rendered on the server; the page carries no
+//! script, and its Content-Security-Policy would refuse one.
 
 mod render;
 
@@ -46,7 +49,15 @@ static POLICY: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// Whether a listener's `/status` lists certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateTable {
+    Shown,
+    Hidden,
+}
+
 async fn status(
+    table: CertificateTable,
     State(store): State<Store>,
     State(profiles): State<Arc<Profiles>>,
     State(clock): State<Arc<dyn Clock>>,
@@ -60,8 +71,13 @@ async fn status(
         limit: Some(CERTIFICATES_SHOWN),
         ..CertificateFilter::default()
     };
-    let (readiness, certificates) =
-        tokio::join!(readiness.current(), store.list_certificates(&filter, now));
+    let listing = async {
+        match table {
+            CertificateTable::Shown => store.list_certificates(&filter, now).await.map(Some),
+            CertificateTable::Hidden => Ok(None),
+        }
+    };
+    let (readiness, certificates) = tokio::join!(readiness.current(), listing);
     let certificates =
         certificates.map_err(|e| Problem::internal("reading the certificates failed", &e))?;
     let default = &profiles.default_profile().name;
@@ -79,30 +95,32 @@ async fn status(
                 .unwrap_or_else(|| Err("not checked".to_owned())),
         })
         .collect();
-    let certificates = certificates
-        .into_iter()
-        .map(|certificate| {
-            // A certificate of a profile since removed from the configuration
-            // is judged by the default window.
-            let window_start = profiles
-                .get(&certificate.profile)
-                .map_or(DEFAULT_RENEWAL_WINDOW_START, |p| p.renewal_window_start);
-            CertificateRow {
-                renewal_window: suggested_window(
-                    certificate.not_before,
-                    certificate.not_after,
-                    window_start,
-                    false,
-                    now,
-                ),
-                serial: certificate.serial,
-                names: certificate.names,
-                profile: certificate.profile,
-                not_before: certificate.not_before,
-                not_after: certificate.not_after,
-            }
-        })
-        .collect();
+    let certificates = certificates.map(|certificates| {
+        certificates
+            .into_iter()
+            .map(|certificate| {
+                // A certificate of a profile since removed from the configuration
+                // is judged by the default window.
+                let window_start = profiles
+                    .get(&certificate.profile)
+                    .map_or(DEFAULT_RENEWAL_WINDOW_START, |p| p.renewal_window_start);
+                CertificateRow {
+                    renewal_window: suggested_window(
+                        certificate.not_before,
+                        certificate.not_after,
+                        window_start,
+                        false,
+                        now,
+                    ),
+                    serial: certificate.serial,
+                    names: certificate.names,
+                    profile: certificate.profile,
+                    not_before: certificate.not_before,
+                    not_after: certificate.not_after,
+                }
+            })
+            .collect()
+    });
     let page = StatusPage {
         now,
         readiness,
@@ -122,6 +140,12 @@ async fn status(
         .into_response())
 }
 
-pub fn routes() -> Router<AcmeState> {
-    Router::new().route("/status", get(status))
+/// `/status`, listing certificates or not.
+pub fn routes(table: CertificateTable) -> Router<AcmeState> {
+    Router::new().route(
+        "/status",
+        get(move |store, profiles, clock, readiness, urls| async move {
+            status(table, store, profiles, clock, readiness, urls).await
+        }),
+    )
 }

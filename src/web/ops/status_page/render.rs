@@ -48,7 +48,9 @@ pub struct StatusPage {
     pub now: i64,
     pub readiness: std::sync::Arc<Readiness>,
     pub profiles: Vec<ProfileRow>,
-    pub certificates: Vec<CertificateRow>,
+    /// `None` where the page is not to list certificates (the public
+    /// listener, unless `status-page-certificates` is on).
+    pub certificates: Option<Vec<CertificateRow>>,
     /// How many certificates the page lists at most.
     pub limit: i64,
 }
@@ -217,8 +219,14 @@ fn checks(html: &mut String, page: &StatusPage) {
 }
 
 fn certificates(html: &mut String, page: &StatusPage) {
+    let Some(certificates) = &page.certificates else {
+        html.push_str(
+            "<p id=\"certificates-hidden\" class=\"note\">Certificates are listed by the admin API.</p>\n",
+        );
+        return;
+    };
     html.push_str("<h2>Certificates expiring soonest</h2>\n");
-    if page.certificates.is_empty() {
+    if certificates.is_empty() {
         html.push_str("<p id=\"no-certificates\">No valid certificates.</p>\n");
         return;
     }
@@ -229,7 +237,7 @@ fn certificates(html: &mut String, page: &StatusPage) {
          <th>Not after</th><th>Lifetime left</th></tr></thead>\n<tbody>\n",
         page.limit
     );
-    for row in &page.certificates {
+    for row in certificates {
         let serial = escape(&row.serial);
         let profile = escape(&row.profile);
         let names: Vec<String> = row.names.iter().map(|n| escape(n)).collect();
@@ -302,7 +310,7 @@ mod tests {
                 directory: "https://ca.test/acme/lab/directory".into(),
                 outcome: Ok(String::new()),
             }],
-            certificates: Vec::new(),
+            certificates: Some(Vec::new()),
             limit: 50,
         };
         let html = super::page(&page);
@@ -314,6 +322,17 @@ mod tests {
         assert!(html.contains("data-ready=\"false\""));
         assert!(html.contains("no profile signs through Vault"));
         assert!(html.contains("No valid certificates."));
+        assert!(!html.contains("certificates-hidden"));
+
+        let hidden = super::page(&StatusPage {
+            certificates: None,
+            ..page
+        });
+        assert!(
+            !hidden.contains("Certificates expiring soonest"),
+            "{hidden}"
+        );
+        assert!(hidden.contains("id=\"certificates-hidden\""), "{hidden}");
     }
 
     #[test]

@@ -1,0 +1,107 @@
+//! How flags, the file and defaults combine into a [`Config`].
+
+use super::*;
+
+#[test]
+fn defaults_need_no_input() {
+    let config = Config::load(ServeFlags::default()).unwrap();
+    assert_eq!(config.listen.to_string(), "127.0.0.1:8443");
+    assert_eq!(config.data_dir, PathBuf::from("certgate-data"));
+    assert_eq!(config.database_url, "sqlite://certgate-data/certgate.db");
+    assert_eq!(config.http01_port, 80);
+    assert!(config.resolvers.is_empty());
+    assert_eq!(config.cert_lifetime, Duration::from_secs(90 * 86_400));
+}
+
+#[test]
+fn flags_win_over_the_file_and_the_file_over_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("certgate.toml");
+    std::fs::write(
+        &path,
+        "listen = \"0.0.0.0:9443\"\nhttp01_port = 5002\nresolver = [\"10.0.0.53\"]\ncert_lifetime = \"24h\"\n",
+    )
+    .unwrap();
+    let flags = ServeFlags {
+        config: Some(path),
+        http01_port: Some(8080),
+        ..Default::default()
+    };
+    let config = Config::load(flags).unwrap();
+    assert_eq!(config.listen.to_string(), "0.0.0.0:9443");
+    assert_eq!(config.http01_port, 8080);
+    assert_eq!(config.resolvers, vec!["10.0.0.53:53".parse().unwrap()]);
+    assert_eq!(config.cert_lifetime, Duration::from_secs(86_400));
+}
+
+#[test]
+fn a_file_with_profiles_and_vault() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("certgate.toml");
+    std::fs::write(
+        &path,
+        "default_profile = \"lab\"\n\
+         [vault]\naddress = \"https://vault.lab:8200\"\n\
+         [vault.auth]\nmethod = \"approle\"\nrole_id = \"r\"\nsecret_id_file = \"/run/s\"\n\
+         [profiles.lab]\nissuer = \"vault\"\nmount = \"pki_int\"\nrole = \"lab-internal\"\n\
+         [profiles.local]\nissuer = \"local\"\n",
+    )
+    .unwrap();
+    let flags = ServeFlags {
+        config: Some(path.clone()),
+        ..Default::default()
+    };
+    let config = Config::load_with_env(flags, &|_| None).unwrap();
+    assert_eq!(config.default_profile, "lab");
+    assert_eq!(config.profiles.len(), 2);
+    assert_eq!(config.vault.unwrap().auth.method(), "approle");
+
+    // Only local profiles: no [vault] needed, and none is set up.
+    std::fs::write(&path, "[profiles.local]\nissuer = \"local\"\n").unwrap();
+    let flags = ServeFlags {
+        config: Some(path),
+        ..Default::default()
+    };
+    assert!(Config::load_with_env(flags, &|_| None)
+        .unwrap()
+        .vault
+        .is_none());
+}
+
+#[test]
+fn refuses_unknown_keys_and_bad_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "listn = \"0.0.0.0:1\"\n").unwrap();
+    let err = Config::load(ServeFlags {
+        config: Some(path),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("listn"), "{err}");
+
+    for flags in [
+        ServeFlags {
+            cert_lifetime: Some("soon".into()),
+            ..Default::default()
+        },
+        ServeFlags {
+            resolvers: vec!["dns.example".into()],
+            ..Default::default()
+        },
+        ServeFlags {
+            http01_port: Some(0),
+            ..Default::default()
+        },
+        ServeFlags {
+            external_url: Some("http://acme.test".into()),
+            ..Default::default()
+        },
+        ServeFlags {
+            tls_names: vec!["bad name".into()],
+            ..Default::default()
+        },
+    ] {
+        assert!(Config::load(flags).is_err());
+    }
+}
