@@ -14,6 +14,7 @@ pub mod inventory;
 pub mod openmetrics;
 pub mod process;
 pub mod raw_client;
+pub mod served;
 pub mod tls_alpn;
 pub mod vault;
 

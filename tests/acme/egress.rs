@@ -16,48 +16,13 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
 
-use certgate_testkit::dns::DnsStub;
 use certgate_testkit::http01::Http01Responder;
-use certgate_testkit::process::{CertgateProcess, ServeArgs};
-use certgate_testkit::raw_client::RawClient;
+use certgate_testkit::served::Served;
 
 /// What an internal service on loopback answers: it looks like a key
 /// authorization, so only the redirect rule keeps it out of the error.
 const SECRET: &str = "c2VjcmV0LWludGVybmFs.dG9rZW4tb2YtdGhlLWFkbWlu";
 const FORBIDDEN_SECRET: &str = "internal admin password hunter2";
-
-/// certgate, its DNS stub and its HTTP-01 responder on the challenge port.
-struct Served {
-    dns: DnsStub,
-    responder: Http01Responder,
-    args: ServeArgs,
-    _data_dir: tempfile::TempDir,
-    _certgate: CertgateProcess,
-}
-
-impl Served {
-    async fn start() -> Self {
-        let dns = DnsStub::start().await;
-        let responder = Http01Responder::start().await;
-        let data_dir = tempfile::tempdir().unwrap();
-        let args = ServeArgs {
-            http01_port: responder.port(),
-            ..ServeArgs::new(data_dir.path(), dns.addr(), None)
-        };
-        let certgate = CertgateProcess::start(&args).await;
-        Self {
-            dns,
-            responder,
-            args,
-            _data_dir: data_dir,
-            _certgate: certgate,
-        }
-    }
-
-    async fn client(&self) -> RawClient {
-        RawClient::registered(&self.args.directory_url(), &self.args.root_pem()).await
-    }
-}
 
 /// A service on `addr` that answers [`SECRET`] at `/secret` and 403 with
 /// [`FORBIDDEN_SECRET`] elsewhere, counting the requests it gets.
@@ -98,15 +63,15 @@ fn quotes_any_of(text: &str, answer: &str) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_redirect_to_a_loopback_service_shows_nothing_of_its_answer() {
     let served = Served::start().await;
-    let port = served.responder.port();
+    let port = served.http01.port();
     // Another loopback address, on the challenge port itself.
     let (hits, _service) = internal_service(SocketAddr::new([127, 0, 0, 2].into(), port)).await;
-    let client = served.client().await;
+    let client = served.registered_client(None).await;
 
     let challenge = client
         .attempt_http01("loop.lab.example", |token, _| {
             let to = format!("http://127.0.0.2:{port}/secret");
-            served.responder.redirect(token, &to);
+            served.http01.redirect(token, &to);
         })
         .await;
     assert_eq!(hits.load(Ordering::SeqCst), 1, "the redirect was followed");
@@ -128,7 +93,7 @@ async fn a_redirect_to_a_loopback_service_shows_nothing_of_its_answer() {
     let challenge = client
         .attempt_http01("loop2.lab.example", |token, _| {
             let to = format!("http://127.0.0.2:{port}/admin");
-            served.responder.redirect(token, &to);
+            served.http01.redirect(token, &to);
         })
         .await;
     assert_eq!(hits.load(Ordering::SeqCst), 2, "the redirect was followed");
@@ -144,13 +109,13 @@ async fn a_redirect_to_a_loopback_service_shows_nothing_of_its_answer() {
 #[tokio::test(flavor = "multi_thread")]
 async fn unspecified_and_metadata_addresses_are_refused_before_connecting() {
     let served = Served::start().await;
-    let port = served.responder.port();
+    let port = served.http01.port();
     // Bait: were certgate to connect to 0.0.0.0 or ::, it would reach these
     // loopback responders, which serve the right key authorization.
     let v6 = Http01Responder::start_on(SocketAddr::new("::1".parse().unwrap(), port)).await;
     let unspecified: [IpAddr; 2] = ["0.0.0.0".parse().unwrap(), "::".parse().unwrap()];
     served.dns.set_addresses("zero.lab.example", &unspecified);
-    let client = served.client().await;
+    let client = served.registered_client(None).await;
 
     let bait = |n: usize| format!("/.well-known/acme-challenge/bait-{n}");
     let targets = [
@@ -167,9 +132,9 @@ async fn unspecified_and_metadata_addresses_are_refused_before_connecting() {
         let started = Instant::now();
         let challenge = client
             .attempt_http01(&format!("t{n}.lab.example"), |token, key_authz| {
-                served.responder.serve(&format!("bait-{n}"), key_authz);
+                served.http01.serve(&format!("bait-{n}"), key_authz);
                 v6.serve(&format!("bait-{n}"), key_authz);
-                served.responder.redirect(token, target);
+                served.http01.redirect(token, target);
             })
             .await;
         let elapsed = started.elapsed();
@@ -192,7 +157,7 @@ async fn unspecified_and_metadata_addresses_are_refused_before_connecting() {
     // A name that resolves only to unspecified addresses.
     let challenge = client
         .attempt_http01("zero.lab.example", |token, key_authz| {
-            served.responder.serve(token, key_authz);
+            served.http01.serve(token, key_authz);
             v6.serve(token, key_authz);
         })
         .await;
@@ -207,7 +172,7 @@ async fn unspecified_and_metadata_addresses_are_refused_before_connecting() {
 #[tokio::test(flavor = "multi_thread")]
 async fn unspecified_ip_identifiers_are_refused_at_new_order() {
     let served = Served::start().await;
-    let client = served.client().await;
+    let client = served.registered_client(None).await;
     for value in ["0.0.0.0", "::", "0.1.2.3"] {
         let reply = client
             .post(

@@ -11,10 +11,8 @@ use base64::Engine;
 use josekit::jws::JwsSigner;
 use serde_json::{json, Value};
 
-use certgate_testkit::dns::DnsStub;
-use certgate_testkit::http01::Http01Responder;
-use certgate_testkit::process::{CertgateProcess, ServeArgs};
-use certgate_testkit::raw_client::{b64, csr, RawClient, Reply};
+use certgate_testkit::raw_client::{b64, csr, Reply};
+use certgate_testkit::served::Served;
 
 /// A 2048-bit RSA key (exponent 65537) that signs RS256.
 struct RsaKey {
@@ -66,38 +64,6 @@ fn minus_two(n: &[u8]) -> Vec<u8> {
         borrow = u16::from(value < borrow);
     }
     out
-}
-
-struct Served {
-    _dns: DnsStub,
-    responder: Http01Responder,
-    args: ServeArgs,
-    _data_dir: tempfile::TempDir,
-    _certgate: CertgateProcess,
-}
-
-impl Served {
-    async fn start() -> Self {
-        let dns = DnsStub::start().await;
-        let responder = Http01Responder::start().await;
-        let data_dir = tempfile::tempdir().unwrap();
-        let args = ServeArgs {
-            http01_port: responder.port(),
-            ..ServeArgs::new(data_dir.path(), dns.addr(), None)
-        };
-        let certgate = CertgateProcess::start(&args).await;
-        Self {
-            _dns: dns,
-            responder,
-            args,
-            _data_dir: data_dir,
-            _certgate: certgate,
-        }
-    }
-
-    async fn client(&self) -> RawClient {
-        RawClient::new(&self.args.directory_url(), &self.args.root_pem()).await
-    }
 }
 
 fn assert_bad_public_key(reply: &Reply, what: &str) {
@@ -209,7 +175,7 @@ async fn finalize_refuses_a_csr_that_is_not_strict_der() {
     let mut client = served.client().await;
     client.register().await;
     let names = ["der.lab.example"];
-    let (_, order) = client.ready_order(&served.responder, &names).await;
+    let (_, order) = client.ready_order(&served.http01, &names).await;
     let finalize = order["finalize"].as_str().unwrap();
     let good = URL_SAFE_NO_PAD
         .decode(csr(&names, &rcgen::KeyPair::generate().unwrap()))

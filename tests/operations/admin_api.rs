@@ -10,55 +10,13 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use serde_json::{json, Value};
 
 use certgate_testkit::chain_ders;
-use certgate_testkit::dns::DnsStub;
-use certgate_testkit::http01::Http01Responder;
 use certgate_testkit::inventory::{
     audited, leaf_serial, openssl_der_serial, serials, TWO_LIFETIMES,
 };
-use certgate_testkit::process::{certgate_command, free_port, CertgateProcess, ServeArgs};
-use certgate_testkit::raw_client::RawClient;
+use certgate_testkit::process::{certgate_command, free_port};
+use certgate_testkit::served::Served;
 
 const TOKEN: &str = "admin-token-4f1c9e7a2b";
-
-/// A certgate binary serving [`TWO_LIFETIMES`] with `extra` config lines.
-struct Served {
-    certgate: CertgateProcess,
-    args: ServeArgs,
-    http01: Http01Responder,
-    _dns: DnsStub,
-    data_dir: tempfile::TempDir,
-}
-
-impl Served {
-    async fn start(extra: &str) -> Self {
-        let dns = DnsStub::start().await;
-        let http01 = Http01Responder::start().await;
-        let data_dir = tempfile::tempdir().unwrap();
-        let config = data_dir.path().join("certgate.toml");
-        std::fs::write(&config, format!("{extra}\n{TWO_LIFETIMES}")).unwrap();
-        let args = ServeArgs {
-            http01_port: http01.port(),
-            ..ServeArgs::new(data_dir.path(), dns.addr(), Some(config))
-        };
-        let certgate = CertgateProcess::start(&args).await;
-        Self {
-            certgate,
-            args,
-            http01,
-            _dns: dns,
-            data_dir,
-        }
-    }
-
-    /// A registered client of `profile`'s directory.
-    async fn client(&self, profile: &str) -> RawClient {
-        RawClient::registered(
-            &format!("https://{}/acme/{profile}/directory", self.args.listen),
-            &self.data_dir.path().join("ca/root.pem"),
-        )
-        .await
-    }
-}
 
 /// The config lines that turn the admin API on, with the token file
 /// written (mode 600) into `dir`.
@@ -101,7 +59,11 @@ async fn problem(response: reqwest::Response, status: u16) -> String {
 async fn the_admin_api_needs_the_token_and_serves_the_inventory() {
     let secrets = tempfile::tempdir().unwrap();
     let admin_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut served = Served::start(&admin_settings(secrets.path(), admin_addr, TOKEN)).await;
+    let mut served = Served::start_with_config(Some(&format!(
+        "{}\n{TWO_LIFETIMES}",
+        admin_settings(secrets.path(), admin_addr, TOKEN)
+    )))
+    .await;
     assert!(
         served
             .certgate
@@ -110,8 +72,8 @@ async fn the_admin_api_needs_the_token_and_serves_the_inventory() {
         "{}",
         served.certgate.log()
     );
-    let short = served.client("short").await;
-    let long = served.client("long").await;
+    let short = served.registered_client(Some("short")).await;
+    let long = served.registered_client(Some("long")).await;
     let short_chain = short.issue(&served.http01, &["a.short.example"]).await;
     let long_chain = long.issue(&served.http01, &["long.example"]).await;
     let (short_serial, long_serial) = (leaf_serial(&short_chain), leaf_serial(&long_chain));
@@ -236,8 +198,8 @@ async fn the_admin_api_needs_the_token_and_serves_the_inventory() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_admin_settings_there_is_no_admin_api() {
-    let served = Served::start("").await;
-    let client = served.client("long").await;
+    let served = Served::start_with_config(Some(TWO_LIFETIMES)).await;
+    let client = served.registered_client(Some("long")).await;
     let on_main = client
         .http
         .get(format!(
@@ -318,8 +280,8 @@ async fn every_listener_answers_what_it_cannot_parse_with_a_problem() {
         "{}\nmetrics_listen = \"{metrics_addr}\"",
         admin_settings(secrets.path(), admin_addr, TOKEN)
     );
-    let served = Served::start(&settings).await;
-    let client = served.client("short").await;
+    let served = Served::start_with_config(Some(&format!("{}\n{TWO_LIFETIMES}", settings))).await;
+    let client = served.registered_client(Some("short")).await;
     let chain = client
         .issue(&served.http01, &["listed.short.example"])
         .await;
