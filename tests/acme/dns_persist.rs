@@ -447,6 +447,39 @@ async fn the_printed_record_agrees_with_the_directory_and_challenge_and_validate
     assert_eq!(again["authorizations"][0], json!(authz_url));
     assert_eq!(again["status"], "ready");
 
+    // check-config accepts the profile, and refuses dns_persist with no
+    // issuer domain name to offer.
+    let checked = certgate_command()
+        .args(["check-config", "--offline", "--config"])
+        .arg(setup.args.config.as_ref().unwrap())
+        .arg("--data-dir")
+        .arg(&setup.args.data_dir)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stdout)
+    );
+    let nameless = setup.args.data_dir.join("nameless.toml");
+    std::fs::write(
+        &nameless,
+        "[profiles.default]\nissuer = \"local\"\ndns_persist = true\n",
+    )
+    .unwrap();
+    let refused = certgate_command()
+        .args(["check-config", "--offline", "--config"])
+        .arg(&nameless)
+        .output()
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&refused.stdout);
+    assert!(
+        !refused.status.success() && said.contains("dns_persist needs an issuer domain name"),
+        "{said}"
+    );
+
     // A profile without dns-persist-01 has no record to print.
     let refused = setup
         .print_record(&["--profile", "plain", "--account", &account])
