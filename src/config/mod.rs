@@ -515,7 +515,10 @@ fn served_names(external_url: Option<&str>, tls_names: &[String]) -> Vec<String>
     let mut names: Vec<String> = Vec::new();
     for name in host.iter().chain(tls_names) {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
-        if crate::protocol::identifiers::parse_dns(&name).is_ok() && !names.contains(&name) {
+        let is_domain_name = name.parse::<IpAddr>().is_err()
+            && !name.contains('*')
+            && crate::protocol::identifiers::parse_dns(&name).is_ok();
+        if is_domain_name && !names.contains(&name) {
             names.push(name);
         }
     }

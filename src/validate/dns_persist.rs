@@ -71,12 +71,18 @@ impl Refusals {
     }
 }
 
+/// At most this many names are asked for a record: the identifier and its
+/// nearest parents. A name of many labels must not turn one validation into
+/// a hundred lookups.
+const MAX_NAMES_ASKED: usize = 10;
+
 /// The names whose record may prove `name`: itself, then its parents that
 /// still have two labels or more (a record at a top-level domain is no one's
-/// to publish).
+/// to publish), nearest first.
 fn owners_to_ask(name: &str) -> impl Iterator<Item = (&str, bool)> {
     std::iter::successors(Some(name), |n| n.split_once('.').map(|(_, parent)| parent))
         .take_while(|n| n.contains('.'))
+        .take(MAX_NAMES_ASKED)
         .enumerate()
         .map(|(i, n)| (n, i > 0))
 }
