@@ -117,6 +117,9 @@ enum Command {
     Certs(certgate::cli::inventory::CertsArgs),
     /// ACME accounts: list them, deactivate one.
     Accounts(certgate::cli::inventory::AccountsArgs),
+    /// dns-persist-01: print the TXT record an account publishes once to
+    /// prove a name for as long as it stands.
+    DnsPersist(certgate::cli::dns_persist::DnsPersistArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -211,6 +214,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Eab(args) => certgate::cli::eab::run(args).await,
         Command::Certs(args) => certgate::cli::inventory::run_certs(args).await,
         Command::Accounts(args) => certgate::cli::inventory::run_accounts(args).await,
+        Command::DnsPersist(args) => certgate::cli::dns_persist::run(args).await,
     };
     failure_as_log_line(outcome, cli.log_format)
 }

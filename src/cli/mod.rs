@@ -3,6 +3,7 @@
 //! layer writes to stdout.
 
 pub mod check_config;
+pub mod dns_persist;
 pub mod eab;
 pub mod inventory;
 pub mod offline;

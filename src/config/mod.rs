@@ -367,12 +367,18 @@ impl Config {
                 .as_deref()
                 .unwrap_or("90d"),
         )?;
+        let tls_names = first_list(flags.tls_names, file.tls_names);
+        let external_url = flags
+            .external_url
+            .or(file.external_url)
+            .map(|u| u.trim_end_matches('/').to_owned());
         let (profiles, default_profile) = profiles::resolve(
             &file.profiles,
             flags
                 .default_profile
                 .as_deref()
                 .or(file.default_profile.as_deref()),
+            &served_names(external_url.as_deref(), &tls_names),
         )?;
         let vault = if profiles.iter().any(ProfileSettings::uses_vault) {
             Some(file.vault.unwrap_or_default().resolve(env)?)
@@ -428,11 +434,8 @@ impl Config {
                     .as_deref()
                     .unwrap_or("30d"),
             )?,
-            tls_names: first_list(flags.tls_names, file.tls_names),
-            external_url: flags
-                .external_url
-                .or(file.external_url)
-                .map(|u| u.trim_end_matches('/').to_owned()),
+            tls_names,
+            external_url,
             profiles,
             default_profile,
             vault,
@@ -501,6 +504,25 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The DNS names certgate is reached under: its external URL's host, then
+/// its TLS names (addresses left out), lower case and each once.
+fn served_names(external_url: Option<&str>, tls_names: &[String]) -> Vec<String> {
+    let host = external_url
+        .and_then(|u| url::Url::parse(u).ok())
+        .and_then(|u| u.host_str().map(str::to_owned));
+    let mut names: Vec<String> = Vec::new();
+    for name in host.iter().chain(tls_names) {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        let is_domain_name = name.parse::<IpAddr>().is_err()
+            && !name.contains('*')
+            && crate::protocol::identifiers::parse_dns(&name).is_ok();
+        if is_domain_name && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
 }
 
 #[cfg(test)]

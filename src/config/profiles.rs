@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::networks::{Network, Networks};
 use super::{parse_duration, ConfigError};
+use crate::protocol::dns_persist::MAX_ISSUER_DOMAIN_NAMES;
 
 /// The profile served at `/acme/directory` when none is configured.
 pub const DEFAULT_PROFILE: &str = "default";
@@ -52,6 +53,14 @@ pub struct ProfileFile {
     /// Where in a certificate's life its ARI renewal window opens
     /// [default: 0.667, two thirds].
     pub renewal_window_start: Option<f64>,
+    /// Offer dns-persist-01 [default: false: a leaked account key would
+    /// then allow issuance for as long as the record stands].
+    #[serde(default)]
+    pub dns_persist: bool,
+    /// How long an authorization proven by dns-persist-01 may be reused
+    /// [default: authorization_reuse]; a record's persistUntil cuts it
+    /// shorter still.
+    pub dns_persist_reuse: Option<String>,
 }
 
 /// Whether newAccount through a profile needs an external account binding.
@@ -127,6 +136,7 @@ impl ProfileSettings {
             validation: ValidationPolicy {
                 denied_networks: Networks::metadata(),
                 caa_identities: Vec::new(),
+                dns_persist: None,
             },
             description: ProfileIssuer::Local.describe(),
             eab: EabPolicy::Off,
@@ -179,7 +189,51 @@ fn vault_path_part(
 }
 
 impl ProfileFile {
-    fn resolve(&self, name: &str) -> Result<ProfileSettings, ConfigError> {
+    /// dns-persist-01 as this profile offers it, or `None`. Its issuer
+    /// domain names are the CAA identities, or when there are none the names
+    /// certgate serves under (`served_names`).
+    fn dns_persist(
+        &self,
+        name: &str,
+        caa_identities: &[String],
+        served_names: &[String],
+    ) -> Result<Option<DnsPersistPolicy>, ConfigError> {
+        let reuse = self
+            .dns_persist_reuse
+            .as_deref()
+            .map(parse_duration)
+            .transpose()?;
+        if !self.dns_persist {
+            return match reuse {
+                Some(_) => Err(ConfigError::Invalid(format!(
+                    "profile {name:?}: dns_persist_reuse needs dns_persist = true"
+                ))),
+                None => Ok(None),
+            };
+        }
+        let issuer_domain_names = if caa_identities.is_empty() {
+            served_names.to_vec()
+        } else {
+            caa_identities.to_vec()
+        };
+        if issuer_domain_names.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "profile {name:?}: dns_persist needs an issuer domain name: set caa_identities, external_url or tls_name"
+            )));
+        }
+        if issuer_domain_names.len() > MAX_ISSUER_DOMAIN_NAMES {
+            return Err(ConfigError::Invalid(format!(
+                "profile {name:?}: dns-persist-01 offers at most {MAX_ISSUER_DOMAIN_NAMES} issuer domain names; caa_identities has {}",
+                issuer_domain_names.len()
+            )));
+        }
+        Ok(Some(DnsPersistPolicy {
+            issuer_domain_names,
+            reuse,
+        }))
+    }
+
+    fn resolve(&self, name: &str, served_names: &[String]) -> Result<ProfileSettings, ConfigError> {
         check_name(name)?;
         let issuer = match self.issuer.as_str() {
             "local" => {
@@ -234,6 +288,7 @@ impl ProfileFile {
                 "profile {name:?}: caa_identities entry {bad:?} is not a domain name"
             )));
         }
+        let dns_persist = self.dns_persist(name, &caa_identities, served_names)?;
         let eab = match self.eab.as_deref() {
             None => EabPolicy::Off,
             Some(text) => EabPolicy::parse(text).ok_or_else(|| {
@@ -261,6 +316,7 @@ impl ProfileFile {
             validation: ValidationPolicy {
                 denied_networks,
                 caa_identities,
+                dns_persist,
             },
             description,
             eab,
@@ -272,16 +328,19 @@ impl ProfileFile {
 /// Validates the profiles and picks the default: the one named by
 /// `default_profile`, else the one called `default`, else the only one.
 /// No profiles at all means one `default` profile on the embedded CA.
+/// `served_names` are the DNS names certgate is reached under (its external
+/// URL's host and TLS names), for dns-persist-01 without CAA identities.
 pub fn resolve(
     files: &BTreeMap<String, ProfileFile>,
     default_profile: Option<&str>,
+    served_names: &[String],
 ) -> Result<(Vec<ProfileSettings>, String), ConfigError> {
     let profiles = if files.is_empty() {
         vec![ProfileSettings::local(DEFAULT_PROFILE)]
     } else {
         files
             .iter()
-            .map(|(name, file)| file.resolve(name))
+            .map(|(name, file)| file.resolve(name, served_names))
             .collect::<Result<Vec<_>, _>>()?
     };
     let default = match default_profile {
@@ -309,6 +368,19 @@ pub struct ValidationPolicy {
     pub denied_networks: Networks,
     /// Issuer domains CAA records must name; empty means CAA is not checked.
     pub caa_identities: Vec<String>,
+    /// dns-persist-01, when the profile offers it.
+    pub dns_persist: Option<DnsPersistPolicy>,
+}
+
+/// A profile's dns-persist-01 (draft-ietf-acme-dns-persist-01).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsPersistPolicy {
+    /// What a record may name as its CA: shown in each challenge and as the
+    /// directory's `caaIdentities`; lower case, no trailing dot, at most 10.
+    pub issuer_domain_names: Vec<String>,
+    /// A cap on how long an authorization it proved may be reused; `None`
+    /// leaves it at `authorization_reuse`.
+    pub reuse: Option<Duration>,
 }
 
 #[cfg(test)]
@@ -325,7 +397,7 @@ mod tests {
 
     #[test]
     fn no_profiles_means_the_embedded_ca_as_default() {
-        let (profiles, default) = resolve(&BTreeMap::new(), None).unwrap();
+        let (profiles, default) = resolve(&BTreeMap::new(), None, &[]).unwrap();
         assert_eq!(default, "default");
         assert_eq!(profiles[0].issuer, ProfileIssuer::Local);
     }
@@ -337,6 +409,7 @@ mod tests {
                 "[profiles.lab]\nissuer = \"vault\"\nmount = \"pki_int/\"\nrole = \"lab-internal\"\nissuer_ref = \"next\"\nttl = \"72h\"\n",
             ),
             None,
+            &[],
         )
         .unwrap();
         assert_eq!(default, "lab");
@@ -353,12 +426,43 @@ mod tests {
                 validation: ValidationPolicy {
                     denied_networks: Networks::metadata(),
                     caa_identities: Vec::new(),
+                    dns_persist: None,
                 },
                 description: "certificates from Vault role pki_int/lab-internal".into(),
                 eab: EabPolicy::Off,
                 renewal_window_start: DEFAULT_RENEWAL_WINDOW_START,
             }
         );
+    }
+
+    #[test]
+    fn dns_persist_is_off_by_default_and_names_the_ca_identities_or_served_names() {
+        let served = ["acme.lab.test".to_owned()];
+        let (profiles, _) =
+            resolve(&files("[profiles.a]\nissuer = \"local\"\n"), None, &served).unwrap();
+        assert_eq!(profiles[0].validation.dns_persist, None);
+        let (profiles, _) = resolve(
+            &files("[profiles.a]\nissuer = \"local\"\ndns_persist = true\ndns_persist_reuse = \"8h\"\n"),
+            None,
+            &served,
+        )
+        .unwrap();
+        assert_eq!(
+            profiles[0].validation.dns_persist,
+            Some(DnsPersistPolicy {
+                issuer_domain_names: served.to_vec(),
+                reuse: Some(Duration::from_secs(8 * 3600)),
+            })
+        );
+        let (profiles, _) = resolve(
+            &files("[profiles.a]\nissuer = \"local\"\ndns_persist = true\ncaa_identities = [\"CA.Lab.test.\"]\n"),
+            None,
+            &served,
+        )
+        .unwrap();
+        let persist = profiles[0].validation.dns_persist.as_ref().unwrap();
+        assert_eq!(persist.issuer_domain_names, ["ca.lab.test"]);
+        assert_eq!(persist.reuse, None);
     }
 
     #[test]
@@ -407,8 +511,23 @@ mod tests {
                 None,
                 "not a Vault path",
             ),
+            (
+                "[profiles.a]\nissuer = \"local\"\ndns_persist = true\n",
+                None,
+                "needs an issuer domain name",
+            ),
+            (
+                "[profiles.a]\nissuer = \"local\"\ndns_persist_reuse = \"1h\"\n",
+                None,
+                "needs dns_persist = true",
+            ),
+            (
+                "[profiles.a]\nissuer = \"local\"\ndns_persist = true\ncaa_identities = [\"a1.test\", \"a2.test\", \"a3.test\", \"a4.test\", \"a5.test\", \"a6.test\", \"a7.test\", \"a8.test\", \"a9.test\", \"a10.test\", \"a11.test\"]\n",
+                None,
+                "at most 10",
+            ),
         ] {
-            let err = resolve(&files(text), default).unwrap_err().to_string();
+            let err = resolve(&files(text), default, &[]).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");
         }
     }

@@ -105,3 +105,17 @@ fn refuses_unknown_keys_and_bad_values() {
         assert!(Config::load(flags).is_err());
     }
 }
+
+#[test]
+fn served_names_are_the_external_host_then_tls_names_without_addresses() {
+    let tls_names = ["10.0.0.5", "ACME.lab.example.", "nas.lab.example", "::1"].map(String::from);
+    assert_eq!(
+        served_names(Some("https://acme.lab.example:8443"), &tls_names),
+        ["acme.lab.example", "nas.lab.example"]
+    );
+    assert_eq!(
+        served_names(Some("https://10.0.0.5:8443"), &[]),
+        Vec::<String>::new()
+    );
+    assert_eq!(served_names(None, &tls_names[2..3]), ["nas.lab.example"]);
+}

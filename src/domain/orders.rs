@@ -206,14 +206,18 @@ impl Orders {
                     identifier,
                     wildcard: name.wildcard,
                     expires_at: pending_until,
-                    challenges: ChallengeKind::offered_for(name.kind, name.wildcard)
-                        .iter()
-                        .map(|&kind| NewChallenge {
-                            id: ids::resource_id(),
-                            kind,
-                            token: ids::challenge_token(),
-                        })
-                        .collect(),
+                    challenges: ChallengeKind::offered_for(
+                        name.kind,
+                        name.wildcard,
+                        profile.validation.dns_persist.is_some(),
+                    )
+                    .into_iter()
+                    .map(|kind| NewChallenge {
+                        id: ids::resource_id(),
+                        kind,
+                        token: ids::challenge_token(),
+                    })
+                    .collect(),
                 }),
             });
         }

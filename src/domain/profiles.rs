@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use crate::config::EabPolicy;
 use crate::issuer::Issuer;
+use crate::protocol::challenge::ChallengeKind;
+use crate::store::{Authorization, Store, StoreError};
 use crate::validate::ValidationPolicy;
 
 pub struct Profile {
@@ -21,6 +23,27 @@ pub struct Profile {
     pub eab: EabPolicy,
     /// Fraction of a certificate's life at which its ARI window opens.
     pub renewal_window_start: f64,
+}
+
+impl Profile {
+    /// The issuer domain names a dns-persist-01 record may name; none when
+    /// the profile does not offer it.
+    pub fn issuer_domain_names(&self) -> &[String] {
+        self.validation
+            .dns_persist
+            .as_ref()
+            .map_or(&[], |p| p.issuer_domain_names.as_slice())
+    }
+
+    /// The directory's `meta.caaIdentities`: the CAA identities, or with
+    /// dns-persist-01 the issuer domain names (the same list when CAA
+    /// identities are set), so clients such as acme.sh can build the record.
+    pub fn advertised_caa_identities(&self) -> &[String] {
+        match &self.validation.dns_persist {
+            Some(persist) => &persist.issuer_domain_names,
+            None => &self.validation.caa_identities,
+        }
+    }
 }
 
 /// Every profile, and which one `/acme/directory` serves.
@@ -54,5 +77,29 @@ impl Profiles {
 
     pub fn iter(&self) -> impl Iterator<Item = &Profile> {
         self.by_name.values()
+    }
+
+    /// The issuer domain names `authz`'s dns-persist-01 challenge shows:
+    /// those of the profile its order was made under (none when it has no
+    /// such challenge, so other authorizations cost no extra read).
+    pub async fn issuer_domain_names_of(
+        &self,
+        store: &Store,
+        authz: &Authorization,
+    ) -> Result<Vec<String>, StoreError> {
+        if !authz
+            .challenges
+            .iter()
+            .any(|c| c.kind == ChallengeKind::DnsPersist01)
+        {
+            return Ok(Vec::new());
+        }
+        let profile = store.authorization_profile(&authz.id).await?;
+        Ok(profile
+            .as_deref()
+            .and_then(|name| self.get(name))
+            .unwrap_or_else(|| self.default_profile())
+            .issuer_domain_names()
+            .to_vec())
     }
 }

@@ -53,31 +53,40 @@ pub async fn run(
         // Held until the outcome is recorded: the validation's sockets are
         // closed by then, and its DNS retries count as its own work.
         let _turn = slots.acquire(&challenge.account_id).await;
-        let mut outcome = validator.check(&challenge, &profile.validation).await;
+        let mut verdict = validator
+            .check(&challenge, &profile.validation, clock.now())
+            .await;
         // A lookup that failed may succeed a moment later (a record still
         // propagating, a resolver timing out): try again a few times before
         // the challenge is given up.
         for pause in LOOKUP_RETRIES {
-            match &outcome {
+            match &verdict.outcome {
                 ValidationOutcome::Invalid(problem) if problem.kind == ProblemType::Dns => {
                     tracing::info!(
                         retry_in_s = pause.as_secs(),
                         "DNS lookup failed; trying again"
                     );
                     tokio::time::sleep(pause).await;
-                    outcome = validator.check(&challenge, &profile.validation).await;
+                    verdict = validator
+                        .check(&challenge, &profile.validation, clock.now())
+                        .await;
                 }
                 _ => break,
             }
         }
+        let outcome = verdict.outcome;
         let recorded = until_ok("recording the validation", || {
             let now = clock.now();
-            store.finish_challenge(
-                &challenge_id,
-                &outcome,
-                now,
-                now + valid_for.as_secs() as i64,
-            )
+            // A validation that may be relied on only until some instant (a
+            // dns-persist-01 record's persistUntil, the profile's cap) makes
+            // its authorization expire then at the latest, so neither reuse
+            // nor finalize can lean on it longer.
+            let valid_until = [Some(now + valid_for.as_secs() as i64), verdict.expires_by]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(now);
+            store.finish_challenge(&challenge_id, &outcome, now, valid_until)
         })
         .await;
         if recorded {

@@ -81,7 +81,15 @@ pub struct ChallengeView {
     pub kind: ChallengeKind,
     pub url: String,
     pub status: ChallengeStatus,
-    pub token: String,
+    /// Every type but dns-persist-01, which has no token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// dns-persist-01 only: the names a record may give as its issuer.
+    #[serde(
+        rename = "issuer-domain-names",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub issuer_domain_names: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub validated: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -144,6 +144,10 @@ mod tests {
     }
 
     fn ask(records: &[CaaRecord], wildcard: bool) -> Result<(), String> {
+        ask_for(records, wildcard, "http-01")
+    }
+
+    fn ask_for(records: &[CaaRecord], wildcard: bool, method: &str) -> Result<(), String> {
         let identities = ["certgate.test".to_owned()];
         decide(
             records,
@@ -151,7 +155,7 @@ mod tests {
                 name: "host.lab.test",
                 wildcard,
                 identities: &identities,
-                method: "http-01",
+                method,
                 is_our_account: &|uri: &str| uri.ends_with("/acme/acct/ours"),
             },
         )
@@ -212,6 +216,24 @@ mod tests {
             &[("validationmethods", "dns-01,http-01")],
         )];
         assert!(ask(&both, false).is_ok());
+    }
+
+    #[test]
+    fn validationmethods_names_dns_persist_01_exactly() {
+        let dns01_only = [issue(
+            "issue",
+            Some("certgate.test"),
+            &[("validationmethods", "dns-01")],
+        )];
+        let why = ask_for(&dns01_only, false, "dns-persist-01").unwrap_err();
+        assert!(why.contains("not dns-persist-01"), "{why}");
+        let persist = [issue(
+            "issue",
+            Some("certgate.test"),
+            &[("validationmethods", "http-01,dns-persist-01")],
+        )];
+        assert!(ask_for(&persist, true, "dns-persist-01").is_ok());
+        assert!(ask_for(&persist, false, "dns-01").is_err());
     }
 
     #[test]

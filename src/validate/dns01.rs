@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 
-use super::{dns01_txt_value, DnsResolver, Method, ValidationSubject};
+use super::{dns01_txt_value, DnsResolver, Method, Proof, ValidationSubject};
 use crate::protocol::problem::{Problem, ProblemType};
 
 pub struct Dns01 {
@@ -19,7 +19,7 @@ impl Dns01 {
 
 #[async_trait]
 impl Method for Dns01 {
-    async fn validate(&self, subject: &ValidationSubject<'_>) -> Result<(), Problem> {
+    async fn validate(&self, subject: &ValidationSubject<'_>) -> Result<Proof, Problem> {
         let record = format!("_acme-challenge.{}", subject.identifier.value);
         let expected = dns01_txt_value(subject.key_authorization);
         let found = self
@@ -28,7 +28,7 @@ impl Method for Dns01 {
             .await
             .map_err(|e| Problem::new(ProblemType::Dns, e))?;
         if found.iter().any(|v| v.trim() == expected) {
-            return Ok(());
+            return Ok(Proof::default());
         }
         Err(Problem::new(
             ProblemType::IncorrectResponse,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig};
 use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::proto::rr::rdata::caa::{Property, CAA};
+use hickory_resolver::proto::rr::rdata::TXT;
 use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::proto::xfer::Protocol;
 use hickory_resolver::{ResolveError, TokioResolver};
@@ -43,6 +44,15 @@ fn caa_record(caa: &CAA) -> CaaRecord {
         issuer,
         parameters,
     }
+}
+
+/// One TXT record's character-strings, joined (RFC 8555 §8.4, and the
+/// draft's long dns-persist-01 values split across strings).
+fn joined(txt: &TXT) -> String {
+    txt.txt_data()
+        .iter()
+        .map(|part| String::from_utf8_lossy(part))
+        .collect()
 }
 
 #[derive(Debug, Clone)]
@@ -108,15 +118,19 @@ impl DnsResolver {
     pub async fn txt(&self, name: &str) -> Result<Vec<String>, String> {
         let fqdn = format!("{}.", name.trim_end_matches('.'));
         match self.inner.txt_lookup(fqdn.as_str()).await {
-            Ok(lookup) => Ok(lookup
-                .iter()
-                .map(|txt| {
-                    txt.txt_data()
-                        .iter()
-                        .map(|part| String::from_utf8_lossy(part))
-                        .collect::<String>()
-                })
-                .collect()),
+            Ok(lookup) => Ok(lookup.iter().map(joined).collect()),
+            Err(e) => Err(self.describe(name, "TXT", &e)),
+        }
+    }
+
+    /// The TXT records at `name` like [`DnsResolver::txt`], but none when
+    /// the name or its TXT set does not exist: for records that may be
+    /// absent without anything having failed.
+    pub async fn txt_if_any(&self, name: &str) -> Result<Vec<String>, String> {
+        let fqdn = format!("{}.", name.trim_end_matches('.'));
+        match self.inner.txt_lookup(fqdn.as_str()).await {
+            Ok(lookup) => Ok(lookup.iter().map(joined).collect()),
+            Err(e) if e.is_nx_domain() || e.is_no_records_found() => Ok(Vec::new()),
             Err(e) => Err(self.describe(name, "TXT", &e)),
         }
     }

@@ -18,7 +18,7 @@ use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::oid_registry::Oid;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::{DnsResolver, Method, ValidationSubject};
+use super::{DnsResolver, Method, Proof, ValidationSubject};
 use crate::protocol::identifier::IdentifierKind;
 use crate::protocol::problem::{Problem, ProblemType};
 
@@ -266,7 +266,7 @@ impl TlsAlpn01 {
 
 #[async_trait]
 impl Method for TlsAlpn01 {
-    async fn validate(&self, subject: &ValidationSubject<'_>) -> Result<(), Problem> {
+    async fn validate(&self, subject: &ValidationSubject<'_>) -> Result<Proof, Problem> {
         let name = subject.identifier.value.as_str();
         let (sni, identifier, addrs) = if subject.kind() == IdentifierKind::Ip {
             let ip: IpAddr = name
@@ -292,7 +292,7 @@ impl Method for TlsAlpn01 {
                 .handshake(addr, sni.clone(), &identifier, &digest)
                 .await
             {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(Proof::default()),
                 Err(why) => failures.push(format!("{addr}: {why}")),
             }
         }

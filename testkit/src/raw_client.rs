@@ -267,7 +267,13 @@ impl RawClient {
         let challenge = challenge_of(&authz, "http-01").clone();
         let token = challenge["token"].as_str().unwrap();
         answer(token, &format!("{token}.{}", self.thumbprint()));
-        let url = challenge["url"].as_str().unwrap();
+        self.answer_challenge(challenge["url"].as_str().unwrap())
+            .await
+    }
+
+    /// Tells the server the challenge at `url` is ready (`{}`) and returns
+    /// it once it is no longer pending or processing (20 s at most).
+    pub async fn answer_challenge(&self, url: &str) -> Value {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
         let mut reply = self.post(url, Some(json!({}))).await.json();
         while reply["status"] == "processing" || reply["status"] == "pending" {

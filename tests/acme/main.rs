@@ -8,6 +8,7 @@ mod ari_certbot;
 mod bad_requests;
 mod caa;
 mod dns01;
+mod dns_persist;
 mod eab;
 mod egress;
 mod http01;

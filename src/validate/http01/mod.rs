@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{DnsResolver, Method, Networks, ValidationSubject};
+use super::{DnsResolver, Method, Networks, Proof, ValidationSubject};
 use crate::protocol::identifier::IdentifierKind;
 use crate::protocol::problem::{Problem, ProblemType};
 use egress::{redirect_policy, CheckedResolver};
@@ -118,7 +118,7 @@ impl Http01 {
 
 #[async_trait]
 impl Method for Http01 {
-    async fn validate(&self, subject: &ValidationSubject<'_>) -> Result<(), Problem> {
+    async fn validate(&self, subject: &ValidationSubject<'_>) -> Result<Proof, Problem> {
         let name = subject.identifier.value.as_str();
         let key_authorization = subject.key_authorization;
         let url = self.url(name, subject.token);
@@ -178,6 +178,6 @@ impl Method for Http01 {
                 ),
             ));
         }
-        Ok(())
+        Ok(Proof::default())
     }
 }

@@ -6,6 +6,7 @@ use crate::web::extract::Path;
 use axum::response::{IntoResponse, Response};
 
 use super::{owned, views};
+use crate::domain::profiles::Profiles;
 use crate::protocol::problem::Problem;
 use crate::protocol::status::AuthorizationStatus;
 use crate::protocol::types::AuthorizationUpdateRequest;
@@ -28,6 +29,7 @@ pub async fn owned_authorization(
 pub async fn authorization(
     State(store): State<Store>,
     State(clock): State<Arc<dyn Clock>>,
+    State(profiles): State<Arc<Profiles>>,
     Path(id): Path<String>,
     request: SignedRequest,
 ) -> Result<Response, Problem> {
@@ -52,7 +54,8 @@ pub async fn authorization(
             .await?
             .ok_or_else(|| Problem::not_found("authorization"))?;
     }
-    let view = views::authorization(&request.urls, &authz, clock.now());
+    let issuer_domain_names = profiles.issuer_domain_names_of(&store, &authz).await?;
+    let view = views::authorization(&request.urls, &authz, &issuer_domain_names, clock.now());
     let pending = view.status == AuthorizationStatus::Pending;
     Ok(Json::ok(view).retry_after_if(pending).into_response())
 }

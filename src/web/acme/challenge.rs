@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::authorization::owned_authorization;
 use super::views;
+use crate::domain::profiles::Profiles;
 use crate::domain::workers::Workers;
 use crate::protocol::problem::Problem;
 use crate::protocol::status::{AuthorizationStatus, ChallengeStatus};
@@ -25,6 +26,7 @@ pub async fn challenge(
     State(workers): State<Arc<Workers>>,
     State(clock): State<Arc<dyn Clock>>,
     State(lifetimes): State<Lifetimes>,
+    State(profiles): State<Arc<Profiles>>,
     Path(id): Path<String>,
     request: SignedRequest,
 ) -> Result<Response, Problem> {
@@ -67,7 +69,8 @@ pub async fn challenge(
         now_stored
     };
 
-    let view = views::challenge(&request.urls, &challenge);
+    let issuer_domain_names = profiles.issuer_domain_names_of(&store, &authz).await?;
+    let view = views::challenge(&request.urls, &challenge, &issuer_domain_names);
     let working = matches!(
         view.status,
         ChallengeStatus::Pending | ChallengeStatus::Processing

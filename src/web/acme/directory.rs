@@ -29,7 +29,7 @@ pub async fn directory(State(profiles): State<Arc<Profiles>>, urls: Urls) -> Jso
         renewal_info: urls.renewal_info(),
         meta: DirectoryMeta {
             website: Some(format!("{}/", urls.base())),
-            caa_identities: profile.validation.caa_identities.clone(),
+            caa_identities: profile.advertised_caa_identities().to_vec(),
             external_account_required: profile.eab == EabPolicy::Required,
             profiles: profiles
                 .iter()

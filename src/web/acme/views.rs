@@ -1,5 +1,6 @@
 //! Store rows rendered as the JSON objects of RFC 8555 §7.1.
 
+use crate::protocol::challenge::ChallengeKind;
 use crate::protocol::status::OrderStatus;
 use crate::protocol::types::{AccountView, AuthorizationView, ChallengeView, OrderView};
 use crate::store::{Account, Authorization, Challenge, Order};
@@ -43,18 +44,31 @@ pub fn order(urls: &Urls, order: &Order, now: i64) -> OrderView {
     }
 }
 
-pub fn challenge(urls: &Urls, challenge: &Challenge) -> ChallengeView {
+/// `issuer_domain_names` are the profile's for dns-persist-01 (which shows
+/// them instead of a token); other types ignore them.
+pub fn challenge(
+    urls: &Urls,
+    challenge: &Challenge,
+    issuer_domain_names: &[String],
+) -> ChallengeView {
+    let persist = challenge.kind == ChallengeKind::DnsPersist01;
     ChallengeView {
         kind: challenge.kind,
         url: urls.challenge(&challenge.id),
         status: challenge.status,
-        token: challenge.token.clone(),
+        token: (!persist).then(|| challenge.token.clone()),
+        issuer_domain_names: persist.then(|| issuer_domain_names.to_vec()),
         validated: challenge.validated_at.map(rfc3339),
         error: challenge.error.clone(),
     }
 }
 
-pub fn authorization(urls: &Urls, authz: &Authorization, now: i64) -> AuthorizationView {
+pub fn authorization(
+    urls: &Urls,
+    authz: &Authorization,
+    issuer_domain_names: &[String],
+    now: i64,
+) -> AuthorizationView {
     AuthorizationView {
         identifier: authz.identifier.clone(),
         status: authz.effective_status(now),
@@ -62,7 +76,7 @@ pub fn authorization(urls: &Urls, authz: &Authorization, now: i64) -> Authorizat
         challenges: authz
             .challenges
             .iter()
-            .map(|c| challenge(urls, c))
+            .map(|c| challenge(urls, c, issuer_domain_names))
             .collect(),
         wildcard: authz.wildcard,
     }
