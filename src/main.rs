@@ -117,6 +117,9 @@ enum Command {
     Certs(certgate::cli::inventory::CertsArgs),
     /// ACME accounts: list them, deactivate one.
     Accounts(certgate::cli::inventory::AccountsArgs),
+    /// Apply the database's migrations and exit (serve applies them at
+    /// start unless told `--migrate false`).
+    Migrate(certgate::cli::migrate::MigrateArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -211,6 +214,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Eab(args) => certgate::cli::eab::run(args).await,
         Command::Certs(args) => certgate::cli::inventory::run_certs(args).await,
         Command::Accounts(args) => certgate::cli::inventory::run_accounts(args).await,
+        Command::Migrate(args) => certgate::cli::migrate::run(args).await,
     };
     failure_as_log_line(outcome, cli.log_format)
 }

@@ -5,4 +5,5 @@
 pub mod check_config;
 pub mod eab;
 pub mod inventory;
+pub mod migrate;
 pub mod offline;
