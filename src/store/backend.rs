@@ -253,4 +253,34 @@ mod tests {
         );
         assert_eq!(sqlite_indexes, postgres_indexes);
     }
+
+    /// PostgreSQL's errors reach the store through the Any driver as
+    /// PostgreSQL's own: a server shutting down (57P01) or out of disk
+    /// (53100) is unavailable, a unique violation (23505) is not.
+    #[tokio::test]
+    async fn postgres_faults_are_sorted_by_their_sqlstate() {
+        let name = concat!(
+            module_path!(),
+            "::postgres_faults_are_sorted_by_their_sqlstate"
+        );
+        on(Backend::Postgres, name, async {
+            let (_database, store) = crate::store::testing::temporary().await;
+            for (state, unavailable) in [("57P01", true), ("53100", true), ("23505", false)] {
+                let error = store
+                    .write(move |connection| {
+                        Box::pin(async move {
+                            let raise = format!(
+                                "DO $$ BEGIN RAISE EXCEPTION 'planted' USING ERRCODE = '{state}'; END $$"
+                            );
+                            sqlx::query(&raise).execute(&mut *connection).await?;
+                            Ok(())
+                        })
+                    })
+                    .await
+                    .unwrap_err();
+                assert_eq!(error.is_unavailable(), unavailable, "{state}: {error:?}");
+            }
+        })
+        .await
+    }
 }

@@ -29,7 +29,7 @@ mod writer;
 
 use std::time::{Duration, Instant};
 
-use sqlx::AnyPool;
+use sqlx::{AnyPool, Connection};
 
 pub use backend::{Backend, WAL_SIZE_LIMIT_BYTES};
 pub use models::*;
@@ -108,7 +108,6 @@ pub struct Store {
     /// anything behind).
     pool: AnyPool,
     writer: Writer,
-    backend: Backend,
     write_probe: std::sync::Arc<tokio::sync::Mutex<WriteProbe>>,
 }
 
@@ -140,7 +139,6 @@ impl Store {
         let writer = match backend {
             Backend::Sqlite => Writer::serial(connection, url),
             Backend::Postgres => {
-                use sqlx::Connection;
                 let _ = connection.close().await;
                 Writer::concurrent(pool.clone())
             }
@@ -148,7 +146,6 @@ impl Store {
         Ok(Self {
             pool,
             writer,
-            backend,
             write_probe: Default::default(),
         })
     }
@@ -158,11 +155,7 @@ impl Store {
     /// database while it works, so two processes migrating at once take
     /// turns, and the second finds nothing left to do.
     pub async fn migrate(url: &str) -> StoreResult<()> {
-        use sqlx::Connection;
-        let backend = Self::backend_of(url)?;
-        let mut connection = backend.connect(url).await?;
-        backend.migrations().run(&mut connection).await?;
-        connection.close().await?;
+        Self::open(url).await?.close().await;
         Ok(())
     }
 
@@ -180,11 +173,6 @@ impl Store {
                 .map_err(sqlx::Error::Io)?;
         }
         Ok(backend)
-    }
-
-    /// The database this store keeps its data in.
-    pub fn backend(&self) -> Backend {
-        self.backend
     }
 
     /// File descriptors the store holds at most, on either backend: on
