@@ -1,18 +1,20 @@
 //! certgate on PostgreSQL, as the built binary: two servers on one database
 //! (no `serve.lock` with PostgreSQL) issue certificates to concurrent
-//! clients, and `certgate migrate` run by several processes at once on a
+//! clients and answer `503` when the database server ends their
+//! connections, then heal; and `certgate migrate` run by several processes at once on a
 //! fresh database applies each migration once. Each test creates a database
 //! of its own and drops it; without a PostgreSQL server they say loudly
 //! that they did not run (`certgate_testkit::postgres`).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
+use serde_json::json;
 use sqlx::{Connection, PgConnection};
 
-use crate::common::{fresh_client, try_issue};
+use crate::common::{assert_unavailable, fresh_client, try_issue};
 use certgate_testkit::dns::DnsStub;
 use certgate_testkit::http01::Http01Responder;
 use certgate_testkit::inventory::{leaf_serial, listed_serials_with};
@@ -88,7 +90,41 @@ async fn two_servers_on_one_postgres_database_issue_to_concurrent_clients() {
         (certificates, orders),
         (saved.len() as i64, saved.len() as i64)
     );
+
+    // The database server ends every connection (a restart, a failover):
+    // the next request that needs it is told to come back, and requests
+    // succeed again without restarting certgate.
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut connection)
+    .await
+    .unwrap();
+    assert!(!ended.is_empty());
     connection.close().await.unwrap();
+    let template = RawClient::new(&first.directory_url(), &first.root_pem()).await;
+    let new_account = json!({"termsOfServiceAgreed": true});
+    let client = fresh_client(&template);
+    let lost = client
+        .post(&client.url("newAccount"), Some(new_account.clone()))
+        .await;
+    assert_unavailable("newAccount after the connections ended", &lost);
+    let (deadline, mut refused) = (Instant::now() + Duration::from_secs(10), 1);
+    loop {
+        let client = fresh_client(&template);
+        let reply = client
+            .post(&client.url("newAccount"), Some(new_account.clone()))
+            .await;
+        if reply.status == 201 {
+            println!("{refused} requests answered 503 before the connections were replaced");
+            break;
+        }
+        assert_unavailable("newAccount while connections are replaced", &reply);
+        refused += 1;
+        assert!(Instant::now() < deadline, "no new connection within 10 s");
+    }
+
     for mut server in servers {
         assert!(server.stop().await.success(), "{}", server.log());
     }
