@@ -85,4 +85,14 @@ kill -TERM "$serve_pid"
 wait "$serve_pid"
 echo "quick start: cargo run --release -- serve answered /health with the root it wrote, and stopped"
 
-cargo nextest run --all-targets --locked --no-fail-fast
+# Tests that need PostgreSQL note here when none answers (see
+# testkit/src/postgres.rs), and the list is printed at the end.
+export CERTGATE_TESTS_NOT_RUN="$PWD/target/tests-not-run.txt"
+rm -f "$CERTGATE_TESTS_NOT_RUN"
+status=0
+cargo nextest run --all-targets --locked --no-fail-fast || status=$?
+if [ -s "$CERTGATE_TESTS_NOT_RUN" ]; then
+  echo "=== NOT RUN: no PostgreSQL server answered at ${CERTGATE_TEST_POSTGRES_URL:-127.0.0.1:5432} ==="
+  sort -u "$CERTGATE_TESTS_NOT_RUN"
+fi
+exit "$status"

@@ -10,6 +10,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::audit::AuditLog;
+use crate::config::database::DatabaseKind;
 use crate::config::{Config, ProfileIssuer};
 use crate::domain::orders::Orders;
 use crate::domain::profiles::{Profile, Profiles};
@@ -20,7 +21,7 @@ use crate::issuer::local::{CaError, EmbeddedCa, LocalIssuer};
 use crate::issuer::vault::{VaultIssuer, VaultRole};
 use crate::issuer::Issuer;
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError};
+use crate::store::{Migrations, Store, StoreError};
 use crate::util::clock::{Clock, SystemClock};
 use crate::util::serve_lock::{ServeLock, ServeLockError};
 use crate::validate::{DnsResolver, ValidationPorts, Validator};
@@ -83,8 +84,9 @@ pub struct Server {
     companions: Vec<tokio::task::JoinHandle<()>>,
     state: AcmeState,
     /// Held until the server is dropped, which is after [`Server::wait`]
-    /// has closed the database.
-    _lock: ServeLock,
+    /// has closed the database. SQLite only: replicas sharing a PostgreSQL
+    /// database are expected.
+    _lock: Option<ServeLock>,
 }
 
 impl Server {
@@ -234,7 +236,12 @@ async fn build_state(
     metrics: Arc<Metrics>,
     substitutes: Substitutes,
 ) -> Result<AcmeState, ServerError> {
-    let store = Store::open(&config.database_url).await?;
+    let migrations = if config.migrate {
+        Migrations::Apply
+    } else {
+        Migrations::Require
+    };
+    let store = Store::open_with(&config.database_url, migrations).await?;
     let audit = AuditLog::open(&config.audit_log, store.clone()).map_err(|source| {
         ServerError::AuditLog {
             target: config.audit_log.clone(),
@@ -412,7 +419,10 @@ pub async fn start_with(config: Config, substitutes: Substitutes) -> Result<Serv
         path: config.data_dir.clone(),
         source,
     })?;
-    let lock = ServeLock::acquire(&config.data_dir)?;
+    let lock = match DatabaseKind::of_url(&config.database_url) {
+        Some(DatabaseKind::Postgres) => None,
+        _ => Some(ServeLock::acquire(&config.data_dir)?),
+    };
     check_open_file_limit(&config);
     let ca = Arc::new(EmbeddedCa::load_or_create(&config.data_dir.join("ca"))?);
     let metrics = Arc::new(Metrics::default());

@@ -264,6 +264,7 @@ fn render(event: &AuditEvent, now: i64) -> serde_json::Result<(String, String)> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing::on_both_backends;
     use serde_json::{json, Value};
 
     fn line_of(event: &AuditEvent) -> Value {
@@ -378,34 +379,30 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn record_appends_one_line_to_the_file_and_one_row_to_the_table() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!(
-            "sqlite://{}",
-            dir.path().join("certgate.db").display()
-        ))
-        .await
-        .unwrap();
-        let path = dir.path().join("audit.log");
-        let log = AuditLog::open(&AuditLogTarget::File(path.clone()), store.clone()).unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions();
-        assert_eq!(
-            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
-            0o600
-        );
-        for kid in ["k1", "k2"] {
-            log.record(AuditEvent::EabKeyRevoked {
-                kid: kid.into(),
-                by: Actor::Cli,
-            })
-            .await;
+    on_both_backends! {
+        async fn record_appends_one_line_to_the_file_and_one_row_to_the_table() {
+            let dir = tempfile::tempdir().unwrap();
+            let (_database, store) = crate::store::testing::temporary().await;
+            let path = dir.path().join("audit.log");
+            let log = AuditLog::open(&AuditLogTarget::File(path.clone()), store.clone()).unwrap();
+            let mode = std::fs::metadata(&path).unwrap().permissions();
+            assert_eq!(
+                std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+                0o600
+            );
+            for kid in ["k1", "k2"] {
+                log.record(AuditEvent::EabKeyRevoked {
+                    kid: kid.into(),
+                    by: Actor::Cli,
+                })
+                .await;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            assert_eq!(lines.len(), 2, "{text}");
+            assert_eq!(store.audit_records().await.unwrap(), lines);
+            assert_eq!(line_of_text(lines[1])["kid"], "k2");
         }
-        let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 2, "{text}");
-        assert_eq!(store.audit_records().await.unwrap(), lines);
-        assert_eq!(line_of_text(lines[1])["kid"], "k2");
     }
 
     fn line_of_text(line: &str) -> Value {

@@ -120,6 +120,9 @@ enum Command {
     /// dns-persist-01: print the TXT record an account publishes once to
     /// prove a name for as long as it stands.
     DnsPersist(certgate::cli::dns_persist::DnsPersistArgs),
+    /// Apply the database's migrations and exit (serve applies them at
+    /// start unless told `--migrate false`).
+    Migrate(certgate::cli::migrate::MigrateArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -215,6 +218,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Certs(args) => certgate::cli::inventory::run_certs(args).await,
         Command::Accounts(args) => certgate::cli::inventory::run_accounts(args).await,
         Command::DnsPersist(args) => certgate::cli::dns_persist::run(args).await,
+        Command::Migrate(args) => certgate::cli::migrate::run(args).await,
     };
     failure_as_log_line(outcome, cli.log_format)
 }

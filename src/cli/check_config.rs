@@ -194,7 +194,7 @@ pub fn offline(config: &Config) -> Vec<Finding> {
         "listen {} (HTTPS); data in {}; database {}",
         config.listen,
         config.data_dir.display(),
-        config.database_url
+        crate::config::database::redacted(&config.database_url)
     ))];
     if config.data_dir.exists() && !config.data_dir.is_dir() {
         findings.push(Finding::Problem(format!(

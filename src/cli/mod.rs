@@ -6,4 +6,5 @@ pub mod check_config;
 pub mod dns_persist;
 pub mod eab;
 pub mod inventory;
+pub mod migrate;
 pub mod offline;

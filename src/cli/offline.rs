@@ -61,14 +61,16 @@ fn env_without_vault_credentials(name: &str) -> Option<String> {
         })
 }
 
-impl OfflineContext {
-    pub async fn open(flags: StoreFlags) -> anyhow::Result<Self> {
+impl StoreFlags {
+    /// The server's configuration as these flags and its file say, with
+    /// its data directory created.
+    pub fn load(self) -> anyhow::Result<Config> {
         let config = Config::load_with_env(
             ServeFlags {
-                config: flags.config,
-                data_dir: flags.data_dir,
-                database_url: flags.database_url,
-                audit_log: flags.audit_log,
+                config: self.config,
+                data_dir: self.data_dir,
+                database_url: self.database_url,
+                audit_log: self.audit_log,
                 ..Default::default()
             },
             &env_without_vault_credentials,
@@ -76,9 +78,19 @@ impl OfflineContext {
         .context("configuration")?;
         crate::util::data_dir::create(&config.data_dir)
             .with_context(|| format!("data directory {}", config.data_dir.display()))?;
-        let store = Store::open(&config.database_url)
-            .await
-            .with_context(|| format!("opening the database {}", config.database_url))?;
+        Ok(config)
+    }
+}
+
+impl OfflineContext {
+    pub async fn open(flags: StoreFlags) -> anyhow::Result<Self> {
+        let config = flags.load()?;
+        let store = Store::open(&config.database_url).await.with_context(|| {
+            format!(
+                "opening the database {}",
+                crate::config::database::redacted(&config.database_url)
+            )
+        })?;
         let keyring = Keyring::in_data_dir(&config.data_dir);
         let audit =
             AuditLog::open(&config.audit_log, store.clone()).context("opening the audit log")?;

@@ -4,6 +4,7 @@
 //! `[profiles.<name>]` and `[vault]` tables exist only in the file.
 
 pub mod connections;
+pub mod database;
 mod limit_settings;
 pub mod networks;
 pub mod profiles;
@@ -52,6 +53,9 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub database_url: String,
+    /// Whether `serve` applies the database's migrations at start (else
+    /// `certgate migrate` does, and `serve` refuses a database behind it).
+    pub migrate: bool,
     pub http01_port: u16,
     pub tls_alpn01_port: u16,
     /// DNS servers for every validation lookup; empty means the system's.
@@ -135,9 +139,15 @@ pub struct ServeFlags {
     #[arg(long, env = "CERTGATE_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// Database URL [default: sqlite://<data-dir>/certgate.db].
+    /// Database URL: sqlite://FILE, or postgres://USER@HOST/DB for a
+    /// PostgreSQL server [default: sqlite://<data-dir>/certgate.db].
     #[arg(long, env = "CERTGATE_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
+
+    /// Apply the database's migrations at start; with false, run
+    /// `certgate migrate` first [default: true].
+    #[arg(long, env = "CERTGATE_MIGRATE", value_name = "BOOL")]
+    pub migrate: Option<bool>,
 
     /// Port on which HTTP-01 challenges are fetched from clients [default: 80].
     #[arg(
@@ -420,6 +430,7 @@ impl Config {
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443))),
             data_dir,
             database_url,
+            migrate: flags.migrate.or(file.migrate).unwrap_or(true),
             http01_port: flags.http01_port.or(file.http01_port).unwrap_or(80),
             tls_alpn01_port: flags
                 .tls_alpn01_port
@@ -478,10 +489,10 @@ impl Config {
                 "cert-lifetime must be at most 3 years".into(),
             ));
         }
-        if !self.database_url.starts_with("sqlite:") {
+        if database::DatabaseKind::of_url(&self.database_url).is_none() {
             return Err(ConfigError::Invalid(format!(
-                "database-url {:?}: only sqlite: URLs are supported",
-                self.database_url
+                "database-url {:?}: only sqlite: and postgres:// URLs are supported",
+                database::redacted(&self.database_url)
             )));
         }
         for name in &self.tls_names {

@@ -288,6 +288,7 @@ mod tests {
 
     use super::*;
     use crate::protocol::identifiers::{parse_dns, parse_ip};
+    use crate::store::testing::on_both_backends;
     use crate::store::Store;
 
     fn limit(text: &str) -> Limit {
@@ -412,7 +413,7 @@ mod tests {
         }
     }
 
-    async fn store() -> (tempfile::TempDir, Store) {
+    async fn store() -> (crate::store::testing::TestDatabase, Store) {
         crate::store::testing::temporary().await
     }
 
@@ -431,53 +432,55 @@ mod tests {
             .unwrap()
     }
 
-    #[tokio::test]
-    async fn stored_buckets_take_all_or_nothing() {
-        let (_dir, store) = store().await;
-        let a = bucket("domain:a.example", "1/1h");
-        let b = bucket("domain:b.example", "2/1h");
-        assert_eq!(take_one(&store, &a, 0).await, Ok(()));
-        // a is empty: b keeps both its tokens.
-        let refused = store
-            .take_tokens(&[b.clone(), a.clone()], 10)
-            .await
-            .unwrap()
-            .unwrap_err();
-        assert_eq!(refused.bucket, a);
-        assert_eq!(refused.retry_after, 3590);
-        assert_eq!(take_one(&store, &b, 10).await, Ok(()));
-        assert_eq!(take_one(&store, &b, 10).await, Ok(()));
-        // Both empty: the later of the two is the one to wait for.
-        let refused = store
-            .take_tokens(&[a.clone(), b.clone()], 20)
-            .await
-            .unwrap()
-            .unwrap_err();
-        assert_eq!((refused.bucket, refused.retry_after), (a.clone(), 3580));
-        // Time refills them.
-        assert_eq!(store.take_tokens(&[a, b], 3600).await.unwrap(), Ok(()));
+    on_both_backends! {
+        async fn stored_buckets_take_all_or_nothing() {
+            let (_dir, store) = store().await;
+            let a = bucket("domain:a.example", "1/1h");
+            let b = bucket("domain:b.example", "2/1h");
+            assert_eq!(take_one(&store, &a, 0).await, Ok(()));
+            // a is empty: b keeps both its tokens.
+            let refused = store
+                .take_tokens(&[b.clone(), a.clone()], 10)
+                .await
+                .unwrap()
+                .unwrap_err();
+            assert_eq!(refused.bucket, a);
+            assert_eq!(refused.retry_after, 3590);
+            assert_eq!(take_one(&store, &b, 10).await, Ok(()));
+            assert_eq!(take_one(&store, &b, 10).await, Ok(()));
+            // Both empty: the later of the two is the one to wait for.
+            let refused = store
+                .take_tokens(&[a.clone(), b.clone()], 20)
+                .await
+                .unwrap()
+                .unwrap_err();
+            assert_eq!((refused.bucket, refused.retry_after), (a.clone(), 3580));
+            // Time refills them.
+            assert_eq!(store.take_tokens(&[a, b], 3600).await.unwrap(), Ok(()));
+        }
     }
 
-    #[tokio::test]
-    async fn stored_buckets_survive_reopening_and_full_ones_are_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let a = bucket("account:x", "2/2h");
-        let store = Store::open(&url).await.unwrap();
-        for _ in 0..2 {
-            assert_eq!(take_one(&store, &a, 100).await, Ok(()));
-        }
-        store.close().await;
-        let store = Store::open(&url).await.unwrap();
-        let refused = take_one(&store, &a, 200).await;
-        assert_eq!(refused.unwrap_err().retry_after, 3500);
-        assert_eq!(store.rate_limit_bucket_count().await.unwrap(), 1);
-        // Full again at 100 + 2h: the row goes, and the bucket reads as full.
-        let other = bucket("account:y", "2/2h");
-        assert_eq!(take_one(&store, &other, 100 + 7200).await, Ok(()));
-        assert_eq!(store.rate_limit_bucket_count().await.unwrap(), 1);
-        for _ in 0..2 {
-            assert_eq!(take_one(&store, &a, 100 + 7200).await, Ok(()));
+    on_both_backends! {
+        async fn stored_buckets_survive_reopening_and_full_ones_are_dropped() {
+            let database = crate::store::testing::TestDatabase::create().await;
+            let url = database.url();
+            let a = bucket("account:x", "2/2h");
+            let store = Store::open(url).await.unwrap();
+            for _ in 0..2 {
+                assert_eq!(take_one(&store, &a, 100).await, Ok(()));
+            }
+            store.close().await;
+            let store = Store::open(url).await.unwrap();
+            let refused = take_one(&store, &a, 200).await;
+            assert_eq!(refused.unwrap_err().retry_after, 3500);
+            assert_eq!(store.rate_limit_bucket_count().await.unwrap(), 1);
+            // Full again at 100 + 2h: the row goes, and the bucket reads as full.
+            let other = bucket("account:y", "2/2h");
+            assert_eq!(take_one(&store, &other, 100 + 7200).await, Ok(()));
+            assert_eq!(store.rate_limit_bucket_count().await.unwrap(), 1);
+            for _ in 0..2 {
+                assert_eq!(take_one(&store, &a, 100 + 7200).await, Ok(()));
+            }
         }
     }
 }

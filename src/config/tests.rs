@@ -119,3 +119,34 @@ fn served_names_are_the_external_host_then_tls_names_without_addresses() {
     );
     assert_eq!(served_names(None, &tls_names[2..3]), ["nas.lab.example"]);
 }
+
+#[test]
+fn a_postgres_database_and_no_migration_at_start_can_be_chosen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("certgate.toml");
+    std::fs::write(
+        &path,
+        "database_url = \"postgres://certgate@db.lab.example/certgate\"\nmigrate = false\n",
+    )
+    .unwrap();
+    let config = Config::load(ServeFlags {
+        config: Some(path),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        config.database_url,
+        "postgres://certgate@db.lab.example/certgate"
+    );
+    assert!(!config.migrate);
+    assert!(Config::load(ServeFlags::default()).unwrap().migrate);
+
+    let refused = Config::load(ServeFlags {
+        database_url: Some("mysql://certgate:hunter2@db/certgate".into()),
+        ..Default::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(refused.contains("postgres://"), "{refused}");
+    assert!(!refused.contains("hunter2"), "{refused}");
+}

@@ -51,13 +51,14 @@ mod tests {
     use crate::config::AuditLogTarget;
     use crate::protocol::identifier::Identifier;
     use crate::protocol::status::{AuthorizationStatus, OrderStatus};
+    use crate::store::testing::{on_both_backends, TestDatabase};
     use crate::store::{NewAuthorization, NewChallenge, NewOrder, OrderAuthorization};
 
     const NOW: i64 = 1_700_000_000;
 
     /// A store in a temporary directory with one valid account holding one
     /// pending order of one pending authorization.
-    async fn store_with_pending_order() -> (tempfile::TempDir, Store, AuditLog) {
+    async fn store_with_pending_order() -> (TestDatabase, Store, AuditLog) {
         let (dir, store) = crate::store::testing::with_account("acct", NOW).await;
         let audit = AuditLog::open(&AuditLogTarget::Off, store.clone()).unwrap();
         let identifier = Identifier::from_value("nas.lab.example");
@@ -88,38 +89,39 @@ mod tests {
         (dir, store, audit)
     }
 
-    #[tokio::test]
-    async fn deactivation_cancels_pending_work_and_is_audited_once() {
-        let (_dir, store, audit) = store_with_pending_order().await;
-        let outcome = deactivate_account(&store, &audit, "acct", Actor::Cli, NOW)
-            .await
-            .unwrap();
-        assert_eq!(outcome, Deactivation::Deactivated);
-        let account = store.account("acct").await.unwrap().unwrap();
-        assert_eq!(account.status, AccountStatus::Deactivated);
-        let order = store.order("order").await.unwrap().unwrap();
-        assert_eq!(order.status, OrderStatus::Invalid);
-        let authz = store.authorization("authz").await.unwrap().unwrap();
-        assert_eq!(authz.status, AuthorizationStatus::Deactivated);
+    on_both_backends! {
+        async fn deactivation_cancels_pending_work_and_is_audited_once() {
+            let (_dir, store, audit) = store_with_pending_order().await;
+            let outcome = deactivate_account(&store, &audit, "acct", Actor::Cli, NOW)
+                .await
+                .unwrap();
+            assert_eq!(outcome, Deactivation::Deactivated);
+            let account = store.account("acct").await.unwrap().unwrap();
+            assert_eq!(account.status, AccountStatus::Deactivated);
+            let order = store.order("order").await.unwrap().unwrap();
+            assert_eq!(order.status, OrderStatus::Invalid);
+            let authz = store.authorization("authz").await.unwrap().unwrap();
+            assert_eq!(authz.status, AuthorizationStatus::Deactivated);
 
-        // Asking again changes nothing and records nothing more.
-        let again = deactivate_account(&store, &audit, "acct", Actor::AdminApi, NOW)
-            .await
-            .unwrap();
-        assert_eq!(
-            again,
-            Deactivation::AlreadyInactive(AccountStatus::Deactivated)
-        );
-        let unknown = deactivate_account(&store, &audit, "nobody", Actor::Cli, NOW)
-            .await
-            .unwrap();
-        assert_eq!(unknown, Deactivation::Unknown);
+            // Asking again changes nothing and records nothing more.
+            let again = deactivate_account(&store, &audit, "acct", Actor::AdminApi, NOW)
+                .await
+                .unwrap();
+            assert_eq!(
+                again,
+                Deactivation::AlreadyInactive(AccountStatus::Deactivated)
+            );
+            let unknown = deactivate_account(&store, &audit, "nobody", Actor::Cli, NOW)
+                .await
+                .unwrap();
+            assert_eq!(unknown, Deactivation::Unknown);
 
-        let records = store.audit_records().await.unwrap();
-        assert_eq!(records.len(), 1, "{records:?}");
-        let record: serde_json::Value = serde_json::from_str(&records[0]).unwrap();
-        assert_eq!(record["event"], "account_deactivated");
-        assert_eq!(record["account"], "acct");
-        assert_eq!(record["by"], serde_json::json!({"kind": "cli"}));
+            let records = store.audit_records().await.unwrap();
+            assert_eq!(records.len(), 1, "{records:?}");
+            let record: serde_json::Value = serde_json::from_str(&records[0]).unwrap();
+            assert_eq!(record["event"], "account_deactivated");
+            assert_eq!(record["account"], "acct");
+            assert_eq!(record["by"], serde_json::json!({"kind": "cli"}));
+        }
     }
 }

@@ -277,6 +277,7 @@ mod tests {
     use crate::config::AuditLogTarget;
     use crate::issuer::{IdentifierRefusal, IssuedCertificate, Issuer, RevokeRequest, SignRequest};
     use crate::protocol::status::OrderStatus;
+    use crate::store::testing::{on_both_backends, TestDatabase};
 
     const NOW: i64 = 1_700_000_000;
 
@@ -323,7 +324,7 @@ mod tests {
     /// Everything [`Orders`] borrows, on a store in a temporary directory
     /// with one valid account, `acct`.
     struct Fixture {
-        _dir: tempfile::TempDir,
+        _database: TestDatabase,
         store: Store,
         profiles: Arc<Profiles>,
         rate_limits: RateLimits,
@@ -344,7 +345,7 @@ mod tests {
             };
             Self {
                 audit: AuditLog::open(&AuditLogTarget::Off, store.clone()).unwrap(),
-                _dir: dir,
+                _database: dir,
                 store,
                 profiles: Arc::new(Profiles::new("default", vec![profile])),
                 rate_limits: RateLimits {
@@ -407,102 +408,106 @@ mod tests {
             .unwrap();
     }
 
-    #[tokio::test]
-    async fn an_order_takes_an_account_token_and_only_checks_its_domains() {
-        let fixture = Fixture::new("3/1h", "1/1h").await;
-        let names = ["a.lab.example", "b.lab.example", "10.0.0.1"];
-        let placed = fixture.order("acct", &names).await.unwrap();
-        assert_eq!(placed.order.status, OrderStatus::Pending);
-        assert_eq!(placed.order.account_id, "acct");
-        assert_eq!(placed.order.authorization_ids.len(), 3);
-        assert_eq!(placed.at, NOW);
-        // Unvalidated orders take nothing from lab.example's single token.
-        fixture.order("acct", &names).await.unwrap();
-        // A certificate does; then lab.example's orders are refused.
-        issued(&fixture, &["a.lab.example"]).await;
-        refused_by(fixture.order("acct", &names).await, "domain:lab.example");
-        // The account's bucket gave one token to each of the two orders.
-        fixture.order("acct", &["c.other.example"]).await.unwrap();
-        refused_by(
-            fixture.order("acct", &["d.third.example"]).await,
-            "account:acct",
-        );
-        assert_eq!(fixture.stored_orders().await, 3);
-        let records = fixture.store.audit_records().await.unwrap();
-        assert_eq!(records.len(), 3, "one order_created per order: {records:?}");
-        assert!(records
-            .iter()
-            .all(|r| r.contains(r#""event":"order_created""#)));
+    on_both_backends! {
+        async fn an_order_takes_an_account_token_and_only_checks_its_domains() {
+            let fixture = Fixture::new("3/1h", "1/1h").await;
+            let names = ["a.lab.example", "b.lab.example", "10.0.0.1"];
+            let placed = fixture.order("acct", &names).await.unwrap();
+            assert_eq!(placed.order.status, OrderStatus::Pending);
+            assert_eq!(placed.order.account_id, "acct");
+            assert_eq!(placed.order.authorization_ids.len(), 3);
+            assert_eq!(placed.at, NOW);
+            // Unvalidated orders take nothing from lab.example's single token.
+            fixture.order("acct", &names).await.unwrap();
+            // A certificate does; then lab.example's orders are refused.
+            issued(&fixture, &["a.lab.example"]).await;
+            refused_by(fixture.order("acct", &names).await, "domain:lab.example");
+            // The account's bucket gave one token to each of the two orders.
+            fixture.order("acct", &["c.other.example"]).await.unwrap();
+            refused_by(
+                fixture.order("acct", &["d.third.example"]).await,
+                "account:acct",
+            );
+            assert_eq!(fixture.stored_orders().await, 3);
+            let records = fixture.store.audit_records().await.unwrap();
+            assert_eq!(records.len(), 3, "one order_created per order: {records:?}");
+            assert!(records
+                .iter()
+                .all(|r| r.contains(r#""event":"order_created""#)));
+        }
     }
 
-    #[tokio::test]
-    async fn an_order_refused_by_a_rate_limit_takes_no_token_and_is_not_stored() {
-        let fixture = Fixture::new("2/1h", "1/1h").await;
-        issued(&fixture, &["a.lab.example"]).await;
-        // lab.example is empty; the account's bucket, still holding its
-        // tokens, must keep them.
-        refused_by(
+    on_both_backends! {
+        async fn an_order_refused_by_a_rate_limit_takes_no_token_and_is_not_stored() {
+            let fixture = Fixture::new("2/1h", "1/1h").await;
+            issued(&fixture, &["a.lab.example"]).await;
+            // lab.example is empty; the account's bucket, still holding its
+            // tokens, must keep them.
+            refused_by(
+                fixture
+                    .order("acct", &["b.lab.example", "c.other.example"])
+                    .await,
+                "domain:lab.example",
+            );
+            assert_eq!(fixture.stored_orders().await, 0);
+            // Had the refused order taken the account's token, the second of
+            // these would be refused.
+            fixture.order("acct", &["c.other.example"]).await.unwrap();
+            fixture.order("acct", &["d.other.example"]).await.unwrap();
+            assert_eq!(fixture.stored_orders().await, 2);
+        }
+    }
+
+    on_both_backends! {
+        async fn pending_authorizations_of_an_account_are_capped() {
+            let mut fixture = Fixture::new("off", "off").await;
+            fixture.rate_limits.pending_authorizations_per_account = Some(3);
             fixture
-                .order("acct", &["b.lab.example", "c.other.example"])
-                .await,
-            "domain:lab.example",
-        );
-        assert_eq!(fixture.stored_orders().await, 0);
-        // Had the refused order taken the account's token, the second of
-        // these would be refused.
-        fixture.order("acct", &["c.other.example"]).await.unwrap();
-        fixture.order("acct", &["d.other.example"]).await.unwrap();
-        assert_eq!(fixture.stored_orders().await, 2);
-    }
-
-    #[tokio::test]
-    async fn pending_authorizations_of_an_account_are_capped() {
-        let mut fixture = Fixture::new("off", "off").await;
-        fixture.rate_limits.pending_authorizations_per_account = Some(3);
-        fixture
-            .order("acct", &["a.lab.example", "b.lab.example"])
-            .await
-            .unwrap();
-        // Three would be four pending: refused, nothing stored.
-        let refused = fixture
-            .order("acct", &["c.lab.example", "d.lab.example"])
-            .await
-            .unwrap_err();
-        assert_eq!(refused.kind, ProblemType::RateLimited, "{refused}");
-        assert!(refused.detail.contains("more than 3 pending"), "{refused}");
-        // The earliest pending authorization expires in an hour.
-        assert_eq!(refused.retry_after, Some(3600), "{refused}");
-        assert_eq!(fixture.stored_orders().await, 1);
-        fixture.order("acct", &["c.lab.example"]).await.unwrap();
-        assert!(fixture.order("acct", &["e.lab.example"]).await.is_err());
-        assert_eq!(fixture.stored_orders().await, 2);
-    }
-
-    #[tokio::test]
-    async fn an_order_that_cannot_be_created_takes_no_token() {
-        let fixture = Fixture::new("1/1h", "1/1h").await;
-        // Refused by the profile's CA, before anything is written.
-        let refused = fixture
-            .order("acct", &["a.lab.example", "refused.lab.example"])
-            .await
-            .unwrap_err();
-        assert_eq!(refused.kind, ProblemType::RejectedIdentifier, "{refused}");
-        assert_eq!(refused.subproblems.len(), 1, "{refused}");
-        // Refused by the store after the tokens were taken in the same
-        // write: no account "ghost" exists for the order to belong to.
-        for _ in 0..2 {
-            let failed = fixture
-                .order("ghost", &["a.lab.example"])
+                .order("acct", &["a.lab.example", "b.lab.example"])
+                .await
+                .unwrap();
+            // Three would be four pending: refused, nothing stored.
+            let refused = fixture
+                .order("acct", &["c.lab.example", "d.lab.example"])
                 .await
                 .unwrap_err();
-            assert_eq!(failed.kind, ProblemType::ServerInternal, "{failed}");
+            assert_eq!(refused.kind, ProblemType::RateLimited, "{refused}");
+            assert!(refused.detail.contains("more than 3 pending"), "{refused}");
+            // The earliest pending authorization expires in an hour.
+            assert_eq!(refused.retry_after, Some(3600), "{refused}");
+            assert_eq!(fixture.stored_orders().await, 1);
+            fixture.order("acct", &["c.lab.example"]).await.unwrap();
+            assert!(fixture.order("acct", &["e.lab.example"]).await.is_err());
+            assert_eq!(fixture.stored_orders().await, 2);
         }
-        assert_eq!(fixture.stored_orders().await, 0);
-        // The single token of account:acct is still there.
-        fixture.order("acct", &["a.lab.example"]).await.unwrap();
-        refused_by(
-            fixture.order("acct", &["b.lab.example"]).await,
-            "account:acct",
-        );
+    }
+
+    on_both_backends! {
+        async fn an_order_that_cannot_be_created_takes_no_token() {
+            let fixture = Fixture::new("1/1h", "1/1h").await;
+            // Refused by the profile's CA, before anything is written.
+            let refused = fixture
+                .order("acct", &["a.lab.example", "refused.lab.example"])
+                .await
+                .unwrap_err();
+            assert_eq!(refused.kind, ProblemType::RejectedIdentifier, "{refused}");
+            assert_eq!(refused.subproblems.len(), 1, "{refused}");
+            // Refused by the store after the tokens were taken in the same
+            // write: no account "ghost" exists for the order to belong to.
+            for _ in 0..2 {
+                let failed = fixture
+                    .order("ghost", &["a.lab.example"])
+                    .await
+                    .unwrap_err();
+                assert_eq!(failed.kind, ProblemType::ServerInternal, "{failed}");
+            }
+            assert_eq!(fixture.stored_orders().await, 0);
+            // The single token of account:acct is still there.
+            fixture.order("acct", &["a.lab.example"]).await.unwrap();
+            refused_by(
+                fixture.order("acct", &["b.lab.example"]).await,
+                "account:acct",
+            );
+        }
     }
 }

@@ -1,21 +1,24 @@
 //! Accounts: keyed by id, unique by key thumbprint.
 
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::Row;
+use sqlx::{any::AnyRow, AnyConnection};
 
 use super::{Account, NewAccount, Store, StoreError, StoreResult};
 use crate::protocol::status::AccountStatus;
 
 const COLUMNS: &str = "id, key_thumbprint, jwk, contact, tos_agreed, status, created_at";
 
-pub(super) fn account_from_row(row: &SqliteRow) -> StoreResult<Account> {
+pub(super) fn account_from_row(row: &AnyRow) -> StoreResult<Account> {
     let status: String = row.try_get("status")?;
     Ok(Account {
         id: row.try_get("id")?,
         key_thumbprint: row.try_get("key_thumbprint")?,
         jwk: serde_json::from_str(row.try_get("jwk")?)?,
         contact: serde_json::from_str(row.try_get("contact")?)?,
-        tos_agreed: row.try_get("tos_agreed")?,
+        // 0 or 1: SQLite has no boolean, and both backends store the same.
+        tos_agreed: row
+            .try_get::<Option<i64>, _>("tos_agreed")?
+            .map(|agreed| agreed != 0),
         status: AccountStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("account status {status:?}")))?,
         created_at: row.try_get("created_at")?,
@@ -25,21 +28,21 @@ pub(super) fn account_from_row(row: &SqliteRow) -> StoreResult<Account> {
 /// The row of a new valid account, unless one already holds its key; true
 /// when inserted. Shared by the two ways an account is created.
 pub(super) async fn insert_account(
-    connection: &mut SqliteConnection,
+    connection: &mut AnyConnection,
     id: &str,
     new: &NewAccount,
     now: i64,
 ) -> StoreResult<bool> {
     Ok(sqlx::query(
         "INSERT INTO accounts (id, key_thumbprint, jwk, contact, tos_agreed, status, created_at)
-         VALUES (?, ?, ?, ?, ?, 'valid', ?)
+         VALUES ($1, $2, $3, $4, $5, 'valid', $6)
          ON CONFLICT (key_thumbprint) DO NOTHING",
     )
     .bind(id)
     .bind(&new.key_thumbprint)
     .bind(new.jwk.to_string())
     .bind(serde_json::to_string(&new.contact)?)
-    .bind(new.tos_agreed)
+    .bind(new.tos_agreed.map(i64::from))
     .bind(now)
     .execute(&mut *connection)
     .await?
@@ -49,11 +52,11 @@ pub(super) async fn insert_account(
 
 /// The account that holds key `thumbprint`, read on `connection`.
 pub(super) async fn account_with_key(
-    connection: &mut SqliteConnection,
+    connection: &mut AnyConnection,
     thumbprint: &str,
 ) -> StoreResult<Option<Account>> {
     let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM accounts WHERE key_thumbprint = ?"
+        "SELECT {COLUMNS} FROM accounts WHERE key_thumbprint = $1"
     ))
     .bind(thumbprint)
     .fetch_optional(&mut *connection)
@@ -73,6 +76,7 @@ impl Store {
     ) -> StoreResult<(Account, bool)> {
         let (id, new) = (id.to_owned(), new.clone());
         self.write(move |connection| {
+            let (id, new) = (id.clone(), new.clone());
             Box::pin(async move {
                 let inserted = insert_account(connection, &id, &new, now).await?;
                 let account = account_with_key(connection, &new.key_thumbprint)
@@ -85,7 +89,7 @@ impl Store {
     }
 
     pub async fn account(&self, id: &str) -> StoreResult<Option<Account>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM accounts WHERE id = ?"))
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM accounts WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -100,9 +104,10 @@ impl Store {
     pub async fn update_account_contact(&self, id: &str, contact: &[String]) -> StoreResult<bool> {
         let (id, contact) = (id.to_owned(), serde_json::to_string(contact)?);
         self.write(move |connection| {
+            let (id, contact) = (id.clone(), contact.clone());
             Box::pin(async move {
                 let done = sqlx::query(
-                    "UPDATE accounts SET contact = ? WHERE id = ? AND status = 'valid'",
+                    "UPDATE accounts SET contact = $1 WHERE id = $2 AND status = 'valid'",
                 )
                 .bind(contact)
                 .bind(id)
@@ -136,10 +141,16 @@ impl Store {
             new_jwk.to_string(),
         );
         self.write(move |connection| {
+            let (id, old_thumbprint, new_thumbprint, new_jwk) = (
+                id.clone(),
+                old_thumbprint.clone(),
+                new_thumbprint.clone(),
+                new_jwk.clone(),
+            );
             Box::pin(async move {
                 let updated = sqlx::query(
-                    "UPDATE accounts SET key_thumbprint = ?, jwk = ?
-                     WHERE id = ? AND key_thumbprint = ? AND status = 'valid'",
+                    "UPDATE accounts SET key_thumbprint = $1, jwk = $2
+                     WHERE id = $3 AND key_thumbprint = $4 AND status = 'valid'",
                 )
                 .bind(&new_thumbprint)
                 .bind(new_jwk)
@@ -175,9 +186,10 @@ impl Store {
         let problem = crate::protocol::problem::Problem::unauthorized("account was deactivated");
         let problem = serde_json::to_string(&problem)?;
         self.write(move |connection| {
+            let (id, problem) = (id.clone(), problem.clone());
             Box::pin(async move {
                 let done = sqlx::query(
-                    "UPDATE accounts SET status = 'deactivated' WHERE id = ? AND status = 'valid'",
+                    "UPDATE accounts SET status = 'deactivated' WHERE id = $1 AND status = 'valid'",
                 )
                 .bind(&id)
                 .execute(&mut *connection)
@@ -186,8 +198,8 @@ impl Store {
                     return Ok(false);
                 }
                 sqlx::query(
-                    "UPDATE orders SET status = 'invalid', error = ?, updated_at = ?
-                     WHERE account_id = ? AND status IN ('pending', 'ready')",
+                    "UPDATE orders SET status = 'invalid', error = $1, updated_at = $2
+                     WHERE account_id = $3 AND status IN ('pending', 'ready')",
                 )
                 .bind(problem)
                 .bind(now)
@@ -196,7 +208,7 @@ impl Store {
                 .await?;
                 sqlx::query(
                     "UPDATE authorizations SET status = 'deactivated'
-                     WHERE account_id = ? AND status IN ('pending', 'valid')",
+                     WHERE account_id = $1 AND status IN ('pending', 'valid')",
                 )
                 .bind(&id)
                 .execute(&mut *connection)

@@ -9,8 +9,9 @@ impl Store {
     pub async fn append_audit_event(&self, at: i64, event: &str, record: &str) -> StoreResult<()> {
         let (event, record) = (event.to_owned(), record.to_owned());
         self.write(move |connection| {
+            let (event, record) = (event.clone(), record.clone());
             Box::pin(async move {
-                sqlx::query("INSERT INTO audit_events (at, event, record) VALUES (?, ?, ?)")
+                sqlx::query("INSERT INTO audit_events (at, event, record) VALUES ($1, $2, $3)")
                     .bind(at)
                     .bind(event)
                     .bind(record)
@@ -35,38 +36,37 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::store::testing::on_both_backends;
 
-    #[tokio::test]
-    async fn rows_can_be_added_but_never_changed_or_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("certgate.db").display());
-        let store = Store::open(&url).await.unwrap();
-        store
-            .append_audit_event(1, "eab_key_revoked", r#"{"event":"eab_key_revoked"}"#)
-            .await
-            .unwrap();
-        for statement in [
-            "UPDATE audit_events SET record = '{}'",
-            "DELETE FROM audit_events",
-        ] {
-            let error = store
-                .write(move |connection| {
-                    Box::pin(async move {
-                        sqlx::query(statement).execute(&mut *connection).await?;
-                        Ok(())
-                    })
-                })
+    on_both_backends! {
+        async fn rows_can_be_added_but_never_changed_or_removed() {
+            let (_database, store) = crate::store::testing::temporary().await;
+            store
+                .append_audit_event(1, "eab_key_revoked", r#"{"event":"eab_key_revoked"}"#)
                 .await
-                .expect_err(statement);
-            assert!(
-                error.to_string().contains("append-only"),
-                "{statement}: {error}"
+                .unwrap();
+            for statement in [
+                "UPDATE audit_events SET record = '{}'",
+                "DELETE FROM audit_events",
+            ] {
+                let error = store
+                    .write(move |connection| {
+                        Box::pin(async move {
+                            sqlx::query(statement).execute(&mut *connection).await?;
+                            Ok(())
+                        })
+                    })
+                    .await
+                    .expect_err(statement);
+                assert!(
+                    error.to_string().contains("append-only"),
+                    "{statement}: {error}"
+                );
+            }
+            assert_eq!(
+                store.audit_records().await.unwrap(),
+                [r#"{"event":"eab_key_revoked"}"#]
             );
         }
-        assert_eq!(
-            store.audit_records().await.unwrap(),
-            [r#"{"event":"eab_key_revoked"}"#]
-        );
     }
 }

@@ -2,7 +2,7 @@
 //! order turning valid, so a client never hears "valid" for a certificate the
 //! database does not have.
 
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{Certificate, NewCertificate, Store, StoreResult};
@@ -11,7 +11,7 @@ use crate::protocol::identifier::Identifier;
 /// The columns [`certificate_from_row`] reads.
 pub(super) const CERTIFICATE_COLUMNS: &str = "id, order_id, account_id, profile, serial, names, chain_pem, not_before, not_after, revoked_at, revocation_reason, created_at";
 
-pub(super) fn certificate_from_row(row: &SqliteRow) -> StoreResult<Certificate> {
+pub(super) fn certificate_from_row(row: &AnyRow) -> StoreResult<Certificate> {
     Ok(Certificate {
         id: row.try_get("id")?,
         order_id: row.try_get("order_id")?,
@@ -40,10 +40,11 @@ impl Store {
         let (order_id, certificate) = (order_id.to_owned(), certificate.clone());
         let names = serde_json::to_string(&certificate.names)?;
         self.write(move |connection| {
+            let (order_id, certificate, names) = (order_id.clone(), certificate.clone(), names.clone());
             Box::pin(async move {
                 let done = sqlx::query(
-                    "UPDATE orders SET status = 'valid', error = NULL, updated_at = ?
-                     WHERE id = ? AND status = 'processing'",
+                    "UPDATE orders SET status = 'valid', error = NULL, updated_at = $1
+                     WHERE id = $2 AND status = 'processing'",
                 )
                 .bind(now)
                 .bind(&order_id)
@@ -55,7 +56,7 @@ impl Store {
                 sqlx::query(
                     "INSERT INTO certificates (id, order_id, account_id, profile, serial, names,
                                                chain_pem, not_before, not_after, created_at)
-                     SELECT ?, id, account_id, profile, ?, ?, ?, ?, ?, ? FROM orders WHERE id = ?",
+                     SELECT $1, id, account_id, profile, $2, $3, $4, $5, $6, $7 FROM orders WHERE id = $8",
                 )
                 .bind(&certificate.id)
                 .bind(&certificate.serial)
@@ -75,7 +76,7 @@ impl Store {
 
     pub async fn certificate(&self, id: &str) -> StoreResult<Option<Certificate>> {
         let row = sqlx::query(&format!(
-            "SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE id = ?"
+            "SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE id = $1"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
@@ -89,10 +90,11 @@ impl Store {
     pub async fn revoke_certificate(&self, id: &str, reason: i64, now: i64) -> StoreResult<bool> {
         let id = id.to_owned();
         self.write(move |connection| {
+            let id = id.clone();
             Box::pin(async move {
                 let done = sqlx::query(
-                    "UPDATE certificates SET revoked_at = ?, revocation_reason = ?
-                     WHERE id = ? AND revoked_at IS NULL",
+                    "UPDATE certificates SET revoked_at = $1, revocation_reason = $2
+                     WHERE id = $3 AND revoked_at IS NULL",
                 )
                 .bind(now)
                 .bind(reason)
@@ -110,7 +112,7 @@ impl Store {
     pub async fn revoked_certificates(&self, not_after_from: i64) -> StoreResult<Vec<Certificate>> {
         let rows = sqlx::query(&format!(
             "SELECT {CERTIFICATE_COLUMNS} FROM certificates
-             WHERE revoked_at IS NOT NULL AND not_after > ?
+             WHERE revoked_at IS NOT NULL AND not_after > $1
              ORDER BY revoked_at, serial"
         ))
         .bind(not_after_from)
@@ -130,19 +132,19 @@ impl Store {
         now: i64,
     ) -> StoreResult<bool> {
         for identifier in identifiers {
-            let held: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM authorizations
-                                WHERE account_id = ? AND identifier_type = ?
-                                  AND identifier_value = ? AND status = 'valid'
-                                  AND expires_at > ?)",
+            let held: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM authorizations
+                 WHERE account_id = $1 AND identifier_type = $2
+                   AND identifier_value = $3 AND status = 'valid' AND expires_at > $4
+                 LIMIT 1",
             )
             .bind(account_id)
             .bind(&identifier.kind)
             .bind(&identifier.value)
             .bind(now)
-            .fetch_one(&self.pool)
+            .fetch_optional(&self.pool)
             .await?;
-            if !held {
+            if held.is_none() {
                 return Ok(false);
             }
         }
@@ -152,7 +154,7 @@ impl Store {
     /// How many certificates were issued for an order (tests and audits).
     pub async fn certificate_count_for_order(&self, order_id: &str) -> StoreResult<i64> {
         Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM certificates WHERE order_id = ?")
+            sqlx::query_scalar("SELECT COUNT(*) FROM certificates WHERE order_id = $1")
                 .bind(order_id)
                 .fetch_one(&self.pool)
                 .await?,

@@ -1,7 +1,7 @@
 //! External account binding keys: stored encrypted (see [`crate::domain::eab`]),
 //! bound to at most one account by a compare-and-set.
 
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::accounts::{account_with_key, insert_account};
@@ -73,7 +73,7 @@ pub enum RevokeOutcome {
     Unknown,
 }
 
-fn record_from_row(row: &SqliteRow) -> StoreResult<EabKeyRecord> {
+fn record_from_row(row: &AnyRow) -> StoreResult<EabKeyRecord> {
     let names: Option<String> = row.try_get("names")?;
     Ok(EabKeyRecord {
         kid: row.try_get("kid")?,
@@ -101,11 +101,12 @@ impl Store {
             .transpose()?;
         let record = record.clone();
         self.write(move |connection| {
+            let (record, names) = (record.clone(), names.clone());
             Box::pin(async move {
                 sqlx::query(
                     "INSERT INTO eab_keys (kid, profile, key_ciphertext, key_nonce, names, note,
                                            created_at, expires_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(&record.kid)
                 .bind(&record.profile)
@@ -124,7 +125,7 @@ impl Store {
     }
 
     pub async fn eab_key(&self, kid: &str) -> StoreResult<Option<EabKeyRecord>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM eab_keys WHERE kid = ?"))
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM eab_keys WHERE kid = $1"))
             .bind(kid)
             .fetch_optional(&self.pool)
             .await?;
@@ -144,7 +145,7 @@ impl Store {
     /// The key account `account_id` was bound with, if any.
     pub async fn eab_key_of_account(&self, account_id: &str) -> StoreResult<Option<EabKeyRecord>> {
         let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM eab_keys WHERE account_id = ?"
+            "SELECT {COLUMNS} FROM eab_keys WHERE account_id = $1"
         ))
         .bind(account_id)
         .fetch_optional(&self.pool)
@@ -157,9 +158,10 @@ impl Store {
         let owned_kid = kid.to_owned();
         let done = self
             .write(move |connection| {
+                let owned_kid = owned_kid.clone();
                 Box::pin(async move {
                     let done = sqlx::query(
-                        "UPDATE eab_keys SET revoked_at = ? WHERE kid = ? AND revoked_at IS NULL",
+                        "UPDATE eab_keys SET revoked_at = $1 WHERE kid = $2 AND revoked_at IS NULL",
                     )
                     .bind(now)
                     .bind(owned_kid)
@@ -201,28 +203,28 @@ impl Store {
             profile.to_owned(),
         );
         self.write(move |connection| {
+            let (id, new, kid, profile) = (id.clone(), new.clone(), kid.clone(), profile.clone());
             // The transaction holds the write lock from its start, so what
             // these reads find still holds when the writes below run.
             Box::pin(async move {
                 if let Some(existing) = account_with_key(connection, &new.key_thumbprint).await? {
                     return Ok(BoundAccount::Existing(existing));
                 }
-                let available: bool = sqlx::query_scalar(
-                    "SELECT EXISTS (SELECT 1 FROM eab_keys
-                                    WHERE kid = ? AND profile = ? AND account_id IS NULL
-                                      AND revoked_at IS NULL
-                                      AND (expires_at IS NULL OR expires_at > ?))",
+                let available: Option<i64> = sqlx::query_scalar(
+                    "SELECT 1 FROM eab_keys
+                     WHERE kid = $1 AND profile = $2 AND account_id IS NULL
+                       AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3)",
                 )
                 .bind(&kid)
                 .bind(&profile)
                 .bind(now)
-                .fetch_one(&mut *connection)
+                .fetch_optional(&mut *connection)
                 .await?;
-                if !available {
+                if available.is_none() {
                     return Ok(BoundAccount::KeyUnavailable);
                 }
                 insert_account(connection, &id, &new, now).await?;
-                sqlx::query("UPDATE eab_keys SET account_id = ?, bound_at = ? WHERE kid = ?")
+                sqlx::query("UPDATE eab_keys SET account_id = $1, bound_at = $2 WHERE kid = $3")
                     .bind(&id)
                     .bind(now)
                     .bind(&kid)

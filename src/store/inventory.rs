@@ -2,8 +2,8 @@
 //! and revocation, one certificate by serial, and the accounts. Shared by
 //! the `certs`/`accounts` commands, the admin API and the status page.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::any::AnyRow;
+use sqlx::Row;
 
 use super::accounts::account_from_row;
 use super::certificates::{certificate_from_row, CERTIFICATE_COLUMNS};
@@ -74,30 +74,25 @@ impl Store {
         filter: &CertificateFilter,
         now: i64,
     ) -> StoreResult<Vec<Certificate>> {
-        let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
-            "SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE 1 = 1"
-        ));
-        if let Some(profile) = &filter.profile {
-            query.push(" AND profile = ").push_bind(profile.clone());
-        }
-        if let Some(account) = &filter.account_id {
-            query.push(" AND account_id = ").push_bind(account.clone());
-        }
-        if let Some(by) = filter.expiring_by {
-            query
-                .push(" AND revoked_at IS NULL AND not_after > ")
-                .push_bind(now)
-                .push(" AND not_after <= ")
-                .push_bind(by);
-        }
-        if filter.revoked_only {
-            query.push(" AND revoked_at IS NOT NULL");
-        }
-        query.push(" ORDER BY not_after, serial");
-        if let Some(limit) = filter.limit {
-            query.push(" LIMIT ").push_bind(limit);
-        }
-        let rows = query.build().fetch_all(&self.pool).await?;
+        // One statement for every filter: a filter left out binds NULL
+        // (or false) and its condition holds for every row.
+        let rows = sqlx::query(&format!(
+            "SELECT {CERTIFICATE_COLUMNS} FROM certificates
+             WHERE ($1 IS NULL OR profile = $1)
+               AND ($2 IS NULL OR account_id = $2)
+               AND ($3 IS NULL OR (revoked_at IS NULL AND not_after > $4 AND not_after <= $3))
+               AND ($5 = 0 OR revoked_at IS NOT NULL)
+             ORDER BY not_after, serial
+             LIMIT $6"
+        ))
+        .bind(&filter.profile)
+        .bind(&filter.account_id)
+        .bind(filter.expiring_by)
+        .bind(now)
+        .bind(i64::from(filter.revoked_only))
+        .bind(filter.limit.unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(certificate_from_row).collect()
     }
 
@@ -129,7 +124,7 @@ impl Store {
         &self,
         id: &str,
     ) -> StoreResult<Option<(Account, i64)>> {
-        let row = sqlx::query(&format!("{ACCOUNTS_WITH_COUNTS} WHERE a.id = ?"))
+        let row = sqlx::query(&format!("{ACCOUNTS_WITH_COUNTS} WHERE a.id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -143,7 +138,7 @@ const ACCOUNTS_WITH_COUNTS: &str =
             (SELECT COUNT(*) FROM certificates c WHERE c.account_id = a.id) AS certificates
      FROM accounts a";
 
-fn account_with_count(row: &SqliteRow) -> StoreResult<(Account, i64)> {
+fn account_with_count(row: &AnyRow) -> StoreResult<(Account, i64)> {
     Ok((account_from_row(row)?, row.try_get("certificates")?))
 }
 

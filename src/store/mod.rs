@@ -1,32 +1,37 @@
-//! Persistence of ACME resources in SQLite through sqlx.
+//! Persistence of ACME resources in SQLite or PostgreSQL through sqlx.
 //!
-//! This is the only module that writes SQL. Every status change is a
-//! compare-and-set (`UPDATE … WHERE status = …`) so that concurrent requests
-//! and background tasks cannot both win a transition, and every write runs
-//! as one `BEGIN IMMEDIATE` transaction on the [`writer`] task, so a crash
-//! leaves either the old state or the new one and a dropped request never
-//! leaves a write half-done. Reads go to a pool of read-only connections.
+//! This is the only module that writes SQL, and each statement is one text
+//! both databases run (sqlx's `Any` driver; what differs is in [`backend`]).
+//! Every status change is a compare-and-set (`UPDATE … WHERE status = …`)
+//! so that concurrent requests and background tasks cannot both win a
+//! transition, and every write runs as one transaction on the [`writer`],
+//! so a crash leaves either the old state or the new one and a dropped
+//! request never leaves a write half-done. Reads go to a pool.
 
 mod accounts;
 mod audit;
+mod backend;
 mod certificates;
 pub mod eab;
 pub mod inventory;
 mod models;
 mod orders;
+#[cfg(test)]
+mod races;
 mod rate_limits;
 mod retention;
 mod reuse;
 mod signing;
 pub mod stats;
+#[cfg(test)]
+pub(crate) mod testing;
 mod writer;
 
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, SqlitePool};
+use sqlx::{AnyPool, Connection};
 
+pub use backend::{Backend, WAL_SIZE_LIMIT_BYTES};
 pub use models::*;
 pub use retention::Pruned;
 pub use writer::Work;
@@ -51,12 +56,12 @@ pub enum StoreError {
     /// back.
     #[error("database: the write was interrupted and rolled back")]
     Interrupted,
+    #[error("database URL {0:?}: only sqlite: and postgres:// URLs are supported")]
+    UnsupportedUrl(String),
+    /// `serve` was told not to migrate and the database is behind.
+    #[error("database: migrations {0:?} are not applied yet; run `certgate migrate` first")]
+    NotMigrated(Vec<i64>),
 }
-
-/// SQLite's primary result codes of faults outside certgate, which clear
-/// when their cause does: busy and locked (another process holds the write
-/// lock past the busy timeout), read-only, I/O error, full, cannot open.
-const TRANSIENT_SQLITE_CODES: [i64; 6] = [5, 6, 8, 10, 13, 14];
 
 impl StoreError {
     /// Seconds a client is asked to wait after an [unavailable](Self::is_unavailable)
@@ -64,19 +69,21 @@ impl StoreError {
     /// after the cause is gone.
     pub const RETRY_AFTER_SECS: u64 = 5;
 
-    /// True for a fault of the disk, the file or the lock rather than of
-    /// the data: a full disk, an I/O error, a read-only file, a database
-    /// locked by another process, or the writer closed by a shutdown. The
-    /// same write may succeed later, so the client is told to retry.
+    /// True for a fault of the disk, the file, the lock, the network or the
+    /// database server rather than of the data: a full disk, an I/O error,
+    /// a read-only file, a database locked by another process, a server
+    /// that cannot be reached or is shutting down, or the writer closed by
+    /// a shutdown. The same write may succeed later, so the client is told
+    /// to retry.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            Self::Database(sqlx::Error::Database(error)) => error
-                .code()
-                .and_then(|code| code.parse::<i64>().ok())
-                // Extended codes keep the primary code in the low byte.
-                .is_some_and(|code| TRANSIENT_SQLITE_CODES.contains(&(code & 0xff))),
+            Self::Database(sqlx::Error::Database(error)) => Backend::is_transient(error.as_ref()),
             Self::Database(
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed,
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed,
             ) => true,
             Self::Closed => true,
             _ => false,
@@ -97,81 +104,105 @@ type WriteProbe = Option<(Instant, Result<(), String>)>;
 /// Handle to the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    /// Read-only connections (`query_only`): a dropped read cannot leave
-    /// anything behind.
-    pool: SqlitePool,
+    /// Reads (on SQLite, read-only connections: a dropped read cannot leave
+    /// anything behind).
+    pool: AnyPool,
     writer: Writer,
     write_probe: std::sync::Arc<tokio::sync::Mutex<WriteProbe>>,
 }
 
-/// Connections of the read pool; reads are short, writes go to the writer.
-const READ_POOL_SIZE: u32 = 8;
-/// How long a write waits for another process's write lock (an offline
-/// command) before it fails as unavailable.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// WAL pages after which a commit copies the log back into the database.
-const WAL_AUTOCHECKPOINT_PAGES: u32 = 1000;
-/// The size the WAL file is cut back to after a checkpoint, so that a burst
-/// of writes does not leave a large file behind for good.
-pub const WAL_SIZE_LIMIT_BYTES: u64 = 8 * 1024 * 1024;
+/// Whether [`Store::open_with`] brings the schema up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrations {
+    /// Apply what is missing (two processes doing so at once take turns).
+    Apply,
+    /// Apply nothing; refuse a database that is behind.
+    Require,
+}
 
 impl Store {
     /// Opens (creating if needed) the database at `url` and applies migrations.
-    ///
-    /// WAL lets readers proceed while the writer commits; the busy timeout
-    /// makes the writer queue behind another process's write (an offline
-    /// command) instead of failing.
     pub async fn open(url: &str) -> StoreResult<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
-        // SQLite would create the file with the umask's mode (often 0644).
-        if !(url.contains(":memory:") || url.contains("mode=memory")) {
-            crate::util::data_dir::create_private_file(options.get_filename())
-                .map_err(sqlx::Error::Io)?;
+        Self::open_with(url, Migrations::Apply).await
+    }
+
+    /// Opens the database at `url`; `migrations` says whether to bring its
+    /// schema up to date or to require that it is.
+    pub async fn open_with(url: &str, migrations: Migrations) -> StoreResult<Self> {
+        let backend = Self::backend_of(url)?;
+        let mut connection = backend.connect(url).await?;
+        match migrations {
+            Migrations::Apply => backend.migrations().run(&mut connection).await?,
+            Migrations::Require => require_migrated(backend, &mut connection).await?,
         }
-        let write_options = options
-            .clone()
-            .create_if_missing(true)
-            .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
-            .pragma("journal_size_limit", WAL_SIZE_LIMIT_BYTES.to_string());
-        let mut connection = write_options.connect().await?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&mut connection)
-            .await?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(READ_POOL_SIZE)
-            .connect_with(options.pragma("query_only", "ON"))
-            .await?;
+        let pool = backend.pool(url).await?;
+        let writer = match backend {
+            Backend::Sqlite => Writer::serial(connection, url),
+            Backend::Postgres => {
+                let _ = connection.close().await;
+                Writer::concurrent(pool.clone())
+            }
+        };
         Ok(Self {
             pool,
-            writer: Writer::start(connection, write_options),
+            writer,
             write_probe: Default::default(),
         })
     }
 
-    /// File descriptors the store holds at most: each connection (the read
-    /// pool and the writer) has the database, its WAL and its shared-memory
-    /// file open.
-    pub const OPEN_FILES: u64 = (READ_POOL_SIZE as u64 + 1) * 3;
+    /// Applies the migrations `url` lacks and closes it (`certgate
+    /// migrate`). sqlx's migrator holds PostgreSQL's advisory lock for the
+    /// database while it works, so two processes migrating at once take
+    /// turns, and the second finds nothing left to do.
+    pub async fn migrate(url: &str) -> StoreResult<()> {
+        Self::open(url).await?.close().await;
+        Ok(())
+    }
+
+    /// The backend `url` names, ready to be connected to: sqlx's drivers
+    /// installed and, for SQLite, the file created private to its owner.
+    fn backend_of(url: &str) -> StoreResult<Backend> {
+        let backend = Backend::of_url(url)
+            .ok_or_else(|| StoreError::UnsupportedUrl(crate::config::database::redacted(url)))?;
+        sqlx::any::install_default_drivers();
+        if backend == Backend::Sqlite && !(url.contains(":memory:") || url.contains("mode=memory"))
+        {
+            // SQLite would create the file with the umask's mode (often 0644).
+            let options: sqlx::sqlite::SqliteConnectOptions = url.parse()?;
+            crate::util::data_dir::create_private_file(options.get_filename())
+                .map_err(sqlx::Error::Io)?;
+        }
+        Ok(backend)
+    }
+
+    /// File descriptors the store holds at most, on either backend: on
+    /// SQLite each connection (the read pool and the writer) has the
+    /// database, its WAL and its shared-memory file open; on PostgreSQL each
+    /// connection of the pool is one socket.
+    pub const OPEN_FILES: u64 = {
+        let sqlite = (backend::SQLITE_READ_POOL_SIZE as u64 + 1) * 3;
+        let postgres = backend::POSTGRES_POOL_SIZE as u64;
+        if sqlite > postgres {
+            sqlite
+        } else {
+            postgres
+        }
+    };
 
     /// True when the database answers a trivial query.
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
 
-    /// Runs `work` as one write transaction on the writer task; see
-    /// [`writer`] for why a dropped caller cannot interrupt it.
+    /// Runs `work` as one write transaction on the writer; see [`writer`]
+    /// for why a dropped caller cannot interrupt it.
     pub async fn write<T: Send + 'static>(&self, work: impl Work<T>) -> StoreResult<T> {
         self.writer.write(work).await
     }
 
     /// Whether the database takes writes, proven by one small write at most
     /// every few seconds; concurrent callers share one probe. `Err` says
-    /// why not, in SQLite's words (`database or disk is full`).
+    /// why not, in the database's words (`database or disk is full`).
     pub async fn probe_writable(&self, now: i64) -> Result<(), String> {
         let mut last = self.write_probe.lock().await;
         if let Some((at, outcome)) = last.as_ref() {
@@ -183,7 +214,7 @@ impl Store {
             .write(move |connection| {
                 Box::pin(async move {
                     sqlx::query(
-                        "INSERT INTO write_probe (id, at) VALUES (1, ?)
+                        "INSERT INTO write_probe (id, at) VALUES (1, $1)
                          ON CONFLICT (id) DO UPDATE SET at = excluded.at",
                     )
                     .bind(now)
@@ -201,36 +232,34 @@ impl Store {
         outcome
     }
 
-    /// Lets queued writes finish, then closes every connection.
+    /// Lets the writes under way finish, then closes every connection.
     pub async fn close(&self) {
         self.writer.close().await;
         self.pool.close().await;
     }
 }
 
-/// Stores for the unit tests of the layers above: a real SQLite file in a
-/// temporary directory (removed when the returned directory is dropped).
-#[cfg(test)]
-pub(crate) mod testing {
-    use super::{NewAccount, Store};
-
-    pub(crate) async fn temporary() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        (dir, Store::open(&url).await.unwrap())
-    }
-
-    /// [`temporary`] with one valid account, `id`, created at `now`.
-    pub(crate) async fn with_account(id: &str, now: i64) -> (tempfile::TempDir, Store) {
-        let (dir, store) = temporary().await;
-        let new = NewAccount {
-            key_thumbprint: format!("thumbprint of {id}"),
-            jwk: serde_json::json!({"kty": "OKP"}),
-            contact: Vec::new(),
-            tos_agreed: Some(true),
-        };
-        store.create_account(id, &new, now).await.unwrap();
-        (dir, store)
+/// Refuses a database whose schema lacks any of `backend`'s migrations.
+async fn require_migrated(
+    backend: Backend,
+    connection: &mut sqlx::AnyConnection,
+) -> StoreResult<()> {
+    // No table yet reads as nothing applied.
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(&mut *connection)
+            .await
+            .unwrap_or_default();
+    let missing: Vec<i64> = backend
+        .migrations()
+        .iter()
+        .map(|migration| migration.version)
+        .filter(|version| !applied.contains(version))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::NotMigrated(missing))
     }
 }
 

@@ -1,8 +1,8 @@
 //! Orders, their authorizations and challenges, and the transitions between
 //! their states (RFC 8555 §7.1.6).
 
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::Row;
+use sqlx::{any::AnyRow, AnyConnection};
 
 use super::rate_limits::{check_tokens_on, take_tokens_on};
 use super::{
@@ -21,12 +21,12 @@ fn parse_column<T>(text: &str, parse: fn(&str) -> Option<T>, what: &str) -> Stor
     parse(text).ok_or_else(|| StoreError::Corrupt(format!("{what} {text:?}")))
 }
 
-fn problem_column(row: &SqliteRow, column: &str) -> StoreResult<Option<Problem>> {
+fn problem_column(row: &AnyRow, column: &str) -> StoreResult<Option<Problem>> {
     let text: Option<String> = row.try_get(column)?;
     Ok(text.map(|t| serde_json::from_str(&t)).transpose()?)
 }
 
-fn challenge_from_row(row: &SqliteRow) -> StoreResult<Challenge> {
+fn challenge_from_row(row: &AnyRow) -> StoreResult<Challenge> {
     Ok(Challenge {
         id: row.try_get("id")?,
         authorization_id: row.try_get("authorization_id")?,
@@ -45,15 +45,15 @@ fn challenge_from_row(row: &SqliteRow) -> StoreResult<Challenge> {
 /// Every unfinished order that needs authorization `authz_id` becomes
 /// invalid, with `problem` as its error.
 async fn invalidate_orders_of(
-    connection: &mut SqliteConnection,
+    connection: &mut AnyConnection,
     authz_id: &str,
     problem: &Problem,
     now: i64,
 ) -> StoreResult<()> {
     sqlx::query(
-        "UPDATE orders SET status = 'invalid', error = ?, updated_at = ?
+        "UPDATE orders SET status = 'invalid', error = $1, updated_at = $2
          WHERE status IN ('pending', 'ready')
-           AND id IN (SELECT order_id FROM order_authorizations WHERE authorization_id = ?)",
+           AND id IN (SELECT order_id FROM order_authorizations WHERE authorization_id = $3)",
     )
     .bind(serde_json::to_string(problem)?)
     .bind(now)
@@ -65,20 +65,20 @@ async fn invalidate_orders_of(
 
 /// Inserts a new pending authorization and its challenges.
 async fn insert_authorization(
-    connection: &mut SqliteConnection,
+    connection: &mut AnyConnection,
     account_id: &str,
     authz: &NewAuthorization,
     now: i64,
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO authorizations (id, account_id, identifier_type, identifier_value, wildcard, status, expires_at, created_at)
-         VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7)",
     )
     .bind(&authz.id)
     .bind(account_id)
     .bind(&authz.identifier.kind)
     .bind(&authz.identifier.value)
-    .bind(authz.wildcard)
+    .bind(i64::from(authz.wildcard))
     .bind(authz.expires_at)
     .bind(now)
     .execute(&mut *connection)
@@ -86,7 +86,7 @@ async fn insert_authorization(
     for (position, challenge) in authz.challenges.iter().enumerate() {
         sqlx::query(
             "INSERT INTO challenges (id, authorization_id, type, token, status, position)
-             VALUES (?, ?, ?, ?, 'pending', ?)",
+             VALUES ($1, $2, $3, $4, 'pending', $5)",
         )
         .bind(&challenge.id)
         .bind(&authz.id)
@@ -103,14 +103,14 @@ async fn insert_authorization(
 /// when this changed it, every pending order whose authorizations are now
 /// all valid becomes ready.
 async fn authorization_turned_valid(
-    connection: &mut SqliteConnection,
+    connection: &mut AnyConnection,
     authz_id: &str,
     now: i64,
     valid_until: i64,
 ) -> StoreResult<()> {
     let changed = sqlx::query(
-        "UPDATE authorizations SET status = 'valid', expires_at = ?
-         WHERE id = ? AND status = 'pending'",
+        "UPDATE authorizations SET status = 'valid', expires_at = $1
+         WHERE id = $2 AND status = 'pending'",
     )
     .bind(valid_until)
     .bind(authz_id)
@@ -119,9 +119,9 @@ async fn authorization_turned_valid(
     // Orders follow only a change this validation made.
     if changed.rows_affected() == 1 {
         sqlx::query(
-            "UPDATE orders SET status = 'ready', updated_at = ?
+            "UPDATE orders SET status = 'ready', updated_at = $1
              WHERE status = 'pending'
-               AND id IN (SELECT order_id FROM order_authorizations WHERE authorization_id = ?)
+               AND id IN (SELECT order_id FROM order_authorizations WHERE authorization_id = $2)
                AND NOT EXISTS (
                    SELECT 1 FROM order_authorizations oa
                    JOIN authorizations a ON a.id = oa.authorization_id
@@ -138,7 +138,7 @@ async fn authorization_turned_valid(
 /// Inserts an order with its new authorizations and challenges. An order
 /// whose authorizations are all reused is `ready` at once.
 async fn insert_order(
-    connection: &mut SqliteConnection,
+    connection: &mut AnyConnection,
     order: &NewOrder,
     now: i64,
 ) -> StoreResult<()> {
@@ -149,7 +149,7 @@ async fn insert_order(
     sqlx::query(
         "INSERT INTO orders (id, account_id, profile, status, identifiers, expires_at,
                              replaces, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&order.id)
     .bind(&order.account_id)
@@ -172,7 +172,7 @@ async fn insert_order(
         };
         sqlx::query(
             "INSERT INTO order_authorizations (order_id, authorization_id, position)
-             VALUES (?, ?, ?)",
+             VALUES ($1, $2, $3)",
         )
         .bind(&order.id)
         .bind(authz_id)
@@ -187,7 +187,7 @@ async fn insert_order(
 /// authorizations: the seconds until the earliest pending one expires (0
 /// when it has none, the order alone being too large).
 async fn pending_over_cap(
-    connection: &mut SqliteConnection,
+    connection: &mut AnyConnection,
     order: &NewOrder,
     limit: u32,
     now: i64,
@@ -199,7 +199,7 @@ async fn pending_over_cap(
         .count() as i64;
     let row = sqlx::query(
         "SELECT COUNT(*) AS pending, MIN(expires_at) AS earliest FROM authorizations
-         WHERE account_id = ? AND status = 'pending' AND expires_at > ?",
+         WHERE account_id = $1 AND status = 'pending' AND expires_at > $2",
     )
     .bind(&order.account_id)
     .bind(now)
@@ -233,6 +233,7 @@ impl Store {
     ) -> StoreResult<Result<(), OrderRefusal>> {
         let (order, limits) = (order.clone(), limits.clone());
         self.write(move |connection| {
+            let (order, limits) = (order.clone(), limits.clone());
             Box::pin(async move {
                 if let Some(limit) = limits.pending_authorizations {
                     if let Some(expires_in) =
@@ -262,7 +263,7 @@ impl Store {
             "SELECT o.id, o.account_id, o.profile, o.status, o.identifiers, o.expires_at, o.csr,
                     o.error, o.sign_attempted_at, o.replaces, o.created_at, c.id AS certificate_id
              FROM orders o LEFT JOIN certificates c ON c.order_id = o.id
-             WHERE o.id = ?",
+             WHERE o.id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -271,7 +272,7 @@ impl Store {
             return Ok(None);
         };
         let authorization_ids = sqlx::query_scalar(
-            "SELECT authorization_id FROM order_authorizations WHERE order_id = ? ORDER BY position",
+            "SELECT authorization_id FROM order_authorizations WHERE order_id = $1 ORDER BY position",
         )
         .bind(id)
         .fetch_all(&self.pool)
@@ -304,8 +305,8 @@ impl Store {
         limit: i64,
     ) -> StoreResult<Vec<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT id FROM orders WHERE account_id = ? AND status != 'invalid'
-             ORDER BY rowid LIMIT ? OFFSET ?",
+            "SELECT id FROM orders WHERE account_id = $1 AND status != 'invalid'
+             ORDER BY rowid LIMIT $2 OFFSET $3",
         )
         .bind(account_id)
         .bind(limit)
@@ -321,7 +322,7 @@ impl Store {
     ) -> StoreResult<Option<String>> {
         Ok(sqlx::query_scalar(
             "SELECT o.profile FROM order_authorizations oa JOIN orders o ON o.id = oa.order_id
-             WHERE oa.authorization_id = ? ORDER BY o.created_at LIMIT 1",
+             WHERE oa.authorization_id = $1 ORDER BY o.created_at LIMIT 1",
         )
         .bind(authorization_id)
         .fetch_optional(&self.pool)
@@ -331,7 +332,7 @@ impl Store {
     pub async fn authorization(&self, id: &str) -> StoreResult<Option<Authorization>> {
         let Some(row) = sqlx::query(
             "SELECT id, account_id, identifier_type, identifier_value, wildcard, status, expires_at
-             FROM authorizations WHERE id = ?",
+             FROM authorizations WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -341,7 +342,7 @@ impl Store {
         };
         let challenges = sqlx::query(
             "SELECT id, authorization_id, type, token, status, validated_at, error
-             FROM challenges WHERE authorization_id = ? ORDER BY position",
+             FROM challenges WHERE authorization_id = $1 ORDER BY position",
         )
         .bind(id)
         .fetch_all(&self.pool)
@@ -356,7 +357,7 @@ impl Store {
                 kind: row.try_get("identifier_type")?,
                 value: row.try_get("identifier_value")?,
             },
-            wildcard: row.try_get("wildcard")?,
+            wildcard: row.try_get::<i64, _>("wildcard")? != 0,
             status: parse_column(
                 row.try_get("status")?,
                 AuthorizationStatus::parse,
@@ -370,7 +371,7 @@ impl Store {
     pub async fn challenge(&self, id: &str) -> StoreResult<Option<Challenge>> {
         let row = sqlx::query(
             "SELECT id, authorization_id, type, token, status, validated_at, error
-             FROM challenges WHERE id = ?",
+             FROM challenges WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -383,16 +384,17 @@ impl Store {
     pub async fn start_challenge(&self, id: &str, now: i64) -> StoreResult<bool> {
         let id = id.to_owned();
         self.write(move |connection| {
+            let id = id.clone();
             Box::pin(async move {
                 // One validation per authorization at a time (as Boulder and
                 // Pebble do): two racing methods could otherwise each decide
                 // the outcome.
                 let done = sqlx::query(
                     "UPDATE challenges SET status = 'processing'
-                     WHERE id = ? AND status = 'pending'
+                     WHERE id = $1 AND status = 'pending'
                        AND EXISTS (SELECT 1 FROM authorizations a
                                    WHERE a.id = challenges.authorization_id
-                                     AND a.status = 'pending' AND a.expires_at > ?)
+                                     AND a.status = 'pending' AND a.expires_at > $2)
                        AND NOT EXISTS (SELECT 1 FROM challenges sibling
                                        WHERE sibling.authorization_id = challenges.authorization_id
                                          AND sibling.status = 'processing')",
@@ -420,6 +422,7 @@ impl Store {
     ) -> StoreResult<bool> {
         let (id, outcome) = (id.to_owned(), outcome.clone());
         self.write(move |connection| {
+            let (id, outcome) = (id.clone(), outcome.clone());
             Box::pin(async move {
                 let (status, error) = match &outcome {
                     ValidationOutcome::Valid => ("valid", None),
@@ -428,8 +431,8 @@ impl Store {
                     }
                 };
                 let done = sqlx::query(
-                    "UPDATE challenges SET status = ?, validated_at = ?, error = ?
-                     WHERE id = ? AND status = 'processing'",
+                    "UPDATE challenges SET status = $1, validated_at = $2, error = $3
+                     WHERE id = $4 AND status = 'processing'",
                 )
                 .bind(status)
                 .bind(matches!(outcome, ValidationOutcome::Valid).then_some(now))
@@ -441,7 +444,7 @@ impl Store {
                     return Ok(false);
                 }
                 let authz_id: String =
-                    sqlx::query_scalar("SELECT authorization_id FROM challenges WHERE id = ?")
+                    sqlx::query_scalar("SELECT authorization_id FROM challenges WHERE id = $1")
                         .bind(&id)
                         .fetch_one(&mut *connection)
                         .await?;
@@ -452,7 +455,7 @@ impl Store {
                     ValidationOutcome::Invalid(problem) => {
                         let changed = sqlx::query(
                             "UPDATE authorizations SET status = 'invalid'
-                             WHERE id = ? AND status = 'pending'",
+                             WHERE id = $1 AND status = 'pending'",
                         )
                         .bind(&authz_id)
                         .execute(&mut *connection)
@@ -473,10 +476,11 @@ impl Store {
     pub async fn deactivate_authorization(&self, id: &str, now: i64) -> StoreResult<bool> {
         let id = id.to_owned();
         self.write(move |connection| {
+            let id = id.clone();
             Box::pin(async move {
                 let done = sqlx::query(
                     "UPDATE authorizations SET status = 'deactivated'
-                     WHERE id = ? AND status IN ('pending', 'valid')",
+                     WHERE id = $1 AND status IN ('pending', 'valid')",
                 )
                 .bind(&id)
                 .execute(&mut *connection)
@@ -509,9 +513,10 @@ impl Store {
         let (order_id, csr_der, buckets) =
             (order_id.to_owned(), csr_der.to_vec(), buckets.to_vec());
         self.write(move |connection| {
+            let (order_id, csr_der, buckets) = (order_id.clone(), csr_der.clone(), buckets.clone());
             Box::pin(async move {
                 let ready: Option<i64> = sqlx::query_scalar(
-                    "SELECT 1 FROM orders WHERE id = ? AND status = 'ready' AND expires_at > ?",
+                    "SELECT 1 FROM orders WHERE id = $1 AND status = 'ready' AND expires_at > $2",
                 )
                 .bind(&order_id)
                 .bind(now)
@@ -526,8 +531,8 @@ impl Store {
                 // The write lock is held since the read above, so the order
                 // is still ready; the condition stays as a guard.
                 let done = sqlx::query(
-                    "UPDATE orders SET status = 'processing', csr = ?, updated_at = ?
-                     WHERE id = ? AND status = 'ready' AND expires_at > ?",
+                    "UPDATE orders SET status = 'processing', csr = $1, updated_at = $2
+                     WHERE id = $3 AND status = 'ready' AND expires_at > $4",
                 )
                 .bind(csr_der)
                 .bind(now)
@@ -550,10 +555,11 @@ impl Store {
     ) -> StoreResult<bool> {
         let (order_id, problem) = (order_id.to_owned(), serde_json::to_string(problem)?);
         self.write(move |connection| {
+            let (order_id, problem) = (order_id.clone(), problem.clone());
             Box::pin(async move {
                 let done = sqlx::query(
-                    "UPDATE orders SET status = 'invalid', error = ?, updated_at = ?
-                     WHERE id = ? AND status = 'processing'",
+                    "UPDATE orders SET status = 'invalid', error = $1, updated_at = $2
+                     WHERE id = $3 AND status = 'processing'",
                 )
                 .bind(problem)
                 .bind(now)

@@ -1,6 +1,6 @@
 //! The token buckets of the rate limits ([`crate::config::rate_limits`]).
 
-use sqlx::sqlite::SqliteConnection;
+use sqlx::AnyConnection;
 use sqlx::Row;
 
 use super::{Store, StoreResult};
@@ -10,30 +10,31 @@ use crate::config::rate_limits::{Bucket, BucketState, RateLimitRefusal};
 /// `connection`; or the refusal naming the empty bucket that refills last.
 /// Writes nothing.
 async fn decide(
-    connection: &mut SqliteConnection,
+    connection: &mut AnyConnection,
     buckets: &[Bucket],
     now: i64,
 ) -> StoreResult<Result<Vec<BucketState>, RateLimitRefusal>> {
     // A bucket full again is no different from one never stored, so
     // dropping them is right whatever this request comes to.
-    sqlx::query("DELETE FROM rate_limit_buckets WHERE full_at <= ?")
+    sqlx::query("DELETE FROM rate_limit_buckets WHERE full_at <= $1")
         .bind(now)
         .execute(&mut *connection)
         .await?;
     let mut taken = Vec::with_capacity(buckets.len());
     let mut refusal: Option<RateLimitRefusal> = None;
     for bucket in buckets {
-        let stored = sqlx::query("SELECT tokens, updated_at FROM rate_limit_buckets WHERE key = ?")
-            .bind(&bucket.key)
-            .fetch_optional(&mut *connection)
-            .await?
-            .map(|row| -> StoreResult<BucketState> {
-                Ok(BucketState {
-                    tokens: row.try_get("tokens")?,
-                    updated_at: row.try_get("updated_at")?,
+        let stored =
+            sqlx::query("SELECT tokens, updated_at FROM rate_limit_buckets WHERE key = $1")
+                .bind(&bucket.key)
+                .fetch_optional(&mut *connection)
+                .await?
+                .map(|row| -> StoreResult<BucketState> {
+                    Ok(BucketState {
+                        tokens: row.try_get("tokens")?,
+                        updated_at: row.try_get("updated_at")?,
+                    })
                 })
-            })
-            .transpose()?;
+                .transpose()?;
         match bucket.limit.take(bucket.limit.refill(stored, now)) {
             Ok(after) => taken.push(after),
             Err(wait) => {
@@ -52,7 +53,7 @@ async fn decide(
 /// Whether each of `buckets` holds a token at `now`, taking none: newOrder
 /// asks this of the buckets its certificate will take from at finalize.
 pub(super) async fn check_tokens_on(
-    connection: &mut SqliteConnection,
+    connection: &mut AnyConnection,
     buckets: &[Bucket],
     now: i64,
 ) -> StoreResult<Result<(), RateLimitRefusal>> {
@@ -65,7 +66,7 @@ pub(super) async fn check_tokens_on(
 /// back together. `Err(refusal)` names the empty bucket that refills last;
 /// then no bucket changes.
 pub(super) async fn take_tokens_on(
-    connection: &mut SqliteConnection,
+    connection: &mut AnyConnection,
     buckets: &[Bucket],
     now: i64,
 ) -> StoreResult<Result<(), RateLimitRefusal>> {
@@ -78,7 +79,7 @@ pub(super) async fn take_tokens_on(
     for (bucket, after) in buckets.iter().zip(taken) {
         sqlx::query(
             "INSERT INTO rate_limit_buckets (key, tokens, updated_at, full_at)
-             VALUES (?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4)
              ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens,
                  updated_at = excluded.updated_at, full_at = excluded.full_at",
         )
@@ -107,6 +108,7 @@ impl Store {
     ) -> StoreResult<Result<(), RateLimitRefusal>> {
         let buckets = buckets.to_vec();
         self.write(move |connection| {
+            let buckets = buckets.clone();
             Box::pin(async move { take_tokens_on(connection, &buckets, now).await })
         })
         .await

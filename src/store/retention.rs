@@ -29,14 +29,14 @@ impl Pruned {
 /// `ORDER BY id` makes the statement pick the same rows each time it runs
 /// in one transaction.
 const OLD_ORDERS: &str = "SELECT id FROM orders
-     WHERE expires_at < ?1 AND updated_at < ?1 AND status != 'processing'
-     ORDER BY id LIMIT ?2";
+     WHERE expires_at < $1 AND updated_at < $1 AND status != 'processing'
+     ORDER BY id LIMIT $2";
 
 /// Authorizations that ended before the cutoff and that no order names.
 const UNUSED_AUTHORIZATIONS: &str = "SELECT id FROM authorizations a
-     WHERE a.expires_at < ?1
+     WHERE a.expires_at < $1
        AND NOT EXISTS (SELECT 1 FROM order_authorizations oa WHERE oa.authorization_id = a.id)
-     ORDER BY id LIMIT ?2";
+     ORDER BY id LIMIT $2";
 
 impl Store {
     /// Deletes at most `batch` orders that ended before `cutoff` (with
@@ -53,12 +53,13 @@ impl Store {
             format!("DELETE FROM authorizations WHERE id IN ({UNUSED_AUTHORIZATIONS})"),
         ];
         self.write(move |connection| {
+            let statements = statements.clone();
             Box::pin(async move {
                 let mut deleted = [0; 4];
                 for (sql, count) in statements.iter().zip(&mut deleted) {
                     *count = sqlx::query(sql)
                         .bind(cutoff)
-                        .bind(batch)
+                        .bind(i64::from(batch))
                         .execute(&mut *connection)
                         .await?
                         .rows_affected();
@@ -82,6 +83,7 @@ mod tests {
 
     use super::*;
     use crate::store::testing;
+    use crate::store::testing::on_both_backends;
 
     const NOW: i64 = 1_700_000_000;
     const DAY: i64 = 86_400;
@@ -111,6 +113,7 @@ mod tests {
         ];
         store
             .write(move |connection| {
+                let statements = statements.clone();
                 Box::pin(async move {
                     for sql in &statements {
                         sqlx::query(sql).execute(&mut *connection).await?;
@@ -129,44 +132,46 @@ mod tests {
             .unwrap()
     }
 
-    #[tokio::test]
-    async fn only_what_ended_before_the_cutoff_and_is_not_in_progress_goes() {
-        let (_dir, store) = testing::with_account("acct", NOW).await;
-        let cutoff = NOW - 30 * DAY;
-        order(&store, "old", "invalid", cutoff - DAY).await;
-        order(&store, "old-valid", "valid", cutoff - DAY).await;
-        order(&store, "recent", "pending", cutoff + DAY).await;
-        order(&store, "stuck", "processing", cutoff - DAY).await;
+    on_both_backends! {
+        async fn only_what_ended_before_the_cutoff_and_is_not_in_progress_goes() {
+            let (_dir, store) = testing::with_account("acct", NOW).await;
+            let cutoff = NOW - 30 * DAY;
+            order(&store, "old", "invalid", cutoff - DAY).await;
+            order(&store, "old-valid", "valid", cutoff - DAY).await;
+            order(&store, "recent", "pending", cutoff + DAY).await;
+            order(&store, "stuck", "processing", cutoff - DAY).await;
 
-        let pruned = store.prune_batch(cutoff, 100).await.unwrap();
-        assert_eq!(
-            pruned,
-            Pruned {
-                orders: 2,
-                authorizations: 2,
-                challenges: 2
-            }
-        );
-        assert_eq!(count(&store, "orders").await, 2);
-        assert!(store.order("recent").await.unwrap().is_some());
-        assert!(
-            store.order("stuck").await.unwrap().is_some(),
-            "issuance resumes it"
-        );
-        // The stuck order's authorization ended too, but an order uses it.
-        assert_eq!(count(&store, "authorizations").await, 2);
-        assert!(store.prune_batch(cutoff, 100).await.unwrap().is_empty());
+            let pruned = store.prune_batch(cutoff, 100).await.unwrap();
+            assert_eq!(
+                pruned,
+                Pruned {
+                    orders: 2,
+                    authorizations: 2,
+                    challenges: 2
+                }
+            );
+            assert_eq!(count(&store, "orders").await, 2);
+            assert!(store.order("recent").await.unwrap().is_some());
+            assert!(
+                store.order("stuck").await.unwrap().is_some(),
+                "issuance resumes it"
+            );
+            // The stuck order's authorization ended too, but an order uses it.
+            assert_eq!(count(&store, "authorizations").await, 2);
+            assert!(store.prune_batch(cutoff, 100).await.unwrap().is_empty());
+        }
     }
 
-    #[tokio::test]
-    async fn batches_are_bounded() {
-        let (_dir, store) = testing::with_account("acct", NOW).await;
-        for n in 0..5 {
-            order(&store, &format!("o{n}"), "invalid", NOW - 40 * DAY).await;
+    on_both_backends! {
+        async fn batches_are_bounded() {
+            let (_dir, store) = testing::with_account("acct", NOW).await;
+            for n in 0..5 {
+                order(&store, &format!("o{n}"), "invalid", NOW - 40 * DAY).await;
+            }
+            let first = store.prune_batch(NOW - 30 * DAY, 2).await.unwrap();
+            assert_eq!((first.orders, first.authorizations), (2, 2));
+            assert_eq!(count(&store, "orders").await, 3);
         }
-        let first = store.prune_batch(NOW - 30 * DAY, 2).await.unwrap();
-        assert_eq!((first.orders, first.authorizations), (2, 2));
-        assert_eq!(count(&store, "orders").await, 3);
     }
 
     /// Migration 0009 rebuilds `certificates` under existing data: every

@@ -20,16 +20,16 @@ impl Store {
     ) -> StoreResult<Option<String>> {
         Ok(sqlx::query_scalar(
             "SELECT a.id FROM authorizations a
-             WHERE a.account_id = ? AND a.identifier_type = ? AND a.identifier_value = ?
-               AND a.wildcard = ? AND a.status = 'valid' AND a.expires_at > ?
+             WHERE a.account_id = $1 AND a.identifier_type = $2 AND a.identifier_value = $3
+               AND a.wildcard = $4 AND a.status = 'valid' AND a.expires_at > $5
                AND EXISTS (SELECT 1 FROM order_authorizations oa JOIN orders o ON o.id = oa.order_id
-                           WHERE oa.authorization_id = a.id AND o.profile = ?)
+                           WHERE oa.authorization_id = a.id AND o.profile = $6)
              ORDER BY a.expires_at DESC LIMIT 1",
         )
         .bind(account_id)
         .bind(&identifier.kind)
         .bind(&identifier.value)
-        .bind(wildcard)
+        .bind(i64::from(wildcard))
         .bind(now)
         .bind(profile)
         .fetch_optional(&self.pool)
@@ -38,10 +38,11 @@ impl Store {
 
     /// The certificate with this serial (lower-case hex, no separators).
     pub async fn certificate_by_serial(&self, serial: &str) -> StoreResult<Option<Certificate>> {
-        let id: Option<String> = sqlx::query_scalar("SELECT id FROM certificates WHERE serial = ?")
-            .bind(serial)
-            .fetch_optional(&self.pool)
-            .await?;
+        let id: Option<String> =
+            sqlx::query_scalar("SELECT id FROM certificates WHERE serial = $1")
+                .bind(serial)
+                .fetch_optional(&self.pool)
+                .await?;
         match id {
             Some(id) => self.certificate(&id).await,
             None => Ok(None),
@@ -64,7 +65,7 @@ impl Store {
     /// The live (not invalid) order that already replaces certificate `id`.
     pub async fn replacing_order(&self, certificate_id: &str) -> StoreResult<Option<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT id FROM orders WHERE replaces = ? AND status != 'invalid' LIMIT 1",
+            "SELECT id FROM orders WHERE replaces = $1 AND status != 'invalid' LIMIT 1",
         )
         .bind(certificate_id)
         .fetch_optional(&self.pool)

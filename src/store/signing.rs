@@ -12,10 +12,11 @@ impl Store {
     pub async fn mark_sign_attempt(&self, order_id: &str, now: i64) -> StoreResult<bool> {
         let order_id = order_id.to_owned();
         self.write(move |connection| {
+            let order_id = order_id.clone();
             Box::pin(async move {
                 let done = sqlx::query(
-                    "UPDATE orders SET sign_attempted_at = ?
-                     WHERE id = ? AND status = 'processing' AND sign_attempted_at IS NULL",
+                    "UPDATE orders SET sign_attempted_at = $1
+                     WHERE id = $2 AND status = 'processing' AND sign_attempted_at IS NULL",
                 )
                 .bind(now)
                 .bind(order_id)
@@ -31,8 +32,9 @@ impl Store {
     pub async fn clear_sign_attempt(&self, order_id: &str) -> StoreResult<()> {
         let order_id = order_id.to_owned();
         self.write(move |connection| {
+            let order_id = order_id.clone();
             Box::pin(async move {
-                sqlx::query("UPDATE orders SET sign_attempted_at = NULL WHERE id = ?")
+                sqlx::query("UPDATE orders SET sign_attempted_at = NULL WHERE id = $1")
                     .bind(order_id)
                     .execute(&mut *connection)
                     .await?;

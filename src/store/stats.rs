@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::Row;
 
 use super::{Store, StoreError, StoreResult};
 use crate::protocol::status::OrderStatus;
@@ -46,20 +46,25 @@ impl Store {
         now: i64,
         horizons: &[Duration],
     ) -> StoreResult<Vec<ProfileCertificates>> {
-        let mut query: QueryBuilder<Sqlite> =
-            QueryBuilder::new("SELECT profile, COUNT(*) AS valid, MIN(not_after) AS earliest");
-        for (index, horizon) in horizons.iter().enumerate() {
-            let by = crate::util::clock::seconds_after(now, *horizon);
-            query
-                .push(", SUM(not_after <= ")
-                .push_bind(by)
-                .push(format!(") AS within_{index}"));
+        // $1 is `now`; $2… the ends of the horizons, one column each.
+        let within: String = (0..horizons.len())
+            .map(|index| {
+                format!(
+                    ", COUNT(CASE WHEN not_after <= ${} THEN 1 END) AS within_{index}",
+                    index + 2
+                )
+            })
+            .collect();
+        let sql = format!(
+            "SELECT profile, COUNT(*) AS valid, MIN(not_after) AS earliest{within}
+             FROM certificates WHERE revoked_at IS NULL AND not_after > $1
+             GROUP BY profile ORDER BY profile"
+        );
+        let mut query = sqlx::query(&sql).bind(now);
+        for horizon in horizons {
+            query = query.bind(crate::util::clock::seconds_after(now, *horizon));
         }
-        query
-            .push(" FROM certificates WHERE revoked_at IS NULL AND not_after > ")
-            .push_bind(now)
-            .push(" GROUP BY profile ORDER BY profile");
-        let rows = query.build().fetch_all(&self.pool).await?;
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
                 let expiring = (0..horizons.len())

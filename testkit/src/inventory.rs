@@ -77,9 +77,15 @@ pub fn audited(data_dir: &std::path::Path, event: &str) -> Vec<Value> {
 /// The serials `certgate certs list --json` prints for `data_dir`: what an
 /// operator sees, read by the built binary beside (or after) the server.
 pub async fn listed_serials(data_dir: &std::path::Path) -> BTreeSet<String> {
+    listed_serials_with(data_dir, &[]).await
+}
+
+/// [`listed_serials`] with more flags (`--database-url …`).
+pub async fn listed_serials_with(data_dir: &std::path::Path, flags: &[&str]) -> BTreeSet<String> {
     let output = crate::process::certgate_command()
         .args(["certs", "list", "--json", "--data-dir"])
         .arg(data_dir)
+        .args(flags)
         .output()
         .await
         .expect("running certgate certs list");

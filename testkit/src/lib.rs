@@ -12,6 +12,7 @@ pub mod http01;
 pub mod instance;
 pub mod inventory;
 pub mod openmetrics;
+pub mod postgres;
 pub mod process;
 pub mod raw_client;
 pub mod served;

@@ -9,6 +9,7 @@
 mod common;
 mod connections;
 mod disk_faults;
+mod postgres;
 mod retention;
 mod serve_lock;
 mod sigkill;

@@ -1,4 +1,4 @@
-//! The one connection that writes, owned by a task of its own.
+//! SQLite's one connection that writes, owned by a task of its own.
 //!
 //! A request that writes hands the writer a unit of work and awaits its
 //! answer. The unit runs on the writer's task, inside `BEGIN IMMEDIATE …
@@ -13,37 +13,23 @@
 //! unit opens a new one: a fault heals as soon as its cause is gone, without
 //! a restart.
 
-use std::panic::AssertUnwindSafe;
-
 use futures_util::future::BoxFuture;
-use futures_util::FutureExt;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sqlx::{ConnectOptions, Connection, Executor};
+use sqlx::{AnyConnection, Connection, Executor};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{StoreError, StoreResult};
+use super::{in_transaction, Work};
+use crate::store::backend::{Backend, BUSY_TIMEOUT};
+use crate::store::{StoreError, StoreResult};
 
 /// Units that may wait for the writer; a caller past this waits for room,
 /// and a caller that gives up while waiting has written nothing.
 const QUEUE_LENGTH: usize = 256;
 
-/// Work to run inside one write transaction. It receives the connection
-/// for the length of the unit; every statement goes through it.
-pub trait Work<T>:
-    for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static
-{
-}
-
-impl<T, F> Work<T> for F where
-    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static
-{
-}
-
 /// A unit with its answer erased, as the writer's queue holds it.
 trait Unit: Send {
     /// Runs the unit in a transaction on `connection` and answers its
     /// caller. False when the connection must not be used again.
-    fn run(self: Box<Self>, connection: &mut SqliteConnection) -> BoxFuture<'_, bool>;
+    fn run(self: Box<Self>, connection: &mut AnyConnection) -> BoxFuture<'_, bool>;
 
     /// Answers the caller without running: no connection could be had.
     fn refuse(self: Box<Self>, error: StoreError);
@@ -55,10 +41,10 @@ struct Pending<T, F> {
 }
 
 impl<T: Send + 'static, F: Work<T>> Unit for Pending<T, F> {
-    fn run(self: Box<Self>, connection: &mut SqliteConnection) -> BoxFuture<'_, bool> {
+    fn run(self: Box<Self>, connection: &mut AnyConnection) -> BoxFuture<'_, bool> {
         Box::pin(async move {
             let Pending { work, answer } = *self;
-            let (result, reusable) = in_transaction(connection, work).await;
+            let (result, reusable) = in_transaction(Backend::Sqlite, connection, &work).await;
             // The caller may have gone; what was committed stays committed.
             let _ = answer.send(result);
             reusable
@@ -70,33 +56,6 @@ impl<T: Send + 'static, F: Work<T>> Unit for Pending<T, F> {
     }
 }
 
-/// `work` between `BEGIN IMMEDIATE` and `COMMIT` (or `ROLLBACK` when it
-/// fails), with whether the connection is known to be outside any
-/// transaction and free of faults afterwards.
-async fn in_transaction<T>(
-    connection: &mut SqliteConnection,
-    work: impl Work<T>,
-) -> (StoreResult<T>, bool) {
-    // IMMEDIATE takes the write lock up front: the offline commands may
-    // write from another process, and a deferred transaction could then
-    // fail half-way with a busy snapshot.
-    if let Err(error) = connection.execute("BEGIN IMMEDIATE").await {
-        let error = StoreError::from(error);
-        let reusable = !error.is_unavailable();
-        return (Err(error), reusable);
-    }
-    let outcome = match work(connection).await {
-        Ok(value) => match connection.execute("COMMIT").await {
-            Ok(_) => return (Ok(value), true),
-            Err(error) => StoreError::from(error),
-        },
-        Err(error) => error,
-    };
-    let rolled_back = connection.execute("ROLLBACK").await.is_ok();
-    let reusable = rolled_back && !outcome.is_unavailable();
-    (Err(outcome), reusable)
-}
-
 enum Message {
     Unit(Box<dyn Unit>),
     /// Close the connection and stop; answered once closed.
@@ -105,16 +64,16 @@ enum Message {
 
 /// The handle callers write through; cheap to clone.
 #[derive(Clone, Debug)]
-pub(super) struct Writer {
+pub(in crate::store) struct Writer {
     queue: mpsc::Sender<Message>,
 }
 
 impl Writer {
-    /// Starts the writer task on `connection`, reopening with `options`
-    /// after a connection had to be given up.
-    pub(super) fn start(connection: SqliteConnection, options: SqliteConnectOptions) -> Self {
+    /// Starts the writer task on `connection`, reopening `url` after a
+    /// connection had to be given up.
+    pub(super) fn start(connection: AnyConnection, url: String) -> Self {
         let (queue, units) = mpsc::channel(QUEUE_LENGTH);
-        tokio::spawn(serve(Some(connection), options, units));
+        tokio::spawn(serve(Some(connection), url, units));
         Self { queue }
     }
 
@@ -153,9 +112,9 @@ const CHECKPOINT_PATIENCE_MS: u32 = 1000;
 /// Copies the WAL into the database and starts the log over (SQLite's
 /// RESTART checkpoint), waiting at most [`CHECKPOINT_PATIENCE_MS`] for
 /// readers. A checkpoint that cannot finish now is tried again later.
-async fn restart_wal(connection: &mut SqliteConnection) {
+async fn restart_wal(connection: &mut AnyConnection) {
     let patient = format!("PRAGMA busy_timeout = {CHECKPOINT_PATIENCE_MS}");
-    let usual = format!("PRAGMA busy_timeout = {}", super::BUSY_TIMEOUT.as_millis());
+    let usual = format!("PRAGMA busy_timeout = {}", BUSY_TIMEOUT.as_millis());
     if connection.execute(patient.as_str()).await.is_err() {
         return;
     }
@@ -166,8 +125,8 @@ async fn restart_wal(connection: &mut SqliteConnection) {
 }
 
 async fn serve(
-    mut connection: Option<SqliteConnection>,
-    options: SqliteConnectOptions,
+    mut connection: Option<AnyConnection>,
+    url: String,
     mut units: mpsc::Receiver<Message>,
 ) {
     let mut since_checkpoint = 0;
@@ -184,21 +143,18 @@ async fn serve(
         };
         let mut current = match connection.take() {
             Some(current) => current,
-            None => match options.connect().await {
+            None => match Backend::Sqlite.connect(&url).await {
                 Ok(fresh) => {
                     tracing::info!("database connection for writes opened again");
                     fresh
                 }
                 Err(error) => {
-                    unit.refuse(error.into());
+                    unit.refuse(error);
                     continue;
                 }
             },
         };
-        let reusable = AssertUnwindSafe(unit.run(&mut current))
-            .catch_unwind()
-            .await
-            .unwrap_or(false);
+        let reusable = unit.run(&mut current).await;
         if reusable {
             since_checkpoint += 1;
             if since_checkpoint >= UNITS_PER_CHECKPOINT {
