@@ -288,6 +288,27 @@ impl RawClient {
         reply
     }
 
+    /// Finalizes `order` with a CSR for `names` under a fresh P-256 key.
+    pub async fn finalize(&self, order: &Value, names: &[&str]) -> Reply {
+        self.finalize_with_key(order, names).await.0
+    }
+
+    /// [`RawClient::finalize`], also returning the certificate's key.
+    pub async fn finalize_with_key(
+        &self,
+        order: &Value,
+        names: &[&str],
+    ) -> (Reply, rcgen::KeyPair) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let reply = self
+            .post(
+                order["finalize"].as_str().unwrap(),
+                Some(json!({"csr": csr(names, &key)})),
+            )
+            .await;
+        (reply, key)
+    }
+
     /// Creates an order for `names` and answers each http-01 challenge
     /// through `http01`; returns (order URL, order JSON) once it is ready.
     pub async fn ready_order(&self, http01: &Http01Responder, names: &[&str]) -> (String, Value) {
@@ -320,13 +341,7 @@ impl RawClient {
         names: &[&str],
     ) -> (String, rcgen::KeyPair) {
         let (order_url, order) = self.ready_order(http01, names).await;
-        let key = rcgen::KeyPair::generate().unwrap();
-        let reply = self
-            .post(
-                order["finalize"].as_str().unwrap(),
-                Some(json!({"csr": csr(names, &key)})),
-            )
-            .await;
+        let (reply, key) = self.finalize_with_key(&order, names).await;
         assert_eq!(reply.status, 200, "finalize: {:?}", reply.json());
         let order = self.wait_for_order(&order_url, &["valid", "invalid"]).await;
         assert_eq!(order["status"], "valid", "{order}");

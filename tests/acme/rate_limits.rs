@@ -4,7 +4,7 @@
 //! restart; and unvalidated orders cannot use up a domain's limit.
 
 use certgate_testkit::instance::Instance;
-use certgate_testkit::raw_client::{csr, AccountKey, RawClient, Reply};
+use certgate_testkit::raw_client::{AccountKey, RawClient, Reply};
 use serde_json::{json, Value};
 
 async fn account(instance: &Instance) -> RawClient {
@@ -86,17 +86,6 @@ async fn issue(instance: &Instance, client: &RawClient, names: &[&str]) {
     client.issue(&instance.http01, names).await;
 }
 
-/// The finalize of a ready order, with a fresh key.
-async fn finalize(client: &RawClient, order: &Value, names: &[&str]) -> Reply {
-    let key = rcgen::KeyPair::generate().unwrap();
-    client
-        .post(
-            order["finalize"].as_str().unwrap(),
-            Some(json!({"csr": csr(names, &key)})),
-        )
-        .await
-}
-
 #[tokio::test]
 async fn unvalidated_orders_cannot_use_up_a_domain_but_certificates_do() {
     let instance = Instance::start_with_config(Some(
@@ -138,11 +127,7 @@ async fn unvalidated_orders_cannot_use_up_a_domain_but_certificates_do() {
     )
     .await;
     let bucket = format!("domain:{}", domains[0]);
-    assert_rate_limited(
-        &finalize(&owner, &late_order, &[&late]).await,
-        &bucket,
-        1800,
-    );
+    assert_rate_limited(&owner.finalize(&late_order, &[&late]).await, &bucket, 1800);
     assert_eq!(owner.post(&late_url, None).await.json()["status"], "ready");
     assert_rate_limited(
         &order(&other, &[&format!("z.{}", domains[0])]).await,

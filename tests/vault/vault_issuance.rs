@@ -5,7 +5,7 @@
 
 use certgate_testkit::chain_ders;
 use certgate_testkit::instance::Instance;
-use certgate_testkit::raw_client::{csr, RawClient, Reply};
+use certgate_testkit::raw_client::RawClient;
 use certgate_testkit::vault::{Role, StandinConfig, VaultStandin, SECRET_ID};
 use serde_json::{json, Value};
 use x509_parser::prelude::*;
@@ -59,21 +59,10 @@ impl Lab {
     }
 }
 
-/// Finalizes `order` with a fresh P-256 key for `names`.
-async fn finalize(client: &RawClient, order: &Value, names: &[&str]) -> Reply {
-    let key = rcgen::KeyPair::generate().unwrap();
-    client
-        .post(
-            order["finalize"].as_str().unwrap(),
-            Some(json!({"csr": csr(names, &key)})),
-        )
-        .await
-}
-
 /// An order for `names`, validated and finalized; returns (order URL, final order).
 async fn issue(lab: &Lab, client: &RawClient, names: &[&str]) -> (String, Value) {
     let (order_url, order) = client.ready_order(&lab.instance.http01, names).await;
-    finalize(client, &order, names).await;
+    client.finalize(&order, names).await;
     let order = client
         .wait_for_order(&order_url, &["valid", "invalid"])
         .await;
@@ -310,7 +299,7 @@ async fn sealed_during_finalize(restart: bool) {
     let names = ["sealed.lab.example"];
     let (order_url, order) = client.ready_order(&lab.instance.http01, &names).await;
     lab.standin.seal();
-    let reply = finalize(&client, &order, &names).await;
+    let reply = client.finalize(&order, &names).await;
     assert_eq!(reply.status, 200, "{:?}", reply.json());
     lab.sign_answered(503).await;
     let polled = client.post(&order_url, None).await;
@@ -369,7 +358,7 @@ async fn vault_errors_and_rate_limits_are_waited_out() {
     let (order_url, order) = client.ready_order(&lab.instance.http01, &names).await;
     lab.standin.fail_next(1, 502);
     lab.standin.rate_limit_next(1);
-    finalize(&client, &order, &names).await;
+    client.finalize(&order, &names).await;
     let order = client
         .wait_for_order(&order_url, &["valid", "invalid"])
         .await;
@@ -396,7 +385,7 @@ async fn a_lost_answer_fails_the_order_rather_than_signing_twice() {
     let names = ["lost.lab.example"];
     let (order_url, order) = client.ready_order(&lab.instance.http01, &names).await;
     lab.standin.drop_next_responses(1);
-    finalize(&client, &order, &names).await;
+    client.finalize(&order, &names).await;
     let order = client
         .wait_for_order(&order_url, &["valid", "invalid"])
         .await;
@@ -447,7 +436,7 @@ async fn vault_refusals_keep_their_meaning() {
         "pki_int",
         Role::lab("lab-internal").allowed_domains(["elsewhere.example"]),
     );
-    finalize(&client, &order, &names).await;
+    client.finalize(&order, &names).await;
     let order = client
         .wait_for_order(&order_url, &["valid", "invalid"])
         .await;
@@ -555,7 +544,7 @@ async fn an_ip_identifier_issues_through_a_role_that_allows_ip_sans() {
         .ready_order(&lab.instance.http01, &["127.0.0.1"])
         .await;
     assert_ne!(order_url, order_url2);
-    finalize(&client, &order, &["127.0.0.1"]).await;
+    client.finalize(&order, &["127.0.0.1"]).await;
     let order = client
         .wait_for_order(&order_url2, &["valid", "invalid"])
         .await;
