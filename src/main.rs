@@ -152,24 +152,31 @@ enum ConfigCommand {
 /// repository are the same file.
 const EXAMPLE_CONFIG: &str = include_str!("../deploy/certgate.example.toml");
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
+/// Resolves on SIGINT or SIGTERM. Both handlers are installed when this is
+/// called, not when it is first polled: certgate says it is serving only
+/// after they are, so a stop sent the moment it is up is a graceful one
+/// rather than the default action's abrupt exit.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = term.recv() => {}
+        }
     }
 }
 
 async fn serve(flags: ServeFlags) -> anyhow::Result<()> {
     let config = Config::load(flags).context("configuration")?;
+    let stop_requested = shutdown_signal();
     let server = certgate::app::start(config)
         .await
         .context("starting certgate")?;
     let stop = server.shutdown_handle();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        stop_requested.await;
         tracing::info!("stopping: finishing open requests");
         stop.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
     });
