@@ -24,6 +24,8 @@ declare -A needs=(
   [curl]="command -v curl"
   # tests/operations/deploy_files.rs verifies deploy/systemd/certgate.service.
   [systemd]="command -v systemd-analyze"
+  # tests/reliability/replicas.rs balances three replicas behind HAProxy.
+  [haproxy]="command -v haproxy"
 )
 missing=()
 for package in "${!needs[@]}"; do
