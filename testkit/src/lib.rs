@@ -15,6 +15,7 @@ pub mod openmetrics;
 pub mod postgres;
 pub mod process;
 pub mod raw_client;
+pub mod real_clients;
 pub mod served;
 pub mod tls_alpn;
 pub mod vault;

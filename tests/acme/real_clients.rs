@@ -5,163 +5,14 @@
 //! point of this test, so nothing here is simulated.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sqlx::Connection;
-use tokio::process::Command;
 
-use certgate_testkit::clients::{
-    certbot_command, check_certificate, only_entry, read_json, require_tool, run_client,
-};
+use certgate_testkit::clients::require_tool;
 use certgate_testkit::dns::DnsStub;
 use certgate_testkit::process::{CertgateProcess, ServeArgs};
-
-const LEGO_NAMES: [&str; 2] = ["host1.example.test", "host2.example.test"];
-const CERTBOT_NAMES: [&str; 2] = ["host3.example.test", "host4.example.test"];
-
-/// lego with its own working directory. Its account is stored under the
-/// server's host and port, which is why certgate restarts on the same port.
-struct Lego {
-    dir: tempfile::TempDir,
-    directory: String,
-    root_pem: PathBuf,
-    http01_port: u16,
-}
-
-impl Lego {
-    fn command(&self) -> Command {
-        let mut command = Command::new("lego");
-        command
-            .env("LEGO_CA_CERTIFICATES", &self.root_pem)
-            .arg("--server")
-            .arg(&self.directory)
-            .arg("--path")
-            .arg(self.dir.path())
-            .args(["--email", "lego@example.test", "--accept-tos"])
-            .args(["--key-type", "ec256", "--http", "--http.port"])
-            .arg(format!("127.0.0.1:{}", self.http01_port));
-        for name in LEGO_NAMES {
-            command.args(["-d", name]);
-        }
-        command
-    }
-
-    async fn run(&self, certgate: &CertgateProcess) {
-        let mut command = self.command();
-        command.arg("run");
-        run_client("lego run", command, &|| certgate.log()).await;
-    }
-
-    async fn renew(&self, certgate: &CertgateProcess) {
-        let mut command = self.command();
-        command.args(["renew", "--days", "99999", "--no-random-sleep"]);
-        run_client("lego renew", command, &|| certgate.log()).await;
-    }
-
-    /// The leaf followed by the issuer.
-    fn bundle(&self) -> PathBuf {
-        self.certificates().join(format!("{}.crt", LEGO_NAMES[0]))
-    }
-
-    fn issuer(&self) -> PathBuf {
-        self.certificates()
-            .join(format!("{}.issuer.crt", LEGO_NAMES[0]))
-    }
-
-    fn certificates(&self) -> PathBuf {
-        self.dir.path().join("certificates")
-    }
-
-    fn account_url(&self) -> String {
-        let accounts = only_entry(&self.dir.path().join("accounts"));
-        let account = read_json(&accounts.join("lego@example.test/account.json"));
-        account["registration"]["uri"]
-            .as_str()
-            .expect("lego's account.json holds registration.uri")
-            .to_owned()
-    }
-}
-
-/// certbot with its own config, work and log directories.
-struct Certbot {
-    dir: tempfile::TempDir,
-    directory: String,
-    root_pem: PathBuf,
-    http01_port: u16,
-}
-
-impl Certbot {
-    fn command(&self) -> Command {
-        certbot_command(self.dir.path(), &self.root_pem, &self.directory)
-    }
-
-    /// Flags for the standalone HTTP-01 responder, on certgate's port.
-    fn standalone(&self, command: &mut Command) {
-        command
-            .args(["--standalone", "--preferred-challenges", "http"])
-            .args(["--http-01-address", "127.0.0.1", "--http-01-port"])
-            .arg(self.http01_port.to_string());
-    }
-
-    async fn certonly(&self, certgate: &CertgateProcess) {
-        let mut command = self.command();
-        command.arg("certonly");
-        self.standalone(&mut command);
-        command.args(["--register-unsafely-without-email", "--key-type", "ecdsa"]);
-        for name in CERTBOT_NAMES {
-            command.args(["-d", name]);
-        }
-        run_client("certbot certonly", command, &|| certgate.log()).await;
-    }
-
-    async fn renew(&self, certgate: &CertgateProcess) {
-        let mut command = self.command();
-        command.args(["renew", "--force-renewal", "--no-random-sleep-on-renew"]);
-        command.args(["--cert-name", CERTBOT_NAMES[0]]);
-        self.standalone(&mut command);
-        run_client("certbot renew", command, &|| certgate.log()).await;
-    }
-
-    fn live(&self) -> PathBuf {
-        self.dir.path().join("c/live").join(CERTBOT_NAMES[0])
-    }
-
-    fn account_url(&self) -> String {
-        // accounts/<host:port>/acme/directory/<account key hash>/regr.json
-        let by_server = only_entry(&self.dir.path().join("c/accounts"));
-        let account = only_entry(&by_server.join("acme/directory"));
-        read_json(&account.join("regr.json"))["uri"]
-            .as_str()
-            .expect("certbot's regr.json holds uri")
-            .to_owned()
-    }
-}
-
-/// Checks the certificate each client holds now; returns (lego's serial, certbot's).
-async fn check_both(
-    phase: &str,
-    root_pem: &Path,
-    lego: &Lego,
-    certbot: &Certbot,
-) -> (String, String) {
-    let lego_serial = check_certificate(
-        &format!("lego {phase}"),
-        root_pem,
-        &lego.bundle(),
-        &lego.issuer(),
-        &LEGO_NAMES,
-    )
-    .await;
-    let certbot_serial = check_certificate(
-        &format!("certbot {phase}"),
-        root_pem,
-        &certbot.live().join("cert.pem"),
-        &certbot.live().join("chain.pem"),
-        &CERTBOT_NAMES,
-    )
-    .await;
-    (lego_serial, certbot_serial)
-}
+use certgate_testkit::real_clients::{check_both, Certbot, Lego};
 
 /// Account ids in certgate's database, read with certgate stopped.
 async fn account_ids(data_dir: &Path) -> BTreeSet<String> {
@@ -202,23 +53,13 @@ async fn certbot_and_lego_issue_and_renew_across_a_restart() {
     let args = ServeArgs::new(data_dir.path(), dns.addr(), None);
     let root_pem = data_dir.path().join("ca/root.pem");
     let directory = format!("https://{}/acme/directory", args.listen);
-    let lego = Lego {
-        dir: tempfile::tempdir().unwrap(),
-        directory: directory.clone(),
-        root_pem: root_pem.clone(),
-        http01_port: args.http01_port,
-    };
-    let certbot = Certbot {
-        dir: tempfile::tempdir().unwrap(),
-        directory,
-        root_pem: root_pem.clone(),
-        http01_port: args.http01_port,
-    };
+    let lego = Lego::new(&directory, &root_pem, args.http01_port);
+    let certbot = Certbot::new(&directory, &root_pem, args.http01_port);
 
     // First issuance.
     let mut certgate = CertgateProcess::start(&args).await;
-    lego.run(&certgate).await;
-    certbot.certonly(&certgate).await;
+    lego.run(&|| certgate.log()).await;
+    certbot.certonly(&|| certgate.log()).await;
     let (lego_serial, certbot_serial) = check_both("issued", &root_pem, &lego, &certbot).await;
     stop(&mut certgate).await;
 
@@ -233,8 +74,8 @@ async fn certbot_and_lego_issue_and_renew_across_a_restart() {
 
     // Renewal after a restart on the same data directory.
     let mut certgate = CertgateProcess::start(&args).await;
-    lego.renew(&certgate).await;
-    certbot.renew(&certgate).await;
+    lego.renew(&|| certgate.log()).await;
+    certbot.renew(&|| certgate.log()).await;
     let (lego_renewed, certbot_renewed) = check_both("renewed", &root_pem, &lego, &certbot).await;
     stop(&mut certgate).await;
 
@@ -297,22 +138,12 @@ async fn certbot_and_lego_issue_through_a_vault_profile() {
     let vault_root = data_dir.path().join("vault-root.pem");
     std::fs::write(&vault_root, standin.root_ca_pem()).unwrap();
     let directory = format!("https://{}/acme/lab/directory", args.listen);
-    let lego = Lego {
-        dir: tempfile::tempdir().unwrap(),
-        directory: directory.clone(),
-        root_pem: tls_root.clone(),
-        http01_port: args.http01_port,
-    };
-    let certbot = Certbot {
-        dir: tempfile::tempdir().unwrap(),
-        directory,
-        root_pem: tls_root,
-        http01_port: args.http01_port,
-    };
+    let lego = Lego::new(&directory, &tls_root, args.http01_port);
+    let certbot = Certbot::new(&directory, &tls_root, args.http01_port);
 
     let mut certgate = CertgateProcess::start(&args).await;
-    lego.run(&certgate).await;
-    certbot.certonly(&certgate).await;
+    lego.run(&|| certgate.log()).await;
+    certbot.certonly(&|| certgate.log()).await;
     check_both("issued through Vault", &vault_root, &lego, &certbot).await;
     stop(&mut certgate).await;
 
