@@ -329,13 +329,13 @@ async fn build_state(
     })
 }
 
-/// Starts the work that keeps work moving: on SQLite, the validations and
-/// issuances the previous run left `processing`, at once (`sole_server`:
-/// this process holds the data directory's lock); on every
-/// backend, the sweep for work whose lease ran out (another replica's that
-/// died); on PostgreSQL, the purge of expired shared nonces. Called only
-/// once every listener is bound, so that a start which fails (a taken
-/// port) never marks, fails or signs an order.
+/// Starts the background work: when this process is the database's only
+/// server (`sole_server`: it holds the SQLite data directory's lock), the
+/// validations and issuances the previous run left `processing`, at once;
+/// on every backend, the sweep for work whose lease ran out (a replica's
+/// that died); with shared nonces, their purge. Called only once every
+/// listener is bound, so that a start which fails (a taken port) never
+/// marks, fails or signs an order.
 async fn start_background_work(
     state: &AcmeState,
     sole_server: bool,
