@@ -1,5 +1,6 @@
 //! Wiring: data directory and its lock, embedded CA, database, validators,
-//! the listeners, and the background work a previous run left unfinished.
+//! the listeners, and the background work a previous run (or, with
+//! replicas, another process) left unfinished.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use crate::domain::orders::Orders;
 use crate::domain::profiles::{Profile, Profiles};
 use crate::domain::readiness::ReadinessProbe;
 use crate::domain::validation_slots::ValidationSlots;
+use crate::domain::work_leases::WorkLeases;
 use crate::domain::workers::Workers;
 use crate::issuer::local::{CaError, EmbeddedCa, LocalIssuer};
 use crate::issuer::vault::{VaultIssuer, VaultRole};
@@ -27,7 +29,7 @@ use crate::util::serve_lock::{ServeLock, ServeLockError};
 use crate::validate::{DnsResolver, ValidationPorts, Validator};
 use crate::vault::{Vault, VaultSetupError};
 use crate::web::connections;
-use crate::web::nonce::NonceStore;
+use crate::web::nonce::{NonceStore, Nonces, SharedNonces};
 use crate::web::ops::status_page::CertificateTable;
 use crate::web::{AcmeState, Lifetimes};
 
@@ -283,6 +285,11 @@ async fn build_state(
         audit: audit.clone(),
         valid_authorization: lifetimes.valid_authorization,
         signing: Arc::default(),
+        leases: Arc::new(WorkLeases::new(
+            store.clone(),
+            clock.clone(),
+            config.work_lease,
+        )),
     });
     let orders = Arc::new(Orders {
         store: store.clone(),
@@ -292,13 +299,21 @@ async fn build_state(
         clock: clock.clone(),
         audit: audit.clone(),
     });
-    Ok(AcmeState {
-        store,
-        orders,
-        nonces: Arc::new(NonceStore::new(
+    let nonces = match DatabaseKind::of_url(&config.database_url) {
+        Some(DatabaseKind::Postgres) => Nonces::Shared(SharedNonces::new(
+            store.clone(),
+            clock.clone(),
+            NonceStore::DEFAULT_LIFETIME,
+        )),
+        _ => Nonces::InMemory(NonceStore::new(
             NonceStore::DEFAULT_LIFETIME,
             NonceStore::DEFAULT_CAPACITY,
         )),
+    };
+    Ok(AcmeState {
+        store,
+        orders,
+        nonces: Arc::new(nonces),
         root_pem: ca.root_pem().into(),
         profiles,
         workers,
@@ -314,33 +329,26 @@ async fn build_state(
     })
 }
 
-/// Validations and issuances a previous run left in `processing`.
-struct UnfinishedWork {
-    challenges: Vec<String>,
-    orders: Vec<String>,
-}
-
-impl UnfinishedWork {
-    /// Only reads: a start that fails after this has changed nothing.
-    async fn find(state: &AcmeState) -> Result<Self, StoreError> {
-        Ok(Self {
-            challenges: state.store.processing_challenge_ids().await?,
-            orders: state.store.processing_order_ids().await?,
-        })
+/// Starts the background work: when this process is the database's only
+/// server (`sole_server`: it holds the SQLite data directory's lock), the
+/// validations and issuances the previous run left `processing`, at once;
+/// on every backend, the sweep for work whose lease ran out (a replica's
+/// that died); with shared nonces, their purge. Called only once every
+/// listener is bound, so that a start which fails (a taken port) never
+/// marks, fails or signs an order.
+async fn start_background_work(
+    state: &AcmeState,
+    sole_server: bool,
+    companions: &mut Vec<tokio::task::JoinHandle<()>>,
+) {
+    if sole_server {
+        if let Err(error) = state.workers.take_over_unfinished().await {
+            tracing::warn!(%error, "resuming the previous run's work failed; it resumes once its leases run out");
+        }
     }
-
-    /// Restarts each piece of work. Called only once every listener is
-    /// bound, so that a start which fails (a taken port) never marks,
-    /// fails or signs an order.
-    fn resume(self, state: &AcmeState) {
-        for id in self.challenges {
-            tracing::info!(challenge = %id, "resuming validation");
-            state.workers.spawn_validation(id);
-        }
-        for id in self.orders {
-            tracing::info!(order = %id, "resuming issuance");
-            state.workers.spawn_issuance(id);
-        }
+    companions.push(tokio::spawn(state.workers.clone().keep_sweeping()));
+    if let Nonces::Shared(nonces) = state.nonces.as_ref() {
+        companions.push(tokio::spawn(nonces.clone().keep_purging()));
     }
 }
 
@@ -433,7 +441,6 @@ pub async fn start_with(config: Config, substitutes: Substitutes) -> Result<Serv
         .transpose()?
         .map(Arc::new);
     let state = build_state(&config, ca.clone(), vault.as_ref(), metrics, substitutes).await?;
-    let unfinished = UnfinishedWork::find(&state).await?;
     let tls = tls_config(&ca, &config)?;
 
     let (listener, local_addr) = bind(config.listen)?;
@@ -481,7 +488,7 @@ pub async fn start_with(config: Config, substitutes: Substitutes) -> Result<Serv
         companions.push(serve_beside("the metrics listener", server.serve(service)));
         tracing::info!(listen = %metrics_addr, "metrics are served at /metrics");
     }
-    unfinished.resume(&state);
+    start_background_work(&state, lock.is_some(), &mut companions).await;
     if let Some(keep) = config.retention {
         let retention = crate::domain::retention::Retention {
             store: state.store.clone(),
@@ -497,6 +504,7 @@ pub async fn start_with(config: Config, substitutes: Substitutes) -> Result<Serv
         default_profile = %config.default_profile,
         profiles = ?profiles,
         root = %config.data_dir.join("ca/root.pem").display(),
+        lease_owner = %state.workers.leases.owner(),
         "certgate is serving"
     );
     Ok(Server {

@@ -29,7 +29,7 @@ pub use vault::{VaultAuth, VaultSettings};
 use connections::{ConnectionLimits, ConnectionSettings};
 use rate_limits::RateLimits;
 use validation_limits::ValidationLimits;
-use values::parse_retention;
+use values::{parse_retention, parse_work_lease};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -78,6 +78,9 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// How many validations run at once, in all and per account.
     pub validation_limits: ValidationLimits,
+    /// How long a process's hold on a validation or issuance lasts without
+    /// renewal; another process takes over work whose lease ran out.
+    pub work_lease: Duration,
     /// Extra plain-HTTP listener for /metrics.
     pub metrics_listen: Option<SocketAddr>,
     /// The admin API listener and the file with its bearer token; both or neither.
@@ -256,6 +259,12 @@ pub struct ServeFlags {
         value_name = "N"
     )]
     pub validation_concurrency_per_account: Option<usize>,
+
+    /// How long a validation or issuance stays with the process running it
+    /// without renewal: with replicas, the longest the work of one that
+    /// died waits before another takes it over; 3s to 1h [default: 30s].
+    #[arg(long, env = "CERTGATE_WORK_LEASE", value_name = "DURATION")]
+    pub work_lease: Option<String>,
 
     /// Also serve /metrics (OpenMetrics text for Prometheus, plain HTTP) on
     /// this address; /metrics is always on the main HTTPS listener too.
@@ -452,6 +461,7 @@ impl Config {
             vault,
             rate_limits,
             validation_limits,
+            work_lease: parse_work_lease(flags.work_lease.or(file.work_lease))?,
             metrics_listen: flags.metrics_listen.or(file.metrics_listen),
             admin,
             audit_log,

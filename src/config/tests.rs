@@ -150,3 +150,39 @@ fn a_postgres_database_and_no_migration_at_start_can_be_chosen() {
     assert!(refused.contains("postgres://"), "{refused}");
     assert!(!refused.contains("hunter2"), "{refused}");
 }
+
+#[test]
+fn the_work_lease_is_30s_unless_set_between_3s_and_1h() {
+    assert_eq!(
+        Config::load(ServeFlags::default()).unwrap().work_lease,
+        Duration::from_secs(30)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("certgate.toml");
+    std::fs::write(&path, "work_lease = \"2m\"\n").unwrap();
+    let from_file = Config::load(ServeFlags {
+        config: Some(path.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(from_file.work_lease, Duration::from_secs(120));
+    let from_flag = Config::load(ServeFlags {
+        config: Some(path),
+        work_lease: Some("3s".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(from_flag.work_lease, Duration::from_secs(3));
+    for refused in ["2s", "2h", "soon"] {
+        let error = Config::load(ServeFlags {
+            work_lease: Some(refused.into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("work-lease") || error.contains("soon"),
+            "{error}"
+        );
+    }
+}

@@ -29,6 +29,19 @@ pub(super) fn parse_retention(text: Option<String>) -> Result<Option<Duration>, 
     Ok(Some(keep))
 }
 
+/// `work_lease`: 30 s when unset. At least 3 s, as a task renews its lease
+/// every third of it and a renewal must fit in a second; at most an hour,
+/// which is already long for a dead replica's work to wait.
+pub(super) fn parse_work_lease(text: Option<String>) -> Result<Duration, ConfigError> {
+    let lease = parse_duration(text.as_deref().unwrap_or("30s"))?;
+    if lease < Duration::from_secs(3) || lease > Duration::from_secs(3600) {
+        return Err(ConfigError::Invalid(
+            "work-lease must be between 3s and 1h".into(),
+        ));
+    }
+    Ok(lease)
+}
+
 /// A duration such as `90d`, `24h`, `1h30m` or `3600s`.
 pub fn parse_duration(text: &str) -> Result<Duration, ConfigError> {
     humantime::parse_duration(text.trim())

@@ -28,13 +28,14 @@ use tracing::Instrument;
 
 use crate::audit::{AuditEvent, AuditLog, SigningCa};
 use crate::domain::profiles::Profiles;
+use crate::domain::work_leases::WorkLeases;
 use crate::issuer::{IssueError, IssuedCertificate, Issuer, SignRequest};
 use crate::metrics::{IssuanceResult, Metrics};
 use crate::protocol::csr::public_key_sha256;
 use crate::protocol::identifier::Identifier;
 use crate::protocol::problem::{Problem, ProblemType};
 use crate::protocol::status::OrderStatus;
-use crate::store::{NewCertificate, Order, Store};
+use crate::store::{LeasedWork, NewCertificate, Order, Store};
 use crate::util::backoff::{until_ok, Backoff};
 use crate::util::clock::rfc3339;
 use crate::util::clock::Clock;
@@ -72,7 +73,10 @@ impl SigningGate {
 }
 
 /// Issues the certificate for order `order_id` if it is processing, and
-/// records the outcome in the audit log.
+/// records the outcome in the audit log. The issuance's lease is renewed
+/// all along, waits for a CA that is down included; a signing request is
+/// sent only while this process holds it.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     store: Store,
     profiles: Arc<Profiles>,
@@ -80,14 +84,18 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     audit: AuditLog,
     metrics: Arc<Metrics>,
+    leases: Arc<WorkLeases>,
     order_id: String,
 ) {
     let started_at = std::time::Instant::now();
     let span = tracing::info_span!("issuance", order = %order_id);
-    async move {
+    let issuing = async {
         let order = until_ok("reading the order", || store.order(&order_id)).await;
         let Some((order, csr_der)) = order.and_then(|o| {
-            let csr = o.csr.clone().filter(|_| o.status == OrderStatus::Processing)?;
+            let csr = o
+                .csr
+                .clone()
+                .filter(|_| o.status == OrderStatus::Processing)?;
             Some((o, csr))
         }) else {
             return;
@@ -113,12 +121,15 @@ pub async fn run(
             gate: &gate,
             audit: &audit,
             metrics: &metrics,
+            lease_owner: leases.owner(),
             started_at,
         };
         signer.issue(&order, &request).await
-    }
-    .instrument(span)
-    .await
+    };
+    leases
+        .renewed_during(LeasedWork::Issuance, &order_id, issuing)
+        .instrument(span)
+        .await
 }
 
 /// Turns the order invalid with `problem`, unless something else already
@@ -157,6 +168,8 @@ struct Signing<'a> {
     gate: &'a SigningGate,
     audit: &'a AuditLog,
     metrics: &'a Metrics,
+    /// Whose lease a signing attempt must be marked under.
+    lease_owner: &'a str,
     /// When the issuance began, for its latency.
     started_at: std::time::Instant,
 }
@@ -183,11 +196,12 @@ impl Signing<'_> {
             let in_flight = self.gate.enter().await;
             let attempted_at = self.clock.now();
             let marked = until_ok("marking the signing attempt", || {
-                self.store.mark_sign_attempt(&order.id, attempted_at)
+                self.store
+                    .mark_sign_attempt(&order.id, attempted_at, self.lease_owner)
             })
             .await;
             if !marked {
-                tracing::info!("another worker is signing this order");
+                tracing::info!("another worker is signing this order, or has claimed it");
                 return;
             }
             let started = std::time::Instant::now();

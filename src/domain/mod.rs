@@ -13,4 +13,5 @@ pub mod readiness;
 pub mod retention;
 pub mod validation;
 pub mod validation_slots;
+pub mod work_leases;
 pub mod workers;

@@ -10,9 +10,10 @@ use tracing::Instrument;
 
 use crate::domain::profiles::Profiles;
 use crate::domain::validation_slots::ValidationSlots;
+use crate::domain::work_leases::WorkLeases;
 use crate::metrics::Metrics;
 use crate::protocol::problem::ProblemType;
-use crate::store::{Store, StoreError, ValidationOutcome};
+use crate::store::{LeasedWork, Store, StoreError, ValidationOutcome};
 use crate::util::backoff::until_ok;
 use crate::util::clock::Clock;
 use crate::validate::{key_authorization, ChallengeToCheck, Validator};
@@ -24,9 +25,12 @@ const LOOKUP_RETRIES: [Duration; 3] = [
     Duration::from_secs(4),
 ];
 
-/// Validates challenge `challenge_id` (which must be `processing`) when
-/// `slots` give its account a turn, and records the outcome; its
-/// authorization and orders follow in the store, and the metrics count it.
+/// Validates challenge `challenge_id` (which must be `processing` under
+/// this process's lease) when `slots` give its account a turn, and records
+/// the outcome; its authorization and orders follow in the store, and the
+/// metrics count it. The lease is renewed until the outcome is known; if
+/// another process claims it meanwhile, this one stops and leaves the
+/// validation to that one.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     store: Store,
@@ -35,6 +39,7 @@ pub async fn run(
     profiles: Arc<Profiles>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
+    leases: Arc<WorkLeases>,
     valid_for: Duration,
     challenge_id: String,
 ) {
@@ -50,30 +55,39 @@ pub async fn run(
             .as_deref()
             .and_then(|name| profiles.get(name))
             .unwrap_or_else(|| profiles.default_profile());
-        // Held until the outcome is recorded: the validation's sockets are
-        // closed by then, and its DNS retries count as its own work.
-        let _turn = slots.acquire(&challenge.account_id).await;
-        let mut verdict = validator
-            .check(&challenge, &profile.validation, clock.now())
-            .await;
-        // A lookup that failed may succeed a moment later (a record still
-        // propagating, a resolver timing out): try again a few times before
-        // the challenge is given up.
-        for pause in LOOKUP_RETRIES {
-            match &verdict.outcome {
-                ValidationOutcome::Invalid(problem) if problem.kind == ProblemType::Dns => {
-                    tracing::info!(
-                        retry_in_s = pause.as_secs(),
-                        "DNS lookup failed; trying again"
-                    );
-                    tokio::time::sleep(pause).await;
-                    verdict = validator
-                        .check(&challenge, &profile.validation, clock.now())
-                        .await;
+        let deciding = async {
+            // Held until the outcome is recorded: the validation's sockets
+            // are closed by then, and its DNS retries count as its own work.
+            let turn = slots.acquire(&challenge.account_id).await;
+            let mut verdict = validator
+                .check(&challenge, &profile.validation, clock.now())
+                .await;
+            // A lookup that failed may succeed a moment later (a record
+            // still propagating, a resolver timing out): try again a few
+            // times before the challenge is given up.
+            for pause in LOOKUP_RETRIES {
+                match &verdict.outcome {
+                    ValidationOutcome::Invalid(problem) if problem.kind == ProblemType::Dns => {
+                        tracing::info!(
+                            retry_in_s = pause.as_secs(),
+                            "DNS lookup failed; trying again"
+                        );
+                        tokio::time::sleep(pause).await;
+                        verdict = validator
+                            .check(&challenge, &profile.validation, clock.now())
+                            .await;
+                    }
+                    _ => break,
                 }
-                _ => break,
             }
-        }
+            (turn, verdict)
+        };
+        // Deciding writes nothing, so it may stop anywhere when the lease
+        // is lost; recording is then refused to this process anyway.
+        let held = leases.while_held(LeasedWork::Validation, &challenge_id, deciding);
+        let Some((_turn, verdict)) = held.await else {
+            return;
+        };
         let outcome = verdict.outcome;
         let recorded = until_ok("recording the validation", || {
             let now = clock.now();
@@ -86,7 +100,7 @@ pub async fn run(
                 .flatten()
                 .min()
                 .unwrap_or(now);
-            store.finish_challenge(&challenge_id, &outcome, now, valid_until)
+            store.finish_challenge(&challenge_id, &outcome, now, valid_until, leases.owner())
         })
         .await;
         if recorded {

@@ -2,10 +2,12 @@
 //! reads from the database when scraped.
 //!
 //! Counters and histograms live in one [`Metrics`] that the handlers, the
-//! background tasks and the Vault client share. Whatever the database
-//! already knows (orders by status, certificates by expiry) is not counted
-//! along the way but read at each scrape (`web::ops::metrics`), so it stays right
-//! across restarts and replicas. Every label takes its values from a set
+//! background tasks and the Vault client share: they count what this
+//! process did, so each replica has its own, and their help texts say so.
+//! Whatever the database already knows (orders by status, certificates by
+//! expiry) is not counted along the way but read at each scrape
+//! (`web::ops::metrics`), so it stays right across restarts and is the same
+//! on every replica, as those gauges' help texts say. Every label takes its values from a set
 //! bounded by the code or the configuration (route templates, profiles,
 //! Vault paths, status codes), never from a request or a certificate, so
 //! the number of series cannot grow without bound.
@@ -104,38 +106,38 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix(PREFIX);
         registry.register(
             "http_requests",
-            "HTTP requests answered, by route template and status code",
+            "HTTP requests this process answered, by route template and status code",
             requests.clone(),
         );
         registry.register(
             "issuances",
-            "Orders that ended in a certificate (result=issued) or a failure (result=failed), by profile",
+            "Orders this process ended in a certificate (result=issued) or a failure (result=failed), by profile",
             issuances.clone(),
         );
         registry.register_with_unit(
             "issuance_duration",
-            "Time from the start of signing to the stored certificate, by profile",
+            "Time from the start of signing to the stored certificate, by profile, of the issuances this process ran",
             Unit::Seconds,
             issuance_latency.clone(),
         );
         registry.register(
             "issuance_answers_lost",
-            "Signing requests whose answer from the CA was lost, by profile: the CA may hold a certificate certgate never recorded (see the issuance_answer_lost audit event)",
+            "Signing requests of this process whose answer from the CA was lost, by profile: the CA may hold a certificate certgate never recorded (see the issuance_answer_lost audit event)",
             answers_lost.clone(),
         );
         registry.register(
             "validations",
-            "Challenge validations finished, by method and result (valid or invalid)",
+            "Challenge validations this process finished, by method and result (valid or invalid)",
             validations.clone(),
         );
         registry.register(
             "vault_requests",
-            "Calls to Vault, by configured path and outcome",
+            "Calls this process made to Vault, by configured path and outcome",
             vault_calls.clone(),
         );
         registry.register_with_unit(
             "vault_request_duration",
-            "Time a call to Vault took, every address tried included, by configured path",
+            "Time a call of this process to Vault took, every address tried included, by configured path",
             Unit::Seconds,
             vault_latency.clone(),
         );

@@ -2,7 +2,8 @@
 //! statement of the store is one SQL text that both accept (sqlx's `Any`
 //! driver, `$N` placeholders), so the differences left are how a write
 //! transaction begins, what a new connection is told, which migrations
-//! apply, and which faults are worth a retry or a `503`.
+//! apply, how rows are picked for a claim, and which faults are worth a
+//! retry or a `503`.
 
 use std::time::Duration;
 
@@ -81,6 +82,19 @@ impl Backend {
         match self {
             Self::Sqlite => "BEGIN IMMEDIATE",
             Self::Postgres => "BEGIN ISOLATION LEVEL SERIALIZABLE",
+        }
+    }
+
+    /// What a `SELECT` that picks rows for this process to claim ends
+    /// with. PostgreSQL locks the rows it picks and passes over those a
+    /// concurrent claim holds (`FOR UPDATE SKIP LOCKED`), so replicas
+    /// sweeping at once each claim different rows instead of waiting for
+    /// each other or failing; SQLite's one writer runs claims one at a time
+    /// and needs (and knows) no such clause.
+    pub(super) fn skip_locked(self) -> &'static str {
+        match self {
+            Self::Sqlite => "",
+            Self::Postgres => "FOR UPDATE SKIP LOCKED",
         }
     }
 

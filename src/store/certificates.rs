@@ -43,7 +43,8 @@ impl Store {
             let (order_id, certificate, names) = (order_id.clone(), certificate.clone(), names.clone());
             Box::pin(async move {
                 let done = sqlx::query(
-                    "UPDATE orders SET status = 'valid', error = NULL, updated_at = $1
+                    "UPDATE orders SET status = 'valid', error = NULL, updated_at = $1,
+                                       lease_owner = NULL, lease_until = NULL
                      WHERE id = $2 AND status = 'processing'",
                 )
                 .bind(now)

@@ -14,7 +14,9 @@ mod backend;
 mod certificates;
 pub mod eab;
 pub mod inventory;
+mod leases;
 mod models;
+mod nonces;
 mod orders;
 #[cfg(test)]
 mod races;
@@ -32,6 +34,7 @@ use std::time::{Duration, Instant};
 use sqlx::{AnyPool, Connection};
 
 pub use backend::{Backend, WAL_SIZE_LIMIT_BYTES};
+pub use leases::{Lease, LeasedWork};
 pub use models::*;
 pub use retention::Pruned;
 pub use writer::Work;
@@ -108,6 +111,8 @@ pub struct Store {
     /// anything behind).
     pool: AnyPool,
     writer: Writer,
+    /// Which database this is, for the few statements whose text differs.
+    backend: Backend,
     write_probe: std::sync::Arc<tokio::sync::Mutex<WriteProbe>>,
 }
 
@@ -146,6 +151,7 @@ impl Store {
         Ok(Self {
             pool,
             writer,
+            backend,
             write_probe: Default::default(),
         })
     }
@@ -198,6 +204,14 @@ impl Store {
     /// for why a dropped caller cannot interrupt it.
     pub async fn write<T: Send + 'static>(&self, work: impl Work<T>) -> StoreResult<T> {
         self.writer.write(work).await
+    }
+
+    /// Runs `work`, one statement, as a write of its own: on SQLite a unit
+    /// like any other, on PostgreSQL without `BEGIN` and `COMMIT` around
+    /// it (a statement alone is a transaction), which spares the round
+    /// trips of a write made on every request (a nonce).
+    async fn write_statement<T: Send + 'static>(&self, work: impl Work<T>) -> StoreResult<T> {
+        self.writer.write_statement(work).await
     }
 
     /// Whether the database takes writes, proven by one small write at most

@@ -6,7 +6,7 @@ use sqlx::{any::AnyRow, AnyConnection};
 
 use super::rate_limits::{check_tokens_on, take_tokens_on};
 use super::{
-    Authorization, Challenge, NewAuthorization, NewOrder, Order, OrderAuthorization, Store,
+    Authorization, Challenge, Lease, NewAuthorization, NewOrder, Order, OrderAuthorization, Store,
     StoreError, StoreResult, ValidationOutcome,
 };
 use crate::config::rate_limits::{Bucket, OrderLimits, OrderRefusal, RateLimitRefusal};
@@ -380,17 +380,18 @@ impl Store {
     }
 
     /// pending → processing, only while the authorization is pending and
-    /// unexpired. True when this caller won and must run the validation.
-    pub async fn start_challenge(&self, id: &str, now: i64) -> StoreResult<bool> {
-        let id = id.to_owned();
+    /// unexpired, taking `lease` on the validation. True when this caller
+    /// won and must run the validation.
+    pub async fn start_challenge(&self, id: &str, now: i64, lease: &Lease) -> StoreResult<bool> {
+        let (id, lease) = (id.to_owned(), lease.clone());
         self.write(move |connection| {
-            let id = id.clone();
+            let (id, lease) = (id.clone(), lease.clone());
             Box::pin(async move {
                 // One validation per authorization at a time (as Boulder and
                 // Pebble do): two racing methods could otherwise each decide
                 // the outcome.
                 let done = sqlx::query(
-                    "UPDATE challenges SET status = 'processing'
+                    "UPDATE challenges SET status = 'processing', lease_owner = $3, lease_until = $4
                      WHERE id = $1 AND status = 'pending'
                        AND EXISTS (SELECT 1 FROM authorizations a
                                    WHERE a.id = challenges.authorization_id
@@ -401,6 +402,8 @@ impl Store {
                 )
                 .bind(id)
                 .bind(now)
+                .bind(lease.owner)
+                .bind(lease.until)
                 .execute(&mut *connection)
                 .await?;
                 Ok(done.rows_affected() == 1)
@@ -412,17 +415,20 @@ impl Store {
     /// Records a validation result and carries it up: the challenge's
     /// authorization becomes valid or invalid, and every order waiting on it
     /// becomes ready (when all its authorizations are valid) or invalid.
-    /// `valid_until` is the expiry a newly valid authorization gets.
+    /// `valid_until` is the expiry a newly valid authorization gets. Only
+    /// the holder of the validation's lease, `lease_owner`, may record it:
+    /// a process whose lease another claimed was not the one validating.
     pub async fn finish_challenge(
         &self,
         id: &str,
         outcome: &ValidationOutcome,
         now: i64,
         valid_until: i64,
+        lease_owner: &str,
     ) -> StoreResult<bool> {
-        let (id, outcome) = (id.to_owned(), outcome.clone());
+        let (id, outcome, owner) = (id.to_owned(), outcome.clone(), lease_owner.to_owned());
         self.write(move |connection| {
-            let (id, outcome) = (id.clone(), outcome.clone());
+            let (id, outcome, owner) = (id.clone(), outcome.clone(), owner.clone());
             Box::pin(async move {
                 let (status, error) = match &outcome {
                     ValidationOutcome::Valid => ("valid", None),
@@ -431,13 +437,15 @@ impl Store {
                     }
                 };
                 let done = sqlx::query(
-                    "UPDATE challenges SET status = $1, validated_at = $2, error = $3
-                     WHERE id = $4 AND status = 'processing'",
+                    "UPDATE challenges SET status = $1, validated_at = $2, error = $3,
+                                           lease_owner = NULL, lease_until = NULL
+                     WHERE id = $4 AND status = 'processing' AND lease_owner = $5",
                 )
                 .bind(status)
                 .bind(matches!(outcome, ValidationOutcome::Valid).then_some(now))
                 .bind(&error)
                 .bind(&id)
+                .bind(owner)
                 .execute(&mut *connection)
                 .await?;
                 if done.rows_affected() == 0 {
@@ -497,9 +505,9 @@ impl Store {
         .await
     }
 
-    /// ready → processing with the accepted CSR, taking one token from each
-    /// of `buckets` (the certificate's per-domain buckets) in the same
-    /// transaction. Exactly one of any number of concurrent finalize
+    /// ready → processing with the accepted CSR, taking `lease` on the
+    /// issuance and one token from each of `buckets` (the certificate's
+    /// per-domain buckets) in the same transaction. Exactly one of any number of concurrent finalize
     /// requests gets `Ok(true)` and goes on to issue; the others get
     /// `Ok(false)`, and `Err(refusal)` when a bucket is empty (the order
     /// stays ready and no token is taken).
@@ -509,11 +517,21 @@ impl Store {
         csr_der: &[u8],
         buckets: &[Bucket],
         now: i64,
+        lease: &Lease,
     ) -> StoreResult<Result<bool, RateLimitRefusal>> {
-        let (order_id, csr_der, buckets) =
-            (order_id.to_owned(), csr_der.to_vec(), buckets.to_vec());
+        let (order_id, csr_der, buckets, lease) = (
+            order_id.to_owned(),
+            csr_der.to_vec(),
+            buckets.to_vec(),
+            lease.clone(),
+        );
         self.write(move |connection| {
-            let (order_id, csr_der, buckets) = (order_id.clone(), csr_der.clone(), buckets.clone());
+            let (order_id, csr_der, buckets, lease) = (
+                order_id.clone(),
+                csr_der.clone(),
+                buckets.clone(),
+                lease.clone(),
+            );
             Box::pin(async move {
                 let ready: Option<i64> = sqlx::query_scalar(
                     "SELECT 1 FROM orders WHERE id = $1 AND status = 'ready' AND expires_at > $2",
@@ -531,13 +549,16 @@ impl Store {
                 // The write lock is held since the read above, so the order
                 // is still ready; the condition stays as a guard.
                 let done = sqlx::query(
-                    "UPDATE orders SET status = 'processing', csr = $1, updated_at = $2
+                    "UPDATE orders SET status = 'processing', csr = $1, updated_at = $2,
+                                       lease_owner = $5, lease_until = $6
                      WHERE id = $3 AND status = 'ready' AND expires_at > $4",
                 )
                 .bind(csr_der)
                 .bind(now)
                 .bind(&order_id)
                 .bind(now)
+                .bind(lease.owner)
+                .bind(lease.until)
                 .execute(&mut *connection)
                 .await?;
                 Ok(Ok(done.rows_affected() == 1))
@@ -558,7 +579,8 @@ impl Store {
             let (order_id, problem) = (order_id.clone(), problem.clone());
             Box::pin(async move {
                 let done = sqlx::query(
-                    "UPDATE orders SET status = 'invalid', error = $1, updated_at = $2
+                    "UPDATE orders SET status = 'invalid', error = $1, updated_at = $2,
+                                       lease_owner = NULL, lease_until = NULL
                      WHERE id = $3 AND status = 'processing'",
                 )
                 .bind(problem)
@@ -570,23 +592,5 @@ impl Store {
             })
         })
         .await
-    }
-
-    /// Challenges left in `processing` by a stop: their validation must run again.
-    pub async fn processing_challenge_ids(&self) -> StoreResult<Vec<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT id FROM challenges WHERE status = 'processing'")
-                .fetch_all(&self.pool)
-                .await?,
-        )
-    }
-
-    /// Orders left in `processing` by a stop: their issuance must resume.
-    pub async fn processing_order_ids(&self) -> StoreResult<Vec<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT id FROM orders WHERE status = 'processing'")
-                .fetch_all(&self.pool)
-                .await?,
-        )
     }
 }

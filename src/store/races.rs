@@ -9,54 +9,34 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use sqlx::Connection;
 
-use super::testing::{on_both_backends, with_account};
-use super::{
-    NewAuthorization, NewChallenge, NewOrder, OrderAuthorization, Store, ValidationOutcome,
-};
-use crate::config::rate_limits::{Bucket, BucketKind, Limit, OrderLimits};
-use crate::protocol::challenge::ChallengeKind;
-use crate::protocol::identifier::Identifier;
+use super::testing::{on_both_backends, pending_order, with_account};
+use super::{Lease, Store, ValidationOutcome};
+use crate::config::rate_limits::{Bucket, BucketKind, Limit};
 
 const NOW: i64 = 1_700_000_000;
 /// Callers racing for one thing.
 const RACERS: usize = 16;
+/// The process every unit here runs for.
+const OWNER: &str = "this-process";
+
+fn lease() -> Lease {
+    Lease {
+        owner: OWNER.into(),
+        until: NOW + 30,
+    }
+}
 
 /// An order of `acct` for one name, its authorization validated: `ready`.
 async fn ready_order(store: &Store, id: &str) {
-    let order = NewOrder {
-        id: id.into(),
-        account_id: "acct".into(),
-        profile: "default".into(),
-        identifiers: vec![Identifier::from_value("race.example")],
-        expires_at: NOW + 3600,
-        authorizations: vec![OrderAuthorization::New(NewAuthorization {
-            id: format!("authz-{id}"),
-            identifier: Identifier::from_value("race.example"),
-            wildcard: false,
-            expires_at: NOW + 3600,
-            challenges: vec![NewChallenge {
-                id: format!("chall-{id}"),
-                kind: ChallengeKind::Http01,
-                token: "token".into(),
-            }],
-        })],
-        replaces: None,
-    };
-    let limits = OrderLimits {
-        taken: Vec::new(),
-        checked: Vec::new(),
-        pending_authorizations: None,
-    };
-    store
-        .create_order_within_limits(&order, &limits, NOW)
-        .await
-        .unwrap()
-        .unwrap();
+    pending_order(store, id, NOW).await;
     let challenge = format!("chall-{id}");
-    assert!(store.start_challenge(&challenge, NOW).await.unwrap());
+    assert!(store
+        .start_challenge(&challenge, NOW, &lease())
+        .await
+        .unwrap());
     let outcome = ValidationOutcome::Valid;
     assert!(store
-        .finish_challenge(&challenge, &outcome, NOW, NOW + 3600)
+        .finish_challenge(&challenge, &outcome, NOW, NOW + 3600, OWNER)
         .await
         .unwrap());
 }
@@ -76,7 +56,7 @@ on_both_backends! {
             let store = store.clone();
             async move {
                 store
-                    .begin_finalize("o", &[n as u8], &[], NOW)
+                    .begin_finalize("o", &[n as u8], &[], NOW, &lease())
                     .await
                     .unwrap()
                     .unwrap()
@@ -86,7 +66,7 @@ on_both_backends! {
         assert_eq!(winners(finalizes), 1);
         let marks = join_all((0..RACERS).map(|_| {
             let store = store.clone();
-            async move { store.mark_sign_attempt("o", NOW).await.unwrap() }
+            async move { store.mark_sign_attempt("o", NOW, OWNER).await.unwrap() }
         }))
         .await;
         assert_eq!(winners(marks), 1);

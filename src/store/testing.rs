@@ -9,7 +9,12 @@ use std::future::Future;
 
 use certgate_testkit::postgres::TemporaryDatabase;
 
-use super::{Backend, NewAccount, Store};
+use super::{
+    Backend, NewAccount, NewAuthorization, NewChallenge, NewOrder, OrderAuthorization, Store,
+};
+use crate::config::rate_limits::OrderLimits;
+use crate::protocol::challenge::ChallengeKind;
+use crate::protocol::identifier::Identifier;
 
 tokio::task_local! {
     /// The backend of the test running on this task.
@@ -72,6 +77,42 @@ pub(crate) async fn with_account(id: &str, now: i64) -> (TestDatabase, Store) {
     };
     store.create_account(id, &new, now).await.unwrap();
     (database, store)
+}
+
+/// A pending order `id` of account `acct` for the name `<id>.test`, made
+/// at `now` and good for an hour, with one authorization `authz-<id>` of
+/// one HTTP-01 challenge `chall-<id>`.
+pub(crate) async fn pending_order(store: &Store, id: &str, now: i64) {
+    let name = Identifier::from_value(&format!("{id}.test"));
+    let order = NewOrder {
+        id: id.into(),
+        account_id: "acct".into(),
+        profile: "default".into(),
+        identifiers: vec![name.clone()],
+        expires_at: now + 3600,
+        authorizations: vec![OrderAuthorization::New(NewAuthorization {
+            id: format!("authz-{id}"),
+            identifier: name,
+            wildcard: false,
+            expires_at: now + 3600,
+            challenges: vec![NewChallenge {
+                id: format!("chall-{id}"),
+                kind: ChallengeKind::Http01,
+                token: "token".into(),
+            }],
+        })],
+        replaces: None,
+    };
+    let limits = OrderLimits {
+        taken: Vec::new(),
+        checked: Vec::new(),
+        pending_authorizations: None,
+    };
+    store
+        .create_order_within_limits(&order, &limits, now)
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 /// Runs the test `name` on `backend`; on PostgreSQL only where a server

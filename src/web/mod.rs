@@ -56,7 +56,7 @@ impl Default for Lifetimes {
 #[derive(Clone)]
 pub struct AcmeState {
     pub store: Store,
-    pub nonces: Arc<nonce::NonceStore>,
+    pub nonces: Arc<nonce::Nonces>,
     pub profiles: Arc<Profiles>,
     /// Starts validations and issuances, which outlive the requests that
     /// ask for them.
@@ -120,7 +120,7 @@ macro_rules! parts_of_the_state {
 
 parts_of_the_state! {
     store: Store,
-    nonces: Arc<nonce::NonceStore>,
+    nonces: Arc<nonce::Nonces>,
     profiles: Arc<Profiles>,
     workers: Arc<Workers>,
     orders: Arc<crate::domain::orders::Orders>,

@@ -9,7 +9,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{Request, StatusCode};
 use serde::de::DeserializeOwned;
 
-use super::nonce::NonceStore;
+use super::nonce::Nonces;
 use super::urls::{UrlSource, Urls};
 use crate::protocol::jwk::PublicJwk;
 use crate::protocol::jws::{KeyRef, ParsedJws};
@@ -35,7 +35,7 @@ pub enum SignedBy {
 #[derive(Clone)]
 pub struct RequestChecks {
     pub urls: UrlSource,
-    pub nonces: Arc<NonceStore>,
+    pub nonces: Arc<Nonces>,
     pub store: Store,
 }
 
@@ -146,8 +146,9 @@ where
 
         // A nonce we never issued is refused before any lookup or
         // signature check, so a request without one costs next to nothing;
-        // it is spent below, once the signature holds.
-        if !checks.nonces.is_live(&jws.nonce) {
+        // it is spent below, once the signature holds. One that cannot be
+        // checked (the database is down) is a `503`, not a `badNonce`.
+        if !checks.nonces.is_live(&jws.nonce).await? {
             return Err(bad_nonce());
         }
         let signer = match &jws.key {
@@ -180,7 +181,7 @@ where
             }
         };
 
-        if !checks.nonces.consume(&jws.nonce) {
+        if !checks.nonces.consume(&jws.nonce).await? {
             return Err(bad_nonce());
         }
         Ok(Self {

@@ -1,8 +1,10 @@
 //! An HTTP-01 responder for tests: serves the key authorizations a test
 //! registers at `/.well-known/acme-challenge/<token>`, 404 for anything else,
-//! optionally behind a chain of redirects.
+//! optionally behind a chain of redirects, and holds its answers back for
+//! as long as a test asks it to.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, State};
@@ -24,9 +26,26 @@ struct Answer {
 
 type Answers = Arc<Mutex<HashMap<String, Answer>>>;
 
+/// Whether challenge requests are answered or held, and how many came.
+#[derive(Default)]
+struct Gate {
+    held: tokio::sync::watch::Sender<bool>,
+    asked: AtomicUsize,
+}
+
+impl Gate {
+    /// Counts a challenge request and waits while answers are held.
+    async fn pass(&self) {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        let mut held = self.held.subscribe();
+        let _ = held.wait_for(|held| !held).await;
+    }
+}
+
 pub struct Http01Responder {
     port: u16,
     answers: Answers,
+    gate: Arc<Gate>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -49,11 +68,18 @@ fn respond(answers: &Answers, token: &str, hop: u32) -> Response {
     (StatusCode::OK, answer.body).into_response()
 }
 
-async fn challenge(State(answers): State<Answers>, Path(token): Path<String>) -> Response {
+async fn challenge(
+    State((answers, gate)): State<(Answers, Arc<Gate>)>,
+    Path(token): Path<String>,
+) -> Response {
+    gate.pass().await;
     respond(&answers, &token, 0)
 }
 
-async fn hop(State(answers): State<Answers>, Path((hop, token)): Path<(u32, String)>) -> Response {
+async fn hop(
+    State((answers, _)): State<(Answers, Arc<Gate>)>,
+    Path((hop, token)): Path<(u32, String)>,
+) -> Response {
     respond(&answers, &token, hop)
 }
 
@@ -67,18 +93,37 @@ impl Http01Responder {
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let answers: Answers = Arc::default();
+        let gate = Arc::new(Gate::default());
         let app = Router::new()
             .route("/.well-known/acme-challenge/{token}", get(challenge))
             .route("/hop/{hop}/{token}", get(hop))
-            .with_state(answers.clone());
+            .with_state((answers.clone(), gate.clone()));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
         Self {
             port,
             answers,
+            gate,
             task,
         }
+    }
+
+    /// Holds every challenge request from now on without an answer, until
+    /// [`Http01Responder::release`]: a client's server that is slow to
+    /// answer, while the validator waits.
+    pub fn hold(&self) {
+        self.gate.held.send_replace(true);
+    }
+
+    /// Answers the held requests and every one after.
+    pub fn release(&self) {
+        self.gate.held.send_replace(false);
+    }
+
+    /// Challenge requests received so far, held ones included.
+    pub fn requests(&self) -> usize {
+        self.gate.asked.load(Ordering::SeqCst)
     }
 
     pub fn port(&self) -> u16 {

@@ -136,6 +136,17 @@ impl RawClient {
         self.try_nonce().await.unwrap()
     }
 
+    /// `GET newNonce`, read completely: `204` with the nonce in its
+    /// `Replay-Nonce`, or the problem when none could be issued.
+    pub async fn new_nonce_reply(&self) -> Reply {
+        let reply = self.http.get(self.url("newNonce")).send().await.unwrap();
+        Reply {
+            status: reply.status().as_u16(),
+            headers: reply.headers().clone(),
+            body: reply.bytes().await.unwrap().to_vec(),
+        }
+    }
+
     async fn try_nonce(&self) -> Result<String, reqwest::Error> {
         let reply = self.http.head(self.url("newNonce")).send().await?;
         Ok(reply.headers()["replay-nonce"].to_str().unwrap().to_owned())
@@ -154,7 +165,9 @@ impl RawClient {
         self.header_with_nonce(url, &self.nonce().await)
     }
 
-    fn header_with_nonce(&self, url: &str, nonce: &str) -> Value {
+    /// The protected header for `url` with `nonce`, which the test got
+    /// wherever it chose (another replica, an earlier request).
+    pub fn header_with_nonce(&self, url: &str, nonce: &str) -> Value {
         let mut header = json!({"alg": "ES256", "nonce": nonce, "url": url});
         match &self.kid {
             Some(kid) => header["kid"] = json!(kid),

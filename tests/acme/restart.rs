@@ -30,15 +30,22 @@ async fn accounts_survive_and_an_interrupted_issuance_resumes() {
     let csr = params.serialize_request(&key).unwrap();
     let order_id = order_url.rsplit('/').next().unwrap().to_owned();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    // Its lease still runs for a minute: a restart on SQLite does not wait
+    // for it to run out.
+    let lease = certgate::store::Lease {
+        owner: "the run that stopped".into(),
+        until: now + 60,
+    };
     assert!(instance
         .store()
-        .begin_finalize(&order_id, csr.der(), &[], now)
+        .begin_finalize(&order_id, csr.der(), &[], now, &lease)
         .await
         .unwrap()
         .unwrap());
     assert_eq!(stored(&instance, &order_id).await, 0);
 
     instance.restart().await;
+    let restarted = std::time::Instant::now();
 
     // The account still signs requests; the order finishes without the client
     // doing anything but polling.
@@ -54,6 +61,11 @@ async fn accounts_survive_and_an_interrupted_issuance_resumes() {
         tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
     }
     assert_eq!(status, "valid");
+    assert!(
+        restarted.elapsed() < std::time::Duration::from_secs(30),
+        "the resumed issuance waited for the lease: {:?}",
+        restarted.elapsed()
+    );
     assert_eq!(stored(&instance, &order_id).await, 1);
     let certificate_url = client.post(&order_url, None).await.json()["certificate"]
         .as_str()

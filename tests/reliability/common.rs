@@ -1,11 +1,16 @@
 //! Pieces the reliability tests share: a flow of ACME requests that
-//! tolerates a server going away, and a look into the database file.
+//! tolerates a server going away, a look into the database file,
+//! `/ready` polled until it says what a test waits for, and the forwarding
+//! half of a proxy a test can cut.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use sqlx::Connection;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
 
 use certgate_testkit::http01::Http01Responder;
 use certgate_testkit::raw_client::{challenge_of, csr, AccountKey, RawClient};
@@ -194,5 +199,46 @@ pub async fn wait_until_settled(data_dir: &Path) {
             "{orders} orders and {challenges} challenges still processing after 30 s"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `GET /ready`: (status, body).
+pub async fn ready(client: &RawClient, base: &str) -> (u16, String) {
+    let reply = client
+        .http
+        .get(format!("{base}/ready"))
+        .send()
+        .await
+        .unwrap();
+    (reply.status().as_u16(), reply.text().await.unwrap())
+}
+
+/// Polls `/ready` until its status is `status` (15 s at most: the write
+/// probe's outcome is reused for a few seconds); returns the body.
+pub async fn ready_becomes(client: &RawClient, base: &str, status: u16) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (now, body) = ready(client, base).await;
+        if now == status {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/ready still {now} instead of {status}:\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Forwards `client` to `upstream` both ways until either side closes or
+/// `cut` turns true, then closes both: what a proxy in front of a service
+/// does, and how a test makes that service unreachable at once.
+pub async fn forward(mut client: TcpStream, upstream: SocketAddr, mut cut: watch::Receiver<bool>) {
+    let Ok(mut server) = TcpStream::connect(upstream).await else {
+        return;
+    };
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+        _ = cut.wait_for(|cut| *cut) => {}
     }
 }

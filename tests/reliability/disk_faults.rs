@@ -6,11 +6,12 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::{assert_unavailable, fresh_client, integrity_check, try_issue};
+use crate::common::{
+    assert_unavailable, fresh_client, integrity_check, ready, ready_becomes, try_issue,
+};
 use certgate_testkit::dns::DnsStub;
 use certgate_testkit::http01::Http01Responder;
 use certgate_testkit::process::{CertgateProcess, ServeArgs};
@@ -66,34 +67,6 @@ impl Drop for SmallFilesystem {
 /// ENOSPC on Linux.
 fn libc_enospc() -> i32 {
     28
-}
-
-/// `GET /ready`: (status, body).
-async fn ready(client: &RawClient, base: &str) -> (u16, String) {
-    let reply = client
-        .http
-        .get(format!("{base}/ready"))
-        .send()
-        .await
-        .unwrap();
-    (reply.status().as_u16(), reply.text().await.unwrap())
-}
-
-/// Polls `/ready` until its status is `status` (15 s at most: the write
-/// probe's outcome is reused for a few seconds); returns the body.
-async fn ready_becomes(client: &RawClient, base: &str, status: u16) -> String {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let (now, body) = ready(client, base).await;
-        if now == status {
-            return body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "/ready still {now} instead of {status}:\n{body}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// A newAccount that must be created (201) or refused as unavailable

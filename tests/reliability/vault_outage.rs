@@ -18,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::common::forward;
 use certgate_testkit::instance::Instance;
 use certgate_testkit::openmetrics;
 use certgate_testkit::raw_client::{csr, RawClient};
@@ -396,16 +397,6 @@ async fn close_after_the_head(mut stream: TcpStream, counts: &Counts) {
     };
     counter.fetch_add(1, Ordering::SeqCst);
     // Dropping the stream closes it without a byte of answer.
-}
-
-async fn forward(mut client: TcpStream, upstream: SocketAddr, mut mode: watch::Receiver<bool>) {
-    let Ok(mut server) = TcpStream::connect(upstream).await else {
-        return;
-    };
-    tokio::select! {
-        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-        _ = mode.wait_for(|closing| *closing) => {}
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -49,19 +49,51 @@ impl Writer {
     }
 
     pub(super) async fn write<T: Send + 'static>(&self, work: impl Work<T>) -> StoreResult<T> {
+        self.on_a_task(|pool| async move { run(&pool, &work).await })
+            .await
+    }
+
+    /// `work`, one statement, on a connection of the pool without `BEGIN`
+    /// and `COMMIT`: PostgreSQL runs a statement alone as a transaction of
+    /// its own, at READ COMMITTED, where a `DELETE` that finds its row
+    /// already deleted by a concurrent one simply deletes nothing.
+    pub(super) async fn write_statement<T: Send + 'static>(
+        &self,
+        work: impl Work<T>,
+    ) -> StoreResult<T> {
+        self.on_a_task(|pool| async move {
+            let mut connection = pool.acquire().await?;
+            let outcome = work(&mut connection).await;
+            if outcome.as_ref().is_err_and(StoreError::is_unavailable) {
+                // Broken, most likely: do not hand it to the next caller.
+                let _ = connection.close().await;
+            }
+            outcome
+        })
+        .await
+    }
+
+    /// Runs `unit` on a task of its own, once a place among the units in
+    /// flight is free, and returns what it returned.
+    async fn on_a_task<T, F, U>(&self, unit: U) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = StoreResult<T>> + Send + 'static,
+        U: FnOnce(AnyPool) -> F,
+    {
         let permit = self
             .in_flight
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| StoreError::Closed)?;
-        let pool = self.pool.clone();
-        let unit = tokio::spawn(async move {
-            let outcome = run(&pool, &work).await;
+        let unit = unit(self.pool.clone());
+        let task = tokio::spawn(async move {
+            let outcome = unit.await;
             drop(permit);
             outcome
         });
-        unit.await.map_err(|_| StoreError::Interrupted)?
+        task.await.map_err(|_| StoreError::Interrupted)?
     }
 
     /// Waits for the units in flight, then refuses new ones.

@@ -62,6 +62,20 @@ impl Writer {
         }
     }
 
+    /// Runs `work`, a single statement, as a unit on SQLite and as a
+    /// statement of its own (no explicit transaction, no retry: one
+    /// statement cannot lose a serialization race) on PostgreSQL. Like
+    /// [`Writer::write`], a dropped caller cannot cut it short.
+    pub(super) async fn write_statement<T: Send + 'static>(
+        &self,
+        work: impl Work<T>,
+    ) -> StoreResult<T> {
+        match self {
+            Self::Serial(writer) => writer.write(work).await,
+            Self::Concurrent(writer) => writer.write_statement(work).await,
+        }
+    }
+
     /// Lets the units already started finish, then refuses new ones.
     pub(super) async fn close(&self) {
         match self {

@@ -43,7 +43,8 @@ pub async fn challenge(
         // a client sends is ignored rather than refused, as clients differ.
         let _: serde_json::Value = request.json()?;
         crate::domain::eab::check_binding_in_force(&store, &request.account()?.id).await?;
-        if store.start_challenge(&id, clock.now()).await? {
+        let lease = workers.leases.fresh();
+        if store.start_challenge(&id, clock.now(), &lease).await? {
             let task = workers.spawn_validation(id.clone());
             // Answer with the result when validation is quick (saving the
             // client a poll); otherwise answer `processing` and let it poll.

@@ -56,7 +56,7 @@ pub async fn finalize(
     // Only one finalize can move the order from ready to processing; a
     // concurrent one sees the order already processing and is refused.
     let started = match store
-        .begin_finalize(&id, &accepted.der, &buckets, now)
+        .begin_finalize(&id, &accepted.der, &buckets, now, &workers.leases.fresh())
         .await?
     {
         Ok(started) => started,

@@ -125,6 +125,11 @@ async fn run_to_completion(request: Request, next: Next) -> Response {
 
 /// RFC 8555 §6.5 and §7.1: a fresh nonce and a link to the directory on
 /// every response, errors included (a `badNonce` must carry a nonce).
+///
+/// A nonce the database cannot issue makes newNonce's answer a `503` with
+/// `Retry-After`, as other database faults are; any other response goes
+/// out without one, since what its request did is done, and the client's
+/// next newNonce hears of the fault.
 async fn acme_headers(
     State(checks): State<RequestChecks>,
     request: Request,
@@ -132,11 +137,18 @@ async fn acme_headers(
 ) -> Response {
     let (parts, body) = request.into_parts();
     let urls = Urls::for_request(&checks.urls, &parts).ok();
+    let asks_for_a_nonce = parts.uri.path().ends_with("/new-nonce");
     let mut response = next.run(Request::from_parts(parts, body)).await;
-    let headers = response.headers_mut();
-    if let Ok(nonce) = HeaderValue::from_str(&checks.nonces.issue()) {
-        headers.insert(REPLAY_NONCE, nonce);
+    match checks.nonces.issue().await {
+        Ok(nonce) => {
+            if let Ok(nonce) = HeaderValue::from_str(&nonce) {
+                response.headers_mut().insert(REPLAY_NONCE, nonce);
+            }
+        }
+        Err(error) if asks_for_a_nonce => response = Problem::from(error).into_response(),
+        Err(error) => tracing::warn!(%error, "answering without a nonce: none could be issued"),
     }
+    let headers = response.headers_mut();
     if let Some(link) =
         urls.and_then(|u| HeaderValue::from_str(&format!("<{}>;rel=\"index\"", u.directory())).ok())
     {

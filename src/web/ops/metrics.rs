@@ -107,7 +107,11 @@ impl Snapshot {
                 })
                 .set(count.map_or(0, |(_, n)| *n));
         }
-        registry.register("orders", "Orders in the database, by status", orders);
+        registry.register(
+            "orders",
+            "Orders by status, from the database: the same on every replica",
+            orders,
+        );
 
         let valid = Family::<ProfileLabels, Gauge>::default();
         let expiring = Family::<ExpiringLabels, Gauge>::default();
@@ -138,17 +142,17 @@ impl Snapshot {
         }
         registry.register(
             "certificates_valid",
-            "Certificates neither revoked nor expired, by profile",
+            "Certificates neither revoked nor expired, by profile, from the database: the same on every replica",
             valid,
         );
         registry.register(
             "certificates_expiring",
-            "Certificates neither revoked nor expired that expire within 30d or 7d, by profile",
+            "Certificates neither revoked nor expired that expire within 30d or 7d, by profile, from the database: the same on every replica",
             expiring,
         );
         registry.register_with_unit(
             "certificates_earliest_expiry",
-            "Time until the soonest expiry among the certificates in use, by profile",
+            "Time until the soonest expiry among the certificates in use, by profile, from the database: the same on every replica",
             Unit::Seconds,
             earliest,
         );
@@ -158,7 +162,7 @@ impl Snapshot {
             gauge.set(ttl.as_secs_f64());
             registry.register_with_unit(
                 "vault_token_ttl",
-                "Time until certgate's Vault token expires unless renewed",
+                "Time until this process's Vault token expires unless renewed",
                 Unit::Seconds,
                 gauge,
             );

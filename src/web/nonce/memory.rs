@@ -1,19 +1,16 @@
-//! Anti-replay nonces (RFC 8555 §6.5).
+//! Nonces in the memory of the one process that serves a SQLite
+//! database: no SQL on any request for them.
 //!
-//! A nonce is 128 random bits, valid once, for [`NonceStore::lifetime`].
-//! Real clients give up after one or two `badNonce` answers, so a nonce we
-//! handed out is never dropped early except when the store is full — and the
-//! capacity is far above what a fleet of clients holds at once.
+//! A nonce is valid once, for the store's lifetime. Real clients give up
+//! after one or two `badNonce` answers, so a nonce we handed out is never
+//! dropped early except when the store is full — and the capacity is far
+//! above what a fleet of clients holds at once.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use rand::RngCore;
-
-type NonceBytes = [u8; 16];
+use super::{decode, encode, random, NonceBytes};
 
 #[derive(Debug)]
 pub struct NonceStore {
@@ -48,14 +45,13 @@ impl NonceStore {
 
     /// Issues a fresh nonce.
     pub fn issue(&self) -> String {
-        let mut bytes = NonceBytes::default();
-        rand::thread_rng().fill_bytes(&mut bytes);
+        let bytes = random();
         let now = Instant::now();
         let mut issued = self.inner.lock().expect("nonce store lock");
         issued.prune(now, self.lifetime, self.capacity.saturating_sub(1));
         issued.live.insert(bytes, now);
         issued.order.push_back((bytes, now));
-        URL_SAFE_NO_PAD.encode(bytes)
+        encode(bytes)
     }
 
     /// Consumes `nonce`: true exactly once for a nonce we issued that has not
@@ -86,13 +82,6 @@ impl NonceStore {
             .get(&bytes)
             .is_some_and(|at| at.elapsed() < self.lifetime)
     }
-}
-
-fn decode(nonce: &str) -> Option<NonceBytes> {
-    URL_SAFE_NO_PAD
-        .decode(nonce)
-        .ok()
-        .and_then(|v| NonceBytes::try_from(v).ok())
 }
 
 impl Issued {
