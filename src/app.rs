@@ -1,4 +1,4 @@
-//! Wiring: data directory and its lock, embedded CA, database, validators,
+//! Wiring: data directory and its lock, embedded CA (`ca_dir`), database, validators,
 //! the listeners, and the background work a previous run left unfinished.
 
 use std::net::SocketAddr;
@@ -17,7 +17,7 @@ use crate::domain::profiles::{Profile, Profiles};
 use crate::domain::readiness::ReadinessProbe;
 use crate::domain::validation_slots::ValidationSlots;
 use crate::domain::workers::Workers;
-use crate::issuer::local::{CaError, EmbeddedCa, LocalIssuer};
+use crate::issuer::local::{CaError, CaFiles, EmbeddedCa, LocalIssuer};
 use crate::issuer::vault::{VaultIssuer, VaultRole};
 use crate::issuer::Issuer;
 use crate::metrics::Metrics;
@@ -53,6 +53,8 @@ pub enum ServerError {
     Lock(#[from] ServeLockError),
     #[error(transparent)]
     Ca(#[from] CaError),
+    #[error(transparent)]
+    Eab(#[from] crate::domain::eab::EabError),
     #[error("opening the database: {0}")]
     Store(#[from] StoreError),
     #[error("DNS resolver: {0}")]
@@ -306,7 +308,7 @@ async fn build_state(
         lifetimes,
         rate_limits: config.rate_limits,
         external_url: config.external_url.clone(),
-        eab: crate::domain::eab::Keyring::in_data_dir(&config.data_dir),
+        eab: crate::domain::eab::Keyring::at(&config.eab_key_file),
         metrics,
         audit,
         vault: vault.cloned(),
@@ -424,7 +426,7 @@ pub async fn start_with(config: Config, substitutes: Substitutes) -> Result<Serv
         _ => Some(ServeLock::acquire(&config.data_dir)?),
     };
     check_open_file_limit(&config);
-    let ca = Arc::new(EmbeddedCa::load_or_create(&config.data_dir.join("ca"))?);
+    let ca = Arc::new(EmbeddedCa::load_or_create(&config.ca_dir)?);
     let metrics = Arc::new(Metrics::default());
     let vault = config
         .vault
@@ -433,6 +435,7 @@ pub async fn start_with(config: Config, substitutes: Substitutes) -> Result<Serv
         .transpose()?
         .map(Arc::new);
     let state = build_state(&config, ca.clone(), vault.as_ref(), metrics, substitutes).await?;
+    state.eab.check()?;
     let unfinished = UnfinishedWork::find(&state).await?;
     let tls = tls_config(&ca, &config)?;
 
@@ -496,7 +499,7 @@ pub async fn start_with(config: Config, substitutes: Substitutes) -> Result<Serv
         directory = %format!("https://{local_addr}/acme/directory"),
         default_profile = %config.default_profile,
         profiles = ?profiles,
-        root = %config.data_dir.join("ca/root.pem").display(),
+        root = %CaFiles::in_dir(&config.ca_dir).root_pem.display(),
         "certgate is serving"
     );
     Ok(Server {

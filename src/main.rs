@@ -123,6 +123,9 @@ enum Command {
     /// Apply the database's migrations and exit (serve applies them at
     /// start unless told `--migrate false`).
     Migrate(certgate::cli::migrate::MigrateArgs),
+    /// The embedded CA: `certgate ca create` makes it ahead of the servers,
+    /// for a folder several replicas mount.
+    Ca(certgate::cli::ca::CaArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -219,6 +222,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Accounts(args) => certgate::cli::inventory::run_accounts(args).await,
         Command::DnsPersist(args) => certgate::cli::dns_persist::run(args).await,
         Command::Migrate(args) => certgate::cli::migrate::run(args).await,
+        Command::Ca(args) => certgate::cli::ca::run(args),
     };
     failure_as_log_line(outcome, cli.log_format)
 }
