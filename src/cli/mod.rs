@@ -5,6 +5,7 @@
 
 pub mod ca;
 pub mod check_config;
+pub mod db;
 pub mod dns_persist;
 pub mod eab;
 pub mod inventory;

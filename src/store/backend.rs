@@ -4,6 +4,7 @@
 //! transaction begins, what a new connection is told, which migrations
 //! apply, and which faults are worth a retry or a `503`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
@@ -81,6 +82,16 @@ impl Backend {
         match self {
             Self::Sqlite => "BEGIN IMMEDIATE",
             Self::Postgres => "BEGIN ISOLATION LEVEL SERIALIZABLE",
+        }
+    }
+
+    /// The statement that opens a read of one moment (`db copy`'s source):
+    /// SQLite's deferred transaction reads one snapshot of the WAL from its
+    /// first SELECT; PostgreSQL needs REPEATABLE READ for one snapshot.
+    pub(super) fn begin_snapshot(self) -> &'static str {
+        match self {
+            Self::Sqlite => "BEGIN",
+            Self::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
         }
     }
 
@@ -168,6 +179,19 @@ impl Backend {
             // Extended codes keep the primary code in the low byte.
             .is_some_and(|code| TRANSIENT_SQLITE_CODES.contains(&(code & 0xff)))
     }
+}
+
+/// The SQLite file a `sqlite:` URL names (`None` for PostgreSQL, or a
+/// database in memory).
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+    if Backend::of_url(url) != Some(Backend::Sqlite)
+        || url.contains(":memory:")
+        || url.contains("mode=memory")
+    {
+        return None;
+    }
+    let options: sqlx::sqlite::SqliteConnectOptions = url.parse().ok()?;
+    Some(options.get_filename().to_owned())
 }
 
 /// The PRAGMAs of SQLite's read connections: never a write (`query_only`),
