@@ -427,6 +427,7 @@ pub async fn start_with(config: Config, substitutes: Substitutes) -> Result<Serv
     };
     check_open_file_limit(&config);
     let ca = Arc::new(EmbeddedCa::load_or_create(&config.ca_dir)?);
+    crate::domain::eab::Keyring::at(&config.eab_key_file).check()?;
     let metrics = Arc::new(Metrics::default());
     let vault = config
         .vault
@@ -435,7 +436,6 @@ pub async fn start_with(config: Config, substitutes: Substitutes) -> Result<Serv
         .transpose()?
         .map(Arc::new);
     let state = build_state(&config, ca.clone(), vault.as_ref(), metrics, substitutes).await?;
-    state.eab.check()?;
     let unfinished = UnfinishedWork::find(&state).await?;
     let tls = tls_config(&ca, &config)?;
 

@@ -209,6 +209,48 @@ mod tests {
 
     use super::*;
 
+    /// A row holding `sealed` (ciphertext, nonce) for `kid` of `default`.
+    fn record(kid: &str, (key_ciphertext, key_nonce): (Vec<u8>, Vec<u8>)) -> EabKeyRecord {
+        EabKeyRecord {
+            kid: kid.into(),
+            profile: "default".into(),
+            key_ciphertext,
+            key_nonce,
+            names: None,
+            note: None,
+            created_at: 0,
+            expires_at: None,
+            revoked_at: None,
+            account_id: None,
+            bound_at: None,
+        }
+    }
+
+    #[test]
+    fn the_key_encryption_key_seals_to_its_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let keyring = Keyring::at(&dir.path().join("eab.key"));
+        assert!(matches!(keyring.load(), Err(EabError::NoKeyFile(_))));
+        let kek = keyring.load_or_create().unwrap();
+        let mode = std::fs::metadata(keyring.path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let mut record = record("k1", kek.seal("k1", "default", &[7u8; 32]).unwrap());
+        // A second load reads the same file.
+        assert_eq!(
+            keyring.load_or_create().unwrap().open(&record).unwrap().0,
+            [7u8; 32]
+        );
+        record.kid = "k2".into();
+        assert!(matches!(kek.open(&record), Err(EabError::Decrypt { .. })));
+        assert_eq!(
+            format!("{:?}", HmacKey(vec![1, 2, 3])),
+            "HmacKey([redacted])"
+        );
+    }
+
     /// `eab create` run on several machines at once against one shared
     /// file: the first link wins, and every process seals with its key.
     #[test]
@@ -230,20 +272,8 @@ mod tests {
             .collect();
         let sealed: Vec<_> = racers.into_iter().map(|r| r.join().unwrap()).collect();
         let kek = keyring.load().unwrap();
-        for (n, (key_ciphertext, key_nonce)) in sealed.into_iter().enumerate() {
-            let record = EabKeyRecord {
-                kid: format!("k{n}"),
-                profile: "default".into(),
-                key_ciphertext,
-                key_nonce,
-                names: None,
-                note: None,
-                created_at: 0,
-                expires_at: None,
-                revoked_at: None,
-                account_id: None,
-                bound_at: None,
-            };
+        for (n, sealed) in sealed.into_iter().enumerate() {
+            let record = record(&format!("k{n}"), sealed);
             assert_eq!(kek.open(&record).unwrap().0, [n as u8; 32]);
         }
         let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();

@@ -188,8 +188,6 @@ pub async fn create_key(
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::PermissionsExt;
-
     use super::*;
     use crate::protocol::identifiers::{parse_dns, parse_ip};
 
@@ -247,43 +245,5 @@ mod tests {
         ] {
             assert!(NamesLimit::parse(bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn the_key_encryption_key_seals_to_its_row() {
-        let dir = tempfile::tempdir().unwrap();
-        let keyring = Keyring::at(&dir.path().join("eab.key"));
-        assert!(matches!(keyring.load(), Err(EabError::NoKeyFile(_))));
-        let kek = keyring.load_or_create().unwrap();
-        let mode = std::fs::metadata(keyring.path())
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
-        let (key_ciphertext, key_nonce) = kek.seal("k1", "default", &[7u8; 32]).unwrap();
-        let mut record = EabKeyRecord {
-            kid: "k1".into(),
-            profile: "default".into(),
-            key_ciphertext,
-            key_nonce,
-            names: None,
-            note: None,
-            created_at: 0,
-            expires_at: None,
-            revoked_at: None,
-            account_id: None,
-            bound_at: None,
-        };
-        // A second load reads the same file.
-        assert_eq!(
-            keyring.load_or_create().unwrap().open(&record).unwrap().0,
-            [7u8; 32]
-        );
-        record.kid = "k2".into();
-        assert!(matches!(kek.open(&record), Err(EabError::Decrypt { .. })));
-        assert_eq!(
-            format!("{:?}", HmacKey(vec![1, 2, 3])),
-            "HmacKey([redacted])"
-        );
     }
 }

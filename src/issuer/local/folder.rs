@@ -59,7 +59,7 @@ impl CaFiles {
     }
 }
 
-pub(super) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CaError + '_ {
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CaError + '_ {
     move |source| CaError::Io {
         path: path.to_owned(),
         source,
