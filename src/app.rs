@@ -1,6 +1,6 @@
-//! Wiring: data directory and its lock, embedded CA, database, validators,
-//! the listeners, and the background work a previous run (or, with
-//! replicas, another process) left unfinished.
+//! Wiring: data directory and its lock, embedded CA (`ca_dir`), database,
+//! validators, the listeners, and the background work a previous run (or,
+//! with replicas, another process) left unfinished.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use crate::domain::readiness::ReadinessProbe;
 use crate::domain::validation_slots::ValidationSlots;
 use crate::domain::work_leases::WorkLeases;
 use crate::domain::workers::Workers;
-use crate::issuer::local::{CaError, EmbeddedCa, LocalIssuer};
+use crate::issuer::local::{CaError, CaFiles, EmbeddedCa, LocalIssuer};
 use crate::issuer::vault::{VaultIssuer, VaultRole};
 use crate::issuer::Issuer;
 use crate::metrics::Metrics;
@@ -55,6 +55,8 @@ pub enum ServerError {
     Lock(#[from] ServeLockError),
     #[error(transparent)]
     Ca(#[from] CaError),
+    #[error(transparent)]
+    Eab(#[from] crate::domain::eab::EabError),
     #[error("opening the database: {0}")]
     Store(#[from] StoreError),
     #[error("DNS resolver: {0}")]
@@ -321,7 +323,7 @@ async fn build_state(
         lifetimes,
         rate_limits: config.rate_limits,
         external_url: config.external_url.clone(),
-        eab: crate::domain::eab::Keyring::in_data_dir(&config.data_dir),
+        eab: crate::domain::eab::Keyring::at(&config.eab_key_file),
         metrics,
         audit,
         vault: vault.cloned(),
@@ -432,7 +434,8 @@ pub async fn start_with(config: Config, substitutes: Substitutes) -> Result<Serv
         _ => Some(ServeLock::acquire(&config.data_dir)?),
     };
     check_open_file_limit(&config);
-    let ca = Arc::new(EmbeddedCa::load_or_create(&config.data_dir.join("ca"))?);
+    let ca = Arc::new(EmbeddedCa::load_or_create(&config.ca_dir)?);
+    crate::domain::eab::Keyring::at(&config.eab_key_file).check()?;
     let metrics = Arc::new(Metrics::default());
     let vault = config
         .vault
@@ -503,7 +506,7 @@ pub async fn start_with(config: Config, substitutes: Substitutes) -> Result<Serv
         directory = %format!("https://{local_addr}/acme/directory"),
         default_profile = %config.default_profile,
         profiles = ?profiles,
-        root = %config.data_dir.join("ca/root.pem").display(),
+        root = %CaFiles::in_dir(&config.ca_dir).root_pem.display(),
         lease_owner = %state.workers.leases.owner(),
         "certgate is serving"
     );

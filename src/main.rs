@@ -123,6 +123,12 @@ enum Command {
     /// Apply the database's migrations and exit (serve applies them at
     /// start unless told `--migrate false`).
     Migrate(certgate::cli::migrate::MigrateArgs),
+    /// The embedded CA: `certgate ca create` makes it ahead of the servers,
+    /// for a folder several replicas mount.
+    Ca(certgate::cli::ca::CaArgs),
+    /// The database: `certgate db copy` copies every row into an empty
+    /// database, e.g. from SQLite to PostgreSQL.
+    Db(certgate::cli::db::DbArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -226,6 +232,8 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Accounts(args) => certgate::cli::inventory::run_accounts(args).await,
         Command::DnsPersist(args) => certgate::cli::dns_persist::run(args).await,
         Command::Migrate(args) => certgate::cli::migrate::run(args).await,
+        Command::Ca(args) => certgate::cli::ca::run(args),
+        Command::Db(args) => certgate::cli::db::run(args).await,
     };
     failure_as_log_line(outcome, cli.log_format)
 }

@@ -15,6 +15,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::{Config, ProfileIssuer, ProfileSettings, VaultAuth, VaultSettings};
+use crate::domain::eab::Keyring;
+use crate::issuer::local::EmbeddedCa;
 use crate::util::secret::SecretSource;
 use crate::vault::{Vault, VaultError};
 
@@ -163,6 +165,37 @@ fn auth_files(auth: &VaultAuth) -> Vec<(&'static str, &SecretSource)> {
     }
 }
 
+/// The embedded CA's folder and the EAB key file, loaded as `serve` loads
+/// them where they are on this machine: a folder or key mounted from a
+/// secret is checked in the container that mounts it.
+fn shared_keys(config: &Config) -> Vec<Finding> {
+    let (dir, key) = (config.ca_dir.display(), config.eab_key_file.display());
+    let ca = match EmbeddedCa::exists_in(&config.ca_dir) {
+        Ok(false) => Finding::Skipped(format!(
+            "ca_dir {dir}: no CA there on this machine; serve makes one at first start"
+        )),
+        Ok(true) => match EmbeddedCa::load(&config.ca_dir) {
+            Ok(ca) => Finding::Ok(format!(
+                "ca_dir {dir}: embedded CA, root SHA-256 {}",
+                super::ca::fingerprint(&ca.root_sha256())
+            )),
+            Err(e) => Finding::Problem(format!("ca_dir {dir}: {e}")),
+        },
+        Err(e) => Finding::Problem(format!("ca_dir {dir}: {e}")),
+    };
+    let eab = if !config.eab_key_file.exists() {
+        Finding::Skipped(format!(
+            "eab_key_file {key}: not on this machine; the first `eab create` makes it"
+        ))
+    } else {
+        match Keyring::at(&config.eab_key_file).check() {
+            Ok(()) => Finding::Ok(format!("eab_key_file {key}: a key-encryption key, private")),
+            Err(e) => Finding::Problem(format!("eab_key_file {key}: {e}")),
+        }
+    };
+    vec![ca, eab]
+}
+
 /// Two listeners on one address: the second would fail to bind at start.
 fn listener_clashes(config: &Config) -> Vec<Finding> {
     let listeners: Vec<(&str, SocketAddr)> = [("listen", Some(config.listen))]
@@ -219,6 +252,7 @@ pub fn offline(config: &Config) -> Vec<Finding> {
         ));
     }
     findings.extend(listener_clashes(config));
+    findings.extend(shared_keys(config));
     for profile in &config.profiles {
         let signs = match &profile.issuer {
             ProfileIssuer::Local => "signs with the embedded CA".to_owned(),

@@ -1,8 +1,11 @@
 //! The subcommands beside `serve`, which print: checking a configuration,
-//! and reading or changing the inventory while the server runs. Only this
-//! layer writes to stdout.
+//! reading or changing the inventory while the server runs, making the
+//! embedded CA, and the database's schema and copies. Only this layer
+//! writes to stdout.
 
+pub mod ca;
 pub mod check_config;
+pub mod db;
 pub mod dns_persist;
 pub mod eab;
 pub mod inventory;

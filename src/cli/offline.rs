@@ -25,6 +25,14 @@ pub struct StoreFlags {
     /// The server's database URL [default: sqlite://<data-dir>/certgate.db].
     #[arg(long, env = "CERTGATE_DATABASE_URL", value_name = "URL", global = true)]
     pub database_url: Option<String>,
+    /// The server's EAB key-encryption key [default: <data-dir>/eab.key].
+    #[arg(
+        long,
+        env = "CERTGATE_EAB_KEY_FILE",
+        value_name = "FILE",
+        global = true
+    )]
+    pub eab_key_file: Option<PathBuf>,
     /// Where audit lines go [default: as the server: <data-dir>/audit.log].
     #[arg(
         long,
@@ -48,7 +56,7 @@ pub struct OfflineContext {
 /// Vault settings the server takes from its own environment (`VAULT_ADDR`,
 /// `VAULT_TOKEN`, AppRole ids) are therefore not needed; stand-ins keep
 /// their absence from failing the load.
-fn env_without_vault_credentials(name: &str) -> Option<String> {
+pub(super) fn env_without_vault_credentials(name: &str) -> Option<String> {
     std::env::var(name)
         .ok()
         .filter(|v| !v.is_empty())
@@ -70,6 +78,7 @@ impl StoreFlags {
                 config: self.config,
                 data_dir: self.data_dir,
                 database_url: self.database_url,
+                eab_key_file: self.eab_key_file,
                 audit_log: self.audit_log,
                 ..Default::default()
             },
@@ -91,7 +100,7 @@ impl OfflineContext {
                 crate::config::database::redacted(&config.database_url)
             )
         })?;
-        let keyring = Keyring::in_data_dir(&config.data_dir);
+        let keyring = Keyring::at(&config.eab_key_file);
         let audit =
             AuditLog::open(&config.audit_log, store.clone()).context("opening the audit log")?;
         Ok(Self {

@@ -53,6 +53,11 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub database_url: String,
+    /// The embedded CA's folder: made on first start when missing, or
+    /// mounted read-only, the same on every replica.
+    pub ca_dir: PathBuf,
+    /// The key that encrypts EAB keys at rest, shared like `ca_dir`.
+    pub eab_key_file: PathBuf,
     /// Whether `serve` applies the database's migrations at start (else
     /// `certgate migrate` does, and `serve` refuses a database behind it).
     pub migrate: bool,
@@ -146,6 +151,17 @@ pub struct ServeFlags {
     /// PostgreSQL server [default: sqlite://<data-dir>/certgate.db].
     #[arg(long, env = "CERTGATE_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
+
+    /// Folder of the embedded CA, made on first start if missing; replicas
+    /// mount one read-only [default: <data-dir>/ca].
+    #[arg(long, env = "CERTGATE_CA_DIR", value_name = "DIR")]
+    pub ca_dir: Option<PathBuf>,
+
+    /// Key that encrypts external account keys, made by the first `eab
+    /// create` if missing; replicas mount one read-only [default:
+    /// <data-dir>/eab.key].
+    #[arg(long, env = "CERTGATE_EAB_KEY_FILE", value_name = "FILE")]
+    pub eab_key_file: Option<PathBuf>,
 
     /// Apply the database's migrations at start; with false, run
     /// `certgate migrate` first [default: true].
@@ -375,6 +391,14 @@ impl Config {
             .database_url
             .or(file.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("certgate.db").display()));
+        let ca_dir = flags
+            .ca_dir
+            .or(file.ca_dir)
+            .unwrap_or_else(|| data_dir.join("ca"));
+        let eab_key_file = flags
+            .eab_key_file
+            .or(file.eab_key_file)
+            .unwrap_or_else(|| data_dir.join("eab.key"));
         let resolvers = first_list(flags.resolvers, file.resolvers)
             .iter()
             .map(|r| parse_resolver(r))
@@ -439,6 +463,8 @@ impl Config {
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443))),
             data_dir,
             database_url,
+            ca_dir,
+            eab_key_file,
             migrate: flags.migrate.or(file.migrate).unwrap_or(true),
             http01_port: flags.http01_port.or(file.http01_port).unwrap_or(80),
             tls_alpn01_port: flags

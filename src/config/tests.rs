@@ -8,6 +8,8 @@ fn defaults_need_no_input() {
     assert_eq!(config.listen.to_string(), "127.0.0.1:8443");
     assert_eq!(config.data_dir, PathBuf::from("certgate-data"));
     assert_eq!(config.database_url, "sqlite://certgate-data/certgate.db");
+    assert_eq!(config.ca_dir, PathBuf::from("certgate-data/ca"));
+    assert_eq!(config.eab_key_file, PathBuf::from("certgate-data/eab.key"));
     assert_eq!(config.http01_port, 80);
     assert!(config.resolvers.is_empty());
     assert_eq!(config.cert_lifetime, Duration::from_secs(90 * 86_400));
@@ -19,17 +21,25 @@ fn flags_win_over_the_file_and_the_file_over_defaults() {
     let path = dir.path().join("certgate.toml");
     std::fs::write(
         &path,
-        "listen = \"0.0.0.0:9443\"\nhttp01_port = 5002\nresolver = [\"10.0.0.53\"]\ncert_lifetime = \"24h\"\n",
+        "listen = \"0.0.0.0:9443\"\nhttp01_port = 5002\nresolver = [\"10.0.0.53\"]\ncert_lifetime = \"24h\"\n\
+         ca_dir = \"/etc/certgate/ca\"\neab_key_file = \"/etc/certgate/eab/eab.key\"\n",
     )
     .unwrap();
     let flags = ServeFlags {
         config: Some(path),
         http01_port: Some(8080),
+        ca_dir: Some("/run/ca".into()),
         ..Default::default()
     };
     let config = Config::load(flags).unwrap();
     assert_eq!(config.listen.to_string(), "0.0.0.0:9443");
     assert_eq!(config.http01_port, 8080);
+    // Neither follows the data dir once set.
+    assert_eq!(config.ca_dir, PathBuf::from("/run/ca"));
+    assert_eq!(
+        config.eab_key_file,
+        PathBuf::from("/etc/certgate/eab/eab.key")
+    );
     assert_eq!(config.resolvers, vec!["10.0.0.53:53".parse().unwrap()]);
     assert_eq!(config.cert_lifetime, Duration::from_secs(86_400));
 }

@@ -5,6 +5,7 @@
 //! apply, how rows are picked for a claim, and which faults are worth a
 //! retry or a `503`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
@@ -98,6 +99,16 @@ impl Backend {
         }
     }
 
+    /// The statement that opens a read of one moment (`db copy`'s source):
+    /// SQLite's deferred transaction reads one snapshot of the WAL from its
+    /// first SELECT; PostgreSQL needs REPEATABLE READ for one snapshot.
+    pub(super) fn begin_snapshot(self) -> &'static str {
+        match self {
+            Self::Sqlite => "BEGIN",
+            Self::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        }
+    }
+
     /// True when a unit failed only because a concurrent one won: it may
     /// simply run again. Never on SQLite, whose units run one at a time.
     pub(super) fn is_conflict(self, error: &sqlx::Error) -> bool {
@@ -182,6 +193,19 @@ impl Backend {
             // Extended codes keep the primary code in the low byte.
             .is_some_and(|code| TRANSIENT_SQLITE_CODES.contains(&(code & 0xff)))
     }
+}
+
+/// The SQLite file a `sqlite:` URL names (`None` for PostgreSQL, or a
+/// database in memory).
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+    if Backend::of_url(url) != Some(Backend::Sqlite)
+        || url.contains(":memory:")
+        || url.contains("mode=memory")
+    {
+        return None;
+    }
+    let options: sqlx::sqlite::SqliteConnectOptions = url.parse().ok()?;
+    Some(options.get_filename().to_owned())
 }
 
 /// The PRAGMAs of SQLite's read connections: never a write (`query_only`),

@@ -12,6 +12,7 @@ mod accounts;
 mod audit;
 mod backend;
 mod certificates;
+pub mod copy;
 pub mod eab;
 pub mod inventory;
 mod leases;
@@ -33,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::{AnyPool, Connection};
 
-pub use backend::{Backend, WAL_SIZE_LIMIT_BYTES};
+pub use backend::{sqlite_file, Backend, WAL_SIZE_LIMIT_BYTES};
 pub use leases::{Lease, LeasedWork};
 pub use models::*;
 pub use retention::Pruned;
@@ -171,12 +172,9 @@ impl Store {
         let backend = Backend::of_url(url)
             .ok_or_else(|| StoreError::UnsupportedUrl(crate::config::database::redacted(url)))?;
         sqlx::any::install_default_drivers();
-        if backend == Backend::Sqlite && !(url.contains(":memory:") || url.contains("mode=memory"))
-        {
+        if let Some(file) = sqlite_file(url) {
             // SQLite would create the file with the umask's mode (often 0644).
-            let options: sqlx::sqlite::SqliteConnectOptions = url.parse()?;
-            crate::util::data_dir::create_private_file(options.get_filename())
-                .map_err(sqlx::Error::Io)?;
+            crate::util::data_dir::create_private_file(&file).map_err(sqlx::Error::Io)?;
         }
         Ok(backend)
     }
@@ -253,17 +251,21 @@ impl Store {
     }
 }
 
+/// The versions of the migrations applied to the database; none when it
+/// has no table of migrations yet.
+async fn applied_migrations(connection: &mut sqlx::AnyConnection) -> Vec<i64> {
+    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+        .fetch_all(&mut *connection)
+        .await
+        .unwrap_or_default()
+}
+
 /// Refuses a database whose schema lacks any of `backend`'s migrations.
 async fn require_migrated(
     backend: Backend,
     connection: &mut sqlx::AnyConnection,
 ) -> StoreResult<()> {
-    // No table yet reads as nothing applied.
-    let applied: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-            .fetch_all(&mut *connection)
-            .await
-            .unwrap_or_default();
+    let applied = applied_migrations(connection).await;
     let missing: Vec<i64> = backend
         .migrations()
         .iter()

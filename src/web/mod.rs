@@ -72,7 +72,7 @@ pub struct AcmeState {
     pub external_url: Option<String>,
     /// The embedded root, served at `/ca/root.pem`.
     pub root_pem: Arc<str>,
-    /// The key that decrypts external account keys (`<data-dir>/eab.key`).
+    /// The key that decrypts external account keys (`eab_key_file`).
     pub eab: crate::domain::eab::Keyring,
     /// What certgate counts, for `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,

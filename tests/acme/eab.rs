@@ -385,7 +385,7 @@ async fn the_database_holds_no_usable_hmac_key() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("certgate.db").display());
     let store = certgate::store::Store::open(&url).await.unwrap();
-    let keyring = certgate::domain::eab::Keyring::in_data_dir(dir.path());
+    let keyring = certgate::domain::eab::Keyring::at(&dir.path().join("eab.key"));
     let created = certgate::domain::eab::create_key(
         &store,
         &keyring,

@@ -369,9 +369,22 @@ fn the_example_config_names_every_setting_and_is_what_config_example_prints() {
     }
 }
 
-/// The certgate config inside the Nomad job's `template` block.
-fn nomad_certgate_config() -> String {
-    let job = hcl::parse(&read("deploy/nomad/certgate.nomad.hcl")).unwrap();
+/// The Nomad jobs that run certgate: one allocation on SQLite, and
+/// replicas on PostgreSQL.
+const NOMAD_JOBS: [&str; 2] = [
+    "deploy/nomad/certgate.nomad.hcl",
+    "deploy/nomad/certgate-replicated.nomad.hcl",
+];
+/// The ConfigMaps with certgate's config: one pod on SQLite, and replicas
+/// on PostgreSQL.
+const KUBERNETES_CONFIGS: [&str; 2] = [
+    "deploy/kubernetes/configmap.yaml",
+    "deploy/kubernetes/replicated/configmap.yaml",
+];
+
+/// The certgate config inside the `template` block of the Nomad job `file`.
+fn nomad_certgate_config(file: &str) -> String {
+    let job = hcl::parse(&read(file)).unwrap();
     let task = block(&job, &["job", "group", "task"]);
     let template = task
         .body()
@@ -385,9 +398,9 @@ fn nomad_certgate_config() -> String {
     attribute_string(template.body(), "data").expect("the template's data")
 }
 
-/// The certgate config in the Kubernetes ConfigMap.
-fn kubernetes_certgate_config() -> String {
-    let docs = yaml("deploy/kubernetes/configmap.yaml");
+/// The certgate config in the Kubernetes ConfigMap in `file`.
+fn kubernetes_certgate_config(file: &str) -> String {
+    let docs = yaml(file);
     docs.iter()
         .find(|d| d["kind"].as_str() == Some("ConfigMap"))
         .and_then(|d| d["data"]["certgate.toml"].as_str())
@@ -402,14 +415,15 @@ fn every_certgate_config_under_deploy_and_docs_passes_check_config_offline() {
         .map(|path| (shown(path), std::fs::read_to_string(path).unwrap()))
         .collect();
     configs.extend(doc_blocks("toml"));
-    configs.push((
-        "deploy/nomad/certgate.nomad.hcl (template)".into(),
-        nomad_certgate_config(),
-    ));
-    configs.push((
-        "deploy/kubernetes/configmap.yaml (certgate.toml)".into(),
-        kubernetes_certgate_config(),
-    ));
+    for job in NOMAD_JOBS {
+        configs.push((format!("{job} (template)"), nomad_certgate_config(job)));
+    }
+    for file in KUBERNETES_CONFIGS {
+        configs.push((
+            format!("{file} (certgate.toml)"),
+            kubernetes_certgate_config(file),
+        ));
+    }
     let origins: Vec<&str> = configs.iter().map(|(origin, _)| origin.as_str()).collect();
     for expected in [
         "deploy/certgate.example.toml",
@@ -606,7 +620,7 @@ fn the_nomad_jobs_parse_and_traefik_points_at_certgate() {
         files_needed_by_default()
     );
     let mount = block(task.body(), &["volume_mount"]);
-    let config_text = nomad_certgate_config();
+    let config_text = nomad_certgate_config(NOMAD_JOBS[0]);
     let config: certgate::config::ServeFlags = toml::from_str(&config_text).unwrap();
     assert_eq!(
         attribute_string(mount.body(), "volume"),
@@ -670,7 +684,7 @@ fn the_nomad_jobs_parse_and_traefik_points_at_certgate() {
 
 #[test]
 fn the_kubernetes_issuer_points_at_the_certgate_it_deploys() {
-    let config = kubernetes_certgate_config();
+    let config = kubernetes_certgate_config(KUBERNETES_CONFIGS[0]);
     let issuer_docs = yaml("deploy/kubernetes/clusterissuer.yaml");
     let acme = &issuer_docs[0]["spec"]["acme"];
     let server = acme["server"].as_str().unwrap();
@@ -727,6 +741,235 @@ fn the_kubernetes_issuer_points_at_the_certgate_it_deploys() {
     for resource in kustomization["resources"].as_vec().unwrap() {
         let file = format!("deploy/kubernetes/{}", resource.as_str().unwrap());
         assert!(repo().join(&file).exists(), "{file} is missing");
+    }
+}
+
+/// A number attribute (`count = 2`, `gid = 65532`).
+fn attribute_number(body: &hcl::Body, key: &str) -> Option<u64> {
+    match body.attributes().find(|a| a.key() == key)?.expr() {
+        hcl::Expression::Number(n) => n.as_u64(),
+        _ => None,
+    }
+}
+
+/// The args of the task's container in the Nomad job `file`.
+fn nomad_args(file: &str) -> Vec<String> {
+    let job = hcl::parse(&read(file)).unwrap();
+    let task = block(&job, &["job", "group", "task"]);
+    attribute_strings(block(task.body(), &["config"]).body(), "args")
+}
+
+/// The pod template's first container of the Deployment in `file`.
+fn kubernetes_container(file: &str) -> Yaml {
+    yaml(file)[0]["spec"]["template"]["spec"]["containers"][0].clone()
+}
+
+fn yaml_strings(list: &Yaml) -> Vec<String> {
+    list.as_vec()
+        .unwrap()
+        .iter()
+        .map(|item| item.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Each command line that starts certgate under deploy/ is `serve` with
+/// flags `certgate serve --help` lists, and a config file it can read.
+#[test]
+fn every_serve_command_line_uses_flags_certgate_knows() {
+    let help = text(&certgate(&["serve", "--help"]));
+    let mut command_lines: Vec<(String, Vec<String>)> = NOMAD_JOBS
+        .iter()
+        .map(|job| (job.to_string(), nomad_args(job)))
+        .collect();
+    for file in [
+        "deploy/kubernetes/deployment.yaml",
+        "deploy/kubernetes/replicated/deployment.yaml",
+    ] {
+        let args = yaml_strings(&kubernetes_container(file)["args"]);
+        command_lines.push((file.to_owned(), args));
+    }
+    for (origin, args) in &command_lines {
+        assert_eq!(args.first().map(String::as_str), Some("serve"), "{origin}");
+        for flag in args.iter().filter(|a| a.starts_with("--")) {
+            let name = flag.split('=').next().unwrap();
+            assert!(
+                help.contains(&format!("{name} <")) || help.contains(&format!("{name}\n")),
+                "{origin}: `certgate serve --help` has no {name}"
+            );
+        }
+        assert!(args.contains(&"--config".to_owned()), "{origin}");
+    }
+}
+
+/// Where a Kubernetes container mounts `path` from (the mount whose
+/// folder is `path`): the volume, and whether the mount is read-only.
+fn kubernetes_volume_at(deployment: &Yaml, path: &Path) -> (Yaml, bool) {
+    let pod = &deployment["spec"]["template"]["spec"];
+    let mounts = pod["containers"][0]["volumeMounts"].as_vec().unwrap();
+    let mount = mounts
+        .iter()
+        .find(|m| m["mountPath"].as_str().map(Path::new) == Some(path))
+        .unwrap_or_else(|| panic!("nothing is mounted at {}", path.display()));
+    let name = mount["name"].as_str().unwrap();
+    let volume = pod["volumes"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"].as_str() == Some(name))
+        .unwrap_or_else(|| panic!("no volume {name}"))
+        .clone();
+    (volume, mount["readOnly"].as_bool() == Some(true))
+}
+
+#[test]
+fn the_replicated_kubernetes_variant_shares_the_database_ca_and_eab_key() {
+    let config = kubernetes_certgate_config(KUBERNETES_CONFIGS[1]);
+    let flags: certgate::config::ServeFlags = toml::from_str(&config).unwrap();
+    assert_eq!(flags.database_url, None, "the URL comes from a Secret");
+    let deployment = &yaml("deploy/kubernetes/replicated/deployment.yaml")[0];
+    let spec = &deployment["spec"];
+    assert_eq!(spec["replicas"].as_i64(), Some(2));
+    let pod = &spec["template"]["spec"];
+    let container = &pod["containers"][0];
+    let database = container["env"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"].as_str() == Some("CERTGATE_DATABASE_URL"))
+        .expect("CERTGATE_DATABASE_URL in the container's env");
+    assert!(database["valueFrom"]["secretKeyRef"]["name"]
+        .as_str()
+        .is_some());
+    assert_eq!(
+        container["readinessProbe"]["httpGet"]["path"].as_str(),
+        Some("/ready")
+    );
+    assert_eq!(
+        container["livenessProbe"]["httpGet"]["path"].as_str(),
+        Some("/health")
+    );
+    let args = yaml_strings(&container["args"]);
+    let config_file = Path::new(args.last().unwrap());
+    let (volume, read_only) = kubernetes_volume_at(deployment, config_file.parent().unwrap());
+    assert!(read_only && volume["configMap"]["name"].as_str().is_some());
+
+    // The CA folder and the folder of eab.key are Secrets, read-only, their
+    // files 0440 and read through the pod's fsGroup.
+    let ca_dir = flags.ca_dir.unwrap();
+    let eab_key_file = flags.eab_key_file.unwrap();
+    for folder in [ca_dir.as_path(), eab_key_file.parent().unwrap()] {
+        let (volume, read_only) = kubernetes_volume_at(deployment, folder);
+        assert!(read_only, "{} is mounted writable", folder.display());
+        assert!(volume["secret"]["secretName"].as_str().is_some());
+        assert_eq!(volume["secret"]["defaultMode"].as_i64(), Some(0o440));
+    }
+    assert!(pod["securityContext"]["fsGroup"].as_i64().is_some());
+    let (data, _) = kubernetes_volume_at(deployment, flags.data_dir.as_deref().unwrap());
+    assert!(
+        !data["emptyDir"].is_badvalue(),
+        "each pod's data dir is its own"
+    );
+
+    // The Service in front selects these pods, on their HTTPS port.
+    let pod_labels = &spec["template"]["metadata"]["labels"];
+    let service = &yaml("deploy/kubernetes/service.yaml")[0];
+    let budget = &yaml("deploy/kubernetes/replicated/poddisruptionbudget.yaml")[0];
+    for (selector, origin) in [
+        (&service["spec"]["selector"], "service.yaml"),
+        (
+            &budget["spec"]["selector"]["matchLabels"],
+            "poddisruptionbudget.yaml",
+        ),
+    ] {
+        for (key, value) in selector.as_hash().unwrap() {
+            assert_eq!(&pod_labels[key.as_str().unwrap()], value, "{origin}");
+        }
+    }
+    let ports: Vec<&str> = container["ports"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    for port in service["spec"]["ports"].as_vec().unwrap() {
+        assert!(ports.contains(&port["targetPort"].as_str().unwrap()));
+    }
+}
+
+#[test]
+fn the_replicated_nomad_job_shares_the_database_ca_and_eab_key() {
+    let file = NOMAD_JOBS[1];
+    let job = hcl::parse(&read(file)).unwrap();
+    let group = block(&job, &["job", "group"]);
+    assert_eq!(attribute_number(group.body(), "count"), Some(2));
+    let constraint = block(group.body(), &["constraint"]);
+    assert_eq!(
+        attribute_string(constraint.body(), "operator").as_deref(),
+        Some("distinct_hosts")
+    );
+    assert!(
+        group.body().blocks().all(|b| b.identifier() != "volume"),
+        "no shared host volume"
+    );
+
+    // Readiness on /ready; liveness on /health, restarting the task.
+    let service = block(group.body(), &["service"]);
+    let checks: Vec<&hcl::Block> = service
+        .body()
+        .blocks()
+        .filter(|b| b.identifier() == "check")
+        .collect();
+    let check_on = |path: &str| {
+        *checks
+            .iter()
+            .find(|c| attribute_string(c.body(), "path").as_deref() == Some(path))
+            .unwrap_or_else(|| panic!("no check on {path}"))
+    };
+    check_on("/ready");
+    let health = check_on("/health");
+    assert!(health
+        .body()
+        .blocks()
+        .any(|b| b.identifier() == "check_restart"));
+
+    // The database URL from a variable, as an environment variable; the CA
+    // and eab.key written where the config says, root's and 0440.
+    let task = block(group.body(), &["task"]);
+    let templates: Vec<&hcl::Block> = task
+        .body()
+        .blocks()
+        .filter(|b| b.identifier() == "template")
+        .collect();
+    let env = templates
+        .iter()
+        .find(|t| {
+            attribute_string(t.body(), "data").is_some_and(|d| d.contains("CERTGATE_DATABASE_URL="))
+        })
+        .expect("a template with CERTGATE_DATABASE_URL");
+    assert!(env
+        .body()
+        .attributes()
+        .any(|a| a.key() == "env" && matches!(a.expr(), hcl::Expression::Bool(true))));
+    let flags: certgate::config::ServeFlags = toml::from_str(&nomad_certgate_config(file)).unwrap();
+    assert_eq!(flags.database_url, None, "the URL comes from the variable");
+    let ca_dir = flags.ca_dir.unwrap();
+    let secrets = ["root.pem", "intermediate.pem", "intermediate.key"]
+        .map(|name| ca_dir.join(name))
+        .into_iter()
+        .chain([flags.eab_key_file.unwrap()]);
+    for path in secrets {
+        let destination = path.strip_prefix("/").unwrap().to_str().unwrap().to_owned();
+        let template = templates
+            .iter()
+            .find(|t| attribute_string(t.body(), "destination") == Some(destination.clone()))
+            .unwrap_or_else(|| panic!("no template writes {}", path.display()));
+        assert_eq!(
+            attribute_string(template.body(), "perms").as_deref(),
+            Some("0440"),
+            "{destination}"
+        );
+        assert_eq!(attribute_number(template.body(), "uid"), Some(0));
+        assert!(attribute_number(template.body(), "gid").is_some_and(|gid| gid != 0));
     }
 }
 

@@ -4,6 +4,7 @@
 mod admin_api;
 mod architecture;
 mod audit;
+mod db_copy;
 mod deploy_files;
 mod file_modes;
 mod inventory;

@@ -1,9 +1,10 @@
-//! The embedded CA: an EC P-256 root and intermediate kept in the data
-//! directory, so `certgate serve` issues certificates with no other setup.
+//! The embedded CA: an EC P-256 root and intermediate kept in a folder
+//! (`ca_dir`, by default `<data-dir>/ca`), so `certgate serve` issues
+//! certificates with no other setup. [`folder`] says how the folder is made
+//! and read, also when replicas share it.
 
-use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+mod folder;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -24,6 +25,8 @@ use x509_parser::public_key::PublicKey;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
 use super::{IssueError, IssuedCertificate, Issuer, RevocationReason, RevokeRequest, SignRequest};
+use crate::util::private_key::PrivateKeyError;
+pub use folder::CaFiles;
 
 const ROOT_LIFETIME: Duration = Duration::from_secs(20 * 365 * 86_400);
 const INTERMEDIATE_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
@@ -46,15 +49,18 @@ pub enum CaError {
     },
     #[error("embedded CA in {dir}: {detail}")]
     Invalid { dir: PathBuf, detail: String },
+    #[error(transparent)]
+    PrivateKey(#[from] PrivateKeyError),
     #[error("certificate generation: {0}")]
     Generate(#[from] rcgen::Error),
-    #[error("the embedded intermediate CA expired (not after {not_after}); replace the data directory's ca/ folder")]
+    #[error("the embedded intermediate CA expired (not after {not_after}); replace the CA folder (ca_dir)")]
     Expired { not_after: i64 },
 }
 
 /// The CA's certificates and the intermediate's signing key.
 pub struct EmbeddedCa {
     root_pem: String,
+    root_sha256: [u8; 32],
     intermediate_pem: String,
     intermediate_not_after: i64,
     /// The intermediate's subject, DER: the issuer name of every leaf.
@@ -81,48 +87,6 @@ impl std::fmt::Debug for EmbeddedCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmbeddedCa").finish_non_exhaustive()
     }
-}
-
-struct CaFiles {
-    root_pem: PathBuf,
-    root_key: PathBuf,
-    intermediate_pem: PathBuf,
-    intermediate_key: PathBuf,
-}
-
-impl CaFiles {
-    fn in_dir(dir: &Path) -> Self {
-        Self {
-            root_pem: dir.join("root.pem"),
-            root_key: dir.join("root.key"),
-            intermediate_pem: dir.join("intermediate.pem"),
-            intermediate_key: dir.join("intermediate.key"),
-        }
-    }
-}
-
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CaError + '_ {
-    move |source| CaError::Io {
-        path: path.to_owned(),
-        source,
-    }
-}
-
-fn read(path: &Path) -> Result<String, CaError> {
-    fs::read_to_string(path).map_err(io_error(path))
-}
-
-/// Writes a file readable by its owner only when `secret`.
-fn write(path: &Path, contents: &str, secret: bool) -> Result<(), CaError> {
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(if secret { 0o600 } else { 0o644 })
-        .open(path)
-        .map_err(io_error(path))?;
-    file.write_all(contents.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(io_error(path))
 }
 
 fn random_serial() -> SerialNumber {
@@ -158,26 +122,35 @@ fn ca_params(
 }
 
 impl EmbeddedCa {
-    /// Loads the CA from `dir`, generating it on first start. Generation writes
-    /// into a fresh sibling folder and renames it into place, so a crash never
-    /// leaves half a CA behind.
+    /// Loads the CA from `dir`, generating it first when the folder is
+    /// missing or empty. Replicas racing to do so end with one CA (see
+    /// [`folder`]).
     pub fn load_or_create(dir: &Path) -> Result<Self, CaError> {
-        if !dir.exists() {
-            Self::create(dir)?;
-        }
+        Self::create_unless_present(dir)?;
         Self::load(dir)
     }
 
-    fn create(dir: &Path) -> Result<(), CaError> {
-        let staging = dir.with_extension(format!("new-{}", std::process::id()));
-        if staging.exists() {
-            fs::remove_dir_all(&staging).map_err(io_error(&staging))?;
+    /// Whether `dir` holds a CA, or at least something: a missing or empty
+    /// folder is where [`EmbeddedCa::load_or_create`] makes one.
+    pub fn exists_in(dir: &Path) -> Result<bool, CaError> {
+        folder::holds_a_ca(dir)
+    }
+
+    /// Generates a CA into `dir` unless it holds one. True when this call
+    /// made the CA there; false when it was there, or another process made
+    /// it first.
+    pub fn create_unless_present(dir: &Path) -> Result<bool, CaError> {
+        if Self::exists_in(dir)? {
+            return Ok(false);
         }
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&staging)
-            .map_err(io_error(&staging))?;
+        let made = folder::install(dir, &Self::generate()?)?;
+        if made {
+            tracing::info!(dir = %dir.display(), "generated the embedded CA");
+        }
+        Ok(made)
+    }
+
+    fn generate() -> Result<folder::CaPem, CaError> {
         let now = OffsetDateTime::now_utc();
         let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let root_params = ca_params("certgate root CA", 1, ROOT_LIFETIME, now);
@@ -187,30 +160,31 @@ impl EmbeddedCa {
         let intermediate_cert =
             ca_params("certgate intermediate CA", 0, INTERMEDIATE_LIFETIME, now)
                 .signed_by(&intermediate_key, &root)?;
-
-        let files = CaFiles::in_dir(&staging);
-        write(&files.root_key, &root_key.serialize_pem(), true)?;
-        write(
-            &files.intermediate_key,
-            &intermediate_key.serialize_pem(),
-            true,
-        )?;
-        write(&files.root_pem, &root_cert.pem(), false)?;
-        write(&files.intermediate_pem, &intermediate_cert.pem(), false)?;
-        fs::rename(&staging, dir).map_err(io_error(dir))?;
-        tracing::info!(dir = %dir.display(), "generated the embedded CA");
-        Ok(())
+        Ok(folder::CaPem {
+            root: root_cert.pem(),
+            root_key: root_key.serialize_pem(),
+            intermediate: intermediate_cert.pem(),
+            intermediate_key: intermediate_key.serialize_pem(),
+        })
     }
 
-    fn load(dir: &Path) -> Result<Self, CaError> {
-        let files = CaFiles::in_dir(dir);
+    /// Loads the CA in `dir`, which may be read-only; never writes.
+    pub fn load(dir: &Path) -> Result<Self, CaError> {
         let invalid = |detail: String| CaError::Invalid {
             dir: dir.to_owned(),
             detail,
         };
-        let root_pem = read(&files.root_pem)?;
-        let intermediate_pem = read(&files.intermediate_pem)?;
-        let key = KeyPair::from_pem(&read(&files.intermediate_key)?)
+        let folder::LoadedPem {
+            root: root_pem,
+            intermediate: intermediate_pem,
+            intermediate_key,
+        } = folder::load(dir)?;
+        let root_der = pem::parse(&root_pem).map_err(|e| invalid(format!("root.pem: {e}")))?;
+        let root_sha256 = {
+            use sha2::Digest;
+            sha2::Sha256::digest(root_der.contents()).into()
+        };
+        let key = KeyPair::from_pem(&intermediate_key)
             .map_err(|e| invalid(format!("intermediate.key: {e}")))?;
         let der =
             pem::parse(&intermediate_pem).map_err(|e| invalid(format!("intermediate.pem: {e}")))?;
@@ -239,6 +213,7 @@ impl EmbeddedCa {
         let issuer = RcgenIssuer::from_ca_cert_pem(&intermediate_pem, key)?;
         Ok(Self {
             root_pem,
+            root_sha256,
             intermediate_pem,
             intermediate_not_after,
             intermediate_subject,
@@ -251,6 +226,12 @@ impl EmbeddedCa {
     /// The root clients must trust, PEM.
     pub fn root_pem(&self) -> &str {
         &self.root_pem
+    }
+
+    /// SHA-256 of the root certificate (DER): what an operator compares to
+    /// tell one CA from another.
+    pub fn root_sha256(&self) -> [u8; 32] {
+        self.root_sha256
     }
 
     /// Whether this CA's intermediate issued the certificate `leaf_der`: the
@@ -524,6 +505,7 @@ impl Issuer for LocalIssuer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
