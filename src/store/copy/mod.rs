@@ -17,7 +17,11 @@
 //! row. Two columns are numbered by the target instead: `orders.rowid` and
 //! `audit_events.id` only order rows (an account's order list, the audit
 //! log), and rows are inserted in that order, so the order is kept. The
-//! `write_probe` row is readiness's own and is not copied. Last, each
+//! `write_probe` row is readiness's own and is not copied, nor are the
+//! outstanding nonces of the replicas that were stopped for the copy
+//! (a client holding one is told `badNonce` with a fresh one, and retries).
+//! Leases travel with their work: a lease nobody renews runs out, and a
+//! SQLite start takes its data's `processing` work over at once. Last, each
 //! table's rows are counted on both sides.
 
 use futures_util::TryStreamExt;
@@ -97,6 +101,8 @@ const TABLES: &[Table] = &[
             ("updated_at", Integer),
             ("sign_attempted_at", Integer),
             ("replaces", Text),
+            ("lease_owner", Text),
+            ("lease_until", Integer),
         ],
         order_by: "rowid",
     },
@@ -134,6 +140,8 @@ const TABLES: &[Table] = &[
             ("validated_at", Integer),
             ("error", Text),
             ("position", Integer),
+            ("lease_owner", Text),
+            ("lease_until", Integer),
         ],
         order_by: "id",
     },
@@ -174,7 +182,13 @@ const TABLES: &[Table] = &[
 /// Columns of the schema that are not copied, as `table.column` (see the
 /// module's documentation).
 #[cfg(test)]
-const NOT_COPIED: &[&str] = &["audit_events.id", "write_probe.id", "write_probe.at"];
+const NOT_COPIED: &[&str] = &[
+    "audit_events.id",
+    "write_probe.id",
+    "write_probe.at",
+    "nonces.nonce",
+    "nonces.issued_at",
+];
 
 /// Parameters one INSERT binds at most: below SQLite's oldest limit (999).
 const PARAMETERS_PER_INSERT: usize = 900;

@@ -105,7 +105,7 @@ async fn filled_source(url: &str) {
     for sql in [
         "INSERT INTO authorizations VALUES ('authz-1', 'acct-1', 'dns', 'a.example', 1, 'valid', 9, 1)",
         "INSERT INTO order_authorizations VALUES ('order-z', 'authz-1', 0)",
-        "INSERT INTO challenges VALUES ('chall-1', 'authz-1', 'http-01', 'tok', 'valid', 3, NULL, 0)",
+        "INSERT INTO challenges VALUES ('chall-1', 'authz-1', 'http-01', 'tok', 'valid', 3, NULL, 0, 'gone-replica', 42)",
         "INSERT INTO rate_limit_buckets VALUES ('domain:a.example', 0.1, 7, 8)",
         "INSERT INTO audit_events (at, event, record) VALUES (1, 'b', '{\"n\":1}')",
         "INSERT INTO audit_events (at, event, record) VALUES (1, 'a', '{\"n\":2}')",
@@ -206,7 +206,7 @@ on_both_backends! {
         // of an authorization that does not exist.
         let mut connection = AnyConnection::connect(&source).await.unwrap();
         connection.execute("PRAGMA foreign_keys = OFF").await.unwrap();
-        sqlx::query("INSERT INTO challenges VALUES ('orphan', 'gone', 'http-01', 't', 'pending', NULL, NULL, 0)")
+        sqlx::query("INSERT INTO challenges VALUES ('orphan', 'gone', 'http-01', 't', 'pending', NULL, NULL, 0, NULL, NULL)")
             .execute(&mut connection)
             .await
             .unwrap();
