@@ -500,6 +500,11 @@ pub async fn start_with(config: Config, substitutes: Substitutes) -> Result<Serv
         };
         companions.push(tokio::spawn(retention.run()));
     }
+    let bucket_sweep = crate::domain::bucket_sweep::BucketSweep {
+        store: state.store.clone(),
+        clock: state.clock.clone(),
+    };
+    companions.push(tokio::spawn(bucket_sweep.run()));
     let profiles: Vec<&str> = state.profiles.iter().map(|p| p.name.as_str()).collect();
     tracing::info!(
         listen = %local_addr,

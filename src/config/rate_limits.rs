@@ -474,9 +474,12 @@ mod tests {
             let refused = take_one(&store, &a, 200).await;
             assert_eq!(refused.unwrap_err().retry_after, 3500);
             assert_eq!(store.rate_limit_bucket_count().await.unwrap(), 1);
-            // Full again at 100 + 2h: the row goes, and the bucket reads as full.
+            // Full again at 100 + 2h: the sweep deletes the row, and the
+            // bucket reads as full.
             let other = bucket("account:y", "2/2h");
             assert_eq!(take_one(&store, &other, 100 + 7200).await, Ok(()));
+            assert_eq!(store.rate_limit_bucket_count().await.unwrap(), 2);
+            assert_eq!(store.purge_full_buckets(100 + 7200, 10).await.unwrap(), 1);
             assert_eq!(store.rate_limit_bucket_count().await.unwrap(), 1);
             for _ in 0..2 {
                 assert_eq!(take_one(&store, &a, 100 + 7200).await, Ok(()));

@@ -3,6 +3,7 @@
 //! `cli` call these; they call the store, the issuers and the validators.
 
 pub mod accounts;
+pub mod bucket_sweep;
 pub mod eab;
 pub mod inventory;
 pub mod issuance;

@@ -62,6 +62,22 @@ const TRANSIENT_POSTGRES_STATES: [&str; 8] = [
 /// lock past the busy timeout), read-only, I/O error, full, cannot open.
 const TRANSIENT_SQLITE_CODES: [i64; 6] = [5, 6, 8, 10, 13, 14];
 
+/// How a PostgreSQL unit is kept from seeing or making a state that units
+/// run one after another could not (SQLite's one writer needs neither).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::store) enum Isolation {
+    /// SERIALIZABLE: the database finds the unit that lost a race, which is
+    /// run again. Right for units that touch few rows few others touch.
+    Serializable,
+    /// READ COMMITTED, the unit taking a lock on what it reads before it
+    /// decides (`FOR UPDATE`, or a lock on a key): concurrent units on the
+    /// same rows wait for each other instead of failing. Right for the hot
+    /// rows many units share (a domain's rate-limit bucket), where
+    /// SERIALIZABLE sends most of them back to run again, and for units
+    /// whose reads it would lock whole tables for.
+    RowLocks,
+}
+
 impl Backend {
     /// The migrations of this backend, kept in step with the other's.
     pub(super) fn migrations(self) -> &'static Migrator {
@@ -78,11 +94,34 @@ impl Backend {
     /// makes each unit that reads and then writes (a compare-and-set, a
     /// rate-limit bucket, an EAB key bound once) behave as if the units had
     /// run one after another, as they do on SQLite, and a unit that lost
-    /// is run again ([`Backend::is_conflict`]).
-    pub(super) fn begin(self) -> &'static str {
+    /// is run again ([`Backend::is_conflict`]). A unit that takes its own
+    /// locks first ([`Isolation::RowLocks`]) runs at READ COMMITTED instead.
+    pub(super) fn begin(self, isolation: Isolation) -> &'static str {
+        match (self, isolation) {
+            (Self::Sqlite, _) => "BEGIN IMMEDIATE",
+            (Self::Postgres, Isolation::Serializable) => "BEGIN ISOLATION LEVEL SERIALIZABLE",
+            (Self::Postgres, Isolation::RowLocks) => "BEGIN ISOLATION LEVEL READ COMMITTED",
+        }
+    }
+
+    /// What a `SELECT` that locks the rows it reads until the unit ends
+    /// ends with: `FOR UPDATE` on PostgreSQL, nothing on SQLite, whose one
+    /// writer already runs units one at a time.
+    pub(super) fn for_update(self) -> &'static str {
         match self {
-            Self::Sqlite => "BEGIN IMMEDIATE",
-            Self::Postgres => "BEGIN ISOLATION LEVEL SERIALIZABLE",
+            Self::Sqlite => "",
+            Self::Postgres => "FOR UPDATE",
+        }
+    }
+
+    /// A statement that holds a lock on `$1` (any text) until the unit
+    /// ends, for what has no row to lock yet (a rate-limit bucket never
+    /// stored): a transaction-scoped advisory lock on PostgreSQL; none on
+    /// SQLite.
+    pub(super) fn lock_key(self) -> Option<&'static str> {
+        match self {
+            Self::Sqlite => None,
+            Self::Postgres => Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"),
         }
     }
 

@@ -9,6 +9,7 @@
 //! request never leaves a write half-done. Reads go to a pool.
 
 mod accounts;
+mod admission;
 mod audit;
 mod backend;
 mod certificates;
@@ -202,6 +203,15 @@ impl Store {
     /// for why a dropped caller cannot interrupt it.
     pub async fn write<T: Send + 'static>(&self, work: impl Work<T>) -> StoreResult<T> {
         self.writer.write(work).await
+    }
+
+    /// [`Store::write`] for a unit that takes its locks before it reads
+    /// what it decides on (see [`backend::Isolation::RowLocks`]).
+    pub(super) async fn write_row_locked<T: Send + 'static>(
+        &self,
+        work: impl Work<T>,
+    ) -> StoreResult<T> {
+        self.writer.write_row_locked(work).await
     }
 
     /// Runs `work`, one statement, as a write of its own: on SQLite a unit

@@ -4,12 +4,10 @@
 use sqlx::Row;
 use sqlx::{any::AnyRow, AnyConnection};
 
-use super::rate_limits::{check_tokens_on, take_tokens_on};
 use super::{
     Authorization, Challenge, Lease, NewAuthorization, NewOrder, Order, OrderAuthorization, Store,
     StoreError, StoreResult, ValidationOutcome,
 };
-use crate::config::rate_limits::{Bucket, OrderLimits, OrderRefusal, RateLimitRefusal};
 use crate::protocol::challenge::ChallengeKind;
 use crate::protocol::identifier::Identifier;
 use crate::protocol::problem::Problem;
@@ -137,7 +135,7 @@ async fn authorization_turned_valid(
 
 /// Inserts an order with its new authorizations and challenges. An order
 /// whose authorizations are all reused is `ready` at once.
-async fn insert_order(
+pub(super) async fn insert_order(
     connection: &mut AnyConnection,
     order: &NewOrder,
     now: i64,
@@ -183,81 +181,7 @@ async fn insert_order(
     Ok(())
 }
 
-/// When `order` would leave its account with more than `limit` pending
-/// authorizations: the seconds until the earliest pending one expires (0
-/// when it has none, the order alone being too large).
-async fn pending_over_cap(
-    connection: &mut AnyConnection,
-    order: &NewOrder,
-    limit: u32,
-    now: i64,
-) -> StoreResult<Option<u64>> {
-    let new = order
-        .authorizations
-        .iter()
-        .filter(|a| matches!(a, OrderAuthorization::New(_)))
-        .count() as i64;
-    let row = sqlx::query(
-        "SELECT COUNT(*) AS pending, MIN(expires_at) AS earliest FROM authorizations
-         WHERE account_id = $1 AND status = 'pending' AND expires_at > $2",
-    )
-    .bind(&order.account_id)
-    .bind(now)
-    .fetch_one(&mut *connection)
-    .await?;
-    let pending: i64 = row.try_get("pending")?;
-    if new == 0 || pending + new <= i64::from(limit) {
-        return Ok(None);
-    }
-    let earliest: Option<i64> = row.try_get("earliest")?;
-    Ok(Some(
-        earliest.map_or(0, |at| at.saturating_sub(now).max(0) as u64),
-    ))
-}
-
 impl Store {
-    /// Stores the order with its new authorizations and challenges, in one
-    /// write transaction, if it passes its `limits`: a token from each
-    /// bucket `taken` (the account's new orders), a token present in each
-    /// bucket `checked` (those its certificate will take from), and no more
-    /// pending authorizations for the account, new ones included, than
-    /// allowed. All or nothing: a refusal (`Ok(Err(..))`) leaves every
-    /// bucket as it was and stores nothing; an order that fails to be stored
-    /// rolls its tokens back with it. So a taken token always has its
-    /// order, and a client is never charged for an order it did not get.
-    pub async fn create_order_within_limits(
-        &self,
-        order: &NewOrder,
-        limits: &OrderLimits,
-        now: i64,
-    ) -> StoreResult<Result<(), OrderRefusal>> {
-        let (order, limits) = (order.clone(), limits.clone());
-        self.write(move |connection| {
-            let (order, limits) = (order.clone(), limits.clone());
-            Box::pin(async move {
-                if let Some(limit) = limits.pending_authorizations {
-                    if let Some(expires_in) =
-                        pending_over_cap(connection, &order, limit, now).await?
-                    {
-                        return Ok(Err(OrderRefusal::PendingAuthorizations {
-                            limit,
-                            expires_in,
-                        }));
-                    }
-                }
-                if let Err(refusal) = check_tokens_on(connection, &limits.checked, now).await? {
-                    return Ok(Err(OrderRefusal::RateLimit(refusal)));
-                }
-                if let Err(refusal) = take_tokens_on(connection, &limits.taken, now).await? {
-                    return Ok(Err(OrderRefusal::RateLimit(refusal)));
-                }
-                insert_order(connection, &order, now).await?;
-                Ok(Ok(()))
-            })
-        })
-        .await
-    }
-
     pub async fn order(&self, id: &str) -> StoreResult<Option<Order>> {
         let Some(row) = sqlx::query(
             "SELECT o.id, o.account_id, o.profile, o.status, o.identifiers, o.expires_at, o.csr,
@@ -500,68 +424,6 @@ impl Store {
                     Problem::unauthorized("an authorization of this order was deactivated");
                 invalidate_orders_of(connection, &id, &problem, now).await?;
                 Ok(true)
-            })
-        })
-        .await
-    }
-
-    /// ready → processing with the accepted CSR, taking `lease` on the
-    /// issuance and one token from each of `buckets` (the certificate's
-    /// per-domain buckets) in the same transaction. Exactly one of any number of concurrent finalize
-    /// requests gets `Ok(true)` and goes on to issue; the others get
-    /// `Ok(false)`, and `Err(refusal)` when a bucket is empty (the order
-    /// stays ready and no token is taken).
-    pub async fn begin_finalize(
-        &self,
-        order_id: &str,
-        csr_der: &[u8],
-        buckets: &[Bucket],
-        now: i64,
-        lease: &Lease,
-    ) -> StoreResult<Result<bool, RateLimitRefusal>> {
-        let (order_id, csr_der, buckets, lease) = (
-            order_id.to_owned(),
-            csr_der.to_vec(),
-            buckets.to_vec(),
-            lease.clone(),
-        );
-        self.write(move |connection| {
-            let (order_id, csr_der, buckets, lease) = (
-                order_id.clone(),
-                csr_der.clone(),
-                buckets.clone(),
-                lease.clone(),
-            );
-            Box::pin(async move {
-                let ready: Option<i64> = sqlx::query_scalar(
-                    "SELECT 1 FROM orders WHERE id = $1 AND status = 'ready' AND expires_at > $2",
-                )
-                .bind(&order_id)
-                .bind(now)
-                .fetch_optional(&mut *connection)
-                .await?;
-                if ready.is_none() {
-                    return Ok(Ok(false));
-                }
-                if let Err(refusal) = take_tokens_on(connection, &buckets, now).await? {
-                    return Ok(Err(refusal));
-                }
-                // The write lock is held since the read above, so the order
-                // is still ready; the condition stays as a guard.
-                let done = sqlx::query(
-                    "UPDATE orders SET status = 'processing', csr = $1, updated_at = $2,
-                                       lease_owner = $5, lease_until = $6
-                     WHERE id = $3 AND status = 'ready' AND expires_at > $4",
-                )
-                .bind(csr_der)
-                .bind(now)
-                .bind(&order_id)
-                .bind(now)
-                .bind(lease.owner)
-                .bind(lease.until)
-                .execute(&mut *connection)
-                .await?;
-                Ok(Ok(done.rows_affected() == 1))
             })
         })
         .await

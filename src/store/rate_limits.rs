@@ -3,6 +3,7 @@
 use sqlx::AnyConnection;
 use sqlx::Row;
 
+use super::backend::Backend;
 use super::{Store, StoreResult};
 use crate::config::rate_limits::{Bucket, BucketState, RateLimitRefusal};
 
@@ -14,12 +15,6 @@ async fn decide(
     buckets: &[Bucket],
     now: i64,
 ) -> StoreResult<Result<Vec<BucketState>, RateLimitRefusal>> {
-    // A bucket full again is no different from one never stored, so
-    // dropping them is right whatever this request comes to.
-    sqlx::query("DELETE FROM rate_limit_buckets WHERE full_at <= $1")
-        .bind(now)
-        .execute(&mut *connection)
-        .await?;
     let mut taken = Vec::with_capacity(buckets.len());
     let mut refusal: Option<RateLimitRefusal> = None;
     for bucket in buckets {
@@ -64,12 +59,27 @@ pub(super) async fn check_tokens_on(
 /// writer's `connection` inside the caller's unit of work, so that taking
 /// the tokens and what they pay for (an order, a finalize) commit or roll
 /// back together. `Err(refusal)` names the empty bucket that refills last;
-/// then no bucket changes.
+/// then no bucket changes. On PostgreSQL each bucket's key is locked
+/// first (in one order, so two units never wait for each other), since a
+/// bucket never stored has no row to lock, and the unit then reads what
+/// the last one to hold it committed.
 pub(super) async fn take_tokens_on(
     connection: &mut AnyConnection,
+    backend: Backend,
     buckets: &[Bucket],
     now: i64,
 ) -> StoreResult<Result<(), RateLimitRefusal>> {
+    if let Some(lock) = backend.lock_key() {
+        let mut keys: Vec<&str> = buckets.iter().map(|b| b.key.as_str()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for key in keys {
+            sqlx::query(lock)
+                .bind(format!("rate_limit_bucket:{key}"))
+                .execute(&mut *connection)
+                .await?;
+        }
+    }
     // Every bucket is read and decided before any is written, so a refusal
     // leaves them all as they were.
     let taken = match decide(connection, buckets, now).await? {
@@ -96,8 +106,8 @@ pub(super) async fn take_tokens_on(
 impl Store {
     /// Takes one token from each of `buckets` at `now`, all or none, in one
     /// write transaction: concurrent orders (of this process or of another
-    /// sharing the database) queue on the write lock instead of both taking
-    /// the last token. `Err(refusal)` names the empty bucket that refills
+    /// sharing the database) queue on the buckets' locks instead of both
+    /// taking the last token. `Err(refusal)` names the empty bucket that refills
     /// last; then no bucket changes. newAccount takes its token this way;
     /// newOrder and finalize take theirs together with what they store
     /// ([`Store::create_order_within_limits`], [`Store::begin_finalize`]).
@@ -106,10 +116,33 @@ impl Store {
         buckets: &[Bucket],
         now: i64,
     ) -> StoreResult<Result<(), RateLimitRefusal>> {
-        let buckets = buckets.to_vec();
-        self.write(move |connection| {
+        let (buckets, backend) = (buckets.to_vec(), self.backend);
+        self.write_row_locked(move |connection| {
             let buckets = buckets.clone();
-            Box::pin(async move { take_tokens_on(connection, &buckets, now).await })
+            Box::pin(async move { take_tokens_on(connection, backend, &buckets, now).await })
+        })
+        .await
+    }
+
+    /// Deletes up to `batch` buckets that are full again at `now`, which
+    /// read no differently from buckets never stored, and says how many
+    /// went. Done apart from the decisions (see `domain::bucket_sweep`):
+    /// a delete by `full_at` inside every decision read the whole table,
+    /// so on PostgreSQL every newOrder and finalize conflicted with every
+    /// other.
+    pub async fn purge_full_buckets(&self, now: i64, batch: u32) -> StoreResult<u64> {
+        self.write(move |connection| {
+            Box::pin(async move {
+                Ok(sqlx::query(
+                    "DELETE FROM rate_limit_buckets WHERE key IN
+                     (SELECT key FROM rate_limit_buckets WHERE full_at <= $1 LIMIT $2)",
+                )
+                .bind(now)
+                .bind(i64::from(batch))
+                .execute(&mut *connection)
+                .await?
+                .rows_affected())
+            })
         })
         .await
     }

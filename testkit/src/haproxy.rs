@@ -25,18 +25,34 @@ pub struct LoadBalancer {
 }
 
 impl LoadBalancer {
-    /// Balances `replicas` round-robin per request. `ca_dir` is certgate's
-    /// CA folder: the front certificate (for `localhost` and `127.0.0.1`)
-    /// is signed with its intermediate, so clients trust the balancer with
-    /// the root they already use.
-    pub async fn start(replicas: &[SocketAddr], ca_dir: &Path) -> Self {
+    /// A port for the balancer, so that the replicas can be told the URL
+    /// clients reach them at ([`LoadBalancer::url_at`]) before it starts.
+    pub fn port() -> u16 {
+        free_port()
+    }
+
+    /// `https://localhost:<port>`: where clients reach the service.
+    pub fn url_at(port: u16) -> String {
+        format!("https://localhost:{port}")
+    }
+
+    /// Balances `replicas` round-robin per request on `port`, once every
+    /// replica passes its health check. `ca_dir` is certgate's CA folder:
+    /// the front certificate (for `localhost` and `127.0.0.1`) is signed
+    /// with its intermediate, so clients trust the balancer with the root
+    /// they already use.
+    pub async fn start(port: u16, replicas: &[SocketAddr], ca_dir: &Path) -> Self {
         require_tool("haproxy", "haproxy");
         let dir = tempfile::tempdir().unwrap();
         let front = dir.path().join("front.pem");
         std::fs::write(&front, front_certificate(ca_dir)).unwrap();
-        let port = free_port();
         let config = dir.path().join("haproxy.cfg");
-        std::fs::write(&config, configuration(port, &front, replicas, ca_dir)).unwrap();
+        let stats = dir.path().join("stats.sock");
+        std::fs::write(
+            &config,
+            configuration(port, &front, &stats, replicas, ca_dir),
+        )
+        .unwrap();
         let log = std::fs::File::create(dir.path().join("haproxy.log")).unwrap();
         let child = Command::new("haproxy")
             .arg("-db")
@@ -48,28 +64,50 @@ impl LoadBalancer {
             .spawn()
             .expect("starting haproxy");
         let balancer = Self { child, port, dir };
-        balancer.wait_until_listening().await;
+        balancer.wait_until_all_up(replicas.len()).await;
         balancer
     }
 
-    async fn wait_until_listening(&self) {
+    /// Waits until HAProxy's statistics say every one of the `replicas`
+    /// is `UP`: it starts them `DOWN` until their checks pass.
+    async fn wait_until_all_up(&self, replicas: usize) {
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .is_err()
-        {
+        loop {
+            let up = self.replicas_up().await;
+            if up == replicas {
+                return;
+            }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "haproxy did not listen within {START_TIMEOUT:?}\n{}",
+                "{up} of {replicas} replicas up after {START_TIMEOUT:?}\n{}",
                 self.log()
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// How many replicas HAProxy sends requests to now (0 while its
+    /// statistics socket is not there yet).
+    pub async fn replicas_up(&self) -> usize {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut socket) =
+            tokio::net::UnixStream::connect(self.dir.path().join("stats.sock")).await
+        else {
+            return 0;
+        };
+        socket.write_all(b"show stat\n").await.unwrap();
+        let mut csv = String::new();
+        socket.read_to_string(&mut csv).await.unwrap();
+        // `# pxname,svname,...,status,...`: status is the 18th field.
+        csv.lines()
+            .filter(|line| line.starts_with("replicas,replica"))
+            .filter(|line| line.split(',').nth(17) == Some("UP"))
+            .count()
     }
 
     /// Where clients reach the service: `https://localhost:<port>`.
     pub fn url(&self) -> String {
-        format!("https://localhost:{}", self.port)
+        Self::url_at(self.port)
     }
 
     /// What HAProxy printed: its warnings and each replica going down or up.
@@ -102,7 +140,13 @@ fn front_certificate(ca_dir: &Path) -> String {
     )
 }
 
-fn configuration(port: u16, front: &Path, replicas: &[SocketAddr], ca_dir: &Path) -> String {
+fn configuration(
+    port: u16,
+    front: &Path,
+    stats: &Path,
+    replicas: &[SocketAddr],
+    ca_dir: &Path,
+) -> String {
     let root = ca_dir.join("root.pem");
     let servers: String = replicas
         .iter()
@@ -118,6 +162,7 @@ fn configuration(port: u16, front: &Path, replicas: &[SocketAddr], ca_dir: &Path
     format!(
         "global
     maxconn 4096
+    stats socket {stats}
 
 defaults
     mode http
@@ -139,6 +184,7 @@ backend replicas
     option httpchk GET /ready
     http-check expect status 200
 {servers}",
-        front = front.display()
+        front = front.display(),
+        stats = stats.display()
     )
 }

@@ -8,6 +8,7 @@ pub mod clients;
 pub mod database;
 pub mod dns;
 pub mod eab;
+pub mod haproxy;
 pub mod http01;
 pub mod instance;
 pub mod inventory;

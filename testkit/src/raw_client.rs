@@ -133,7 +133,10 @@ impl RawClient {
     }
 
     pub async fn nonce(&self) -> String {
-        self.try_nonce().await.unwrap()
+        match self.try_nonce().await.unwrap() {
+            Ok(nonce) => nonce,
+            Err(reply) => panic!("newNonce answered {} without a nonce", reply.status),
+        }
     }
 
     /// `GET newNonce`, read completely: `204` with the nonce in its
@@ -147,9 +150,18 @@ impl RawClient {
         }
     }
 
-    async fn try_nonce(&self) -> Result<String, reqwest::Error> {
+    /// `HEAD newNonce`: the nonce, or the answer that carried none (a
+    /// `503` while the database is out of reach).
+    async fn try_nonce(&self) -> Result<Result<String, Reply>, reqwest::Error> {
         let reply = self.http.head(self.url("newNonce")).send().await?;
-        Ok(reply.headers()["replay-nonce"].to_str().unwrap().to_owned())
+        Ok(match reply.headers().get("replay-nonce") {
+            Some(nonce) => Ok(nonce.to_str().unwrap().to_owned()),
+            None => Err(Reply {
+                status: reply.status().as_u16(),
+                headers: reply.headers().clone(),
+                body: Vec::new(),
+            }),
+        })
     }
 
     /// A flattened JWS over `header` and `payload`, signed with the account key.
@@ -223,7 +235,11 @@ impl RawClient {
         url: &str,
         payload: Option<Value>,
     ) -> Result<Reply, reqwest::Error> {
-        let header = self.header_with_nonce(url, &self.try_nonce().await?);
+        let nonce = match self.try_nonce().await? {
+            Ok(nonce) => nonce,
+            Err(refused) => return Ok(refused),
+        };
+        let header = self.header_with_nonce(url, &nonce);
         let payload = payload
             .map(|p| serde_json::to_vec(&p).unwrap())
             .unwrap_or_default();

@@ -10,6 +10,7 @@ mod common;
 mod connections;
 mod disk_faults;
 mod postgres;
+mod replicas;
 mod retention;
 mod serve_lock;
 mod sigkill;

@@ -57,10 +57,13 @@ impl Service {
         let shared = tempfile::tempdir().unwrap();
         // The load signs through Vault (`lab`); the real clients use the
         // embedded CA (`local`), so the sign count is the load's alone.
+        // Every name of the load is under lab.example: one domain bucket
+        // all replicas take from, with room for the load.
         std::fs::write(
             shared.path().join("certgate.toml"),
             format!(
-                "default_profile = \"lab\"\n{}\
+                "default_profile = \"lab\"\n\
+                 rate_limit_orders_per_domain = \"100000/1h\"\n{}\
                  [profiles.lab]\nissuer = \"vault\"\nmount = \"pki_int\"\nrole = \"lab-internal\"\n\
                  [profiles.local]\nissuer = \"local\"\n",
                 standin.approle_config(shared.path(), SECRET_ID)
@@ -215,8 +218,8 @@ async fn three_replicas_behind_haproxy_issue_through_a_sigkill_with_no_failure()
         .map(|d| service.replica(d.path()))
         .collect();
     let addrs: Vec<SocketAddr> = replicas.iter().map(|r| r.listen).collect();
-    let balancer = LoadBalancer::start(&addrs, &service.ca_dir()).await;
-    let flags = service.shared_flags(database.url(), &balancer.url());
+    let port = LoadBalancer::port();
+    let flags = service.shared_flags(database.url(), &LoadBalancer::url_at(port));
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let env = [("RUST_LOG", "info")];
     let root_pem = service.root_pem();
@@ -224,6 +227,7 @@ async fn three_replicas_behind_haproxy_issue_through_a_sigkill_with_no_failure()
     for replica in &replicas {
         processes.push(CertgateProcess::start_with(replica, &flags, &env).await);
     }
+    let balancer = LoadBalancer::start(port, &addrs, &service.ca_dir()).await;
     {
         let logs = || {
             let mut all = balancer.log();
@@ -294,6 +298,10 @@ async fn three_replicas_behind_haproxy_issue_through_a_sigkill_with_no_failure()
         "every Vault signing is a listed certificate or an order failed for its lost answer"
     );
     assert!(lost <= 1, "{lost} answers lost to one SIGKILL");
+    println!(
+        "Vault signed {} times: {vault_certificates} listed certificates, {lost} lost answers",
+        service.standin.sign_count()
+    );
 
     for process in &mut processes {
         assert!(process.stop().await.success(), "{}", process.log());

@@ -28,6 +28,7 @@ use futures_util::TryStreamExt;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Connection, Executor, Row};
 
+use super::backend::Isolation;
 use super::{sqlite_file, Backend, Store, StoreError};
 use crate::config::database::redacted;
 
@@ -413,7 +414,7 @@ pub async fn copy(from: &str, to: &str) -> Result<Vec<CopiedTable>, CopyError> {
     let backend = Backend::of_url(to).expect("Store::migrate took the URL");
     let mut target = backend.connect(to).await.map_err(on_target)?;
     target
-        .execute(backend.begin())
+        .execute(backend.begin(Isolation::Serializable))
         .await
         .map_err(|e| on_target(e.into()))?;
     let outcome = fill(&mut source, &mut target, &target_url).await;

@@ -3,7 +3,8 @@
 //!
 //! The task, not the caller, owns the unit: a client that disconnects drops
 //! only its wait for the answer, and the unit still ends in `COMMIT` or
-//! `ROLLBACK`. Units run at SERIALIZABLE (see [`Backend::begin`]); one that
+//! `ROLLBACK`. Units run at SERIALIZABLE, or at READ COMMITTED behind locks
+//! they take first (see [`Isolation`]); one that
 //! loses a race with another (a serialization failure or a deadlock) is run
 //! again from the start, a bounded number of times, after a short random
 //! pause so that the losers do not collide again in step.
@@ -15,7 +16,7 @@ use rand::Rng;
 use sqlx::AnyPool;
 use tokio::sync::Semaphore;
 
-use super::{in_transaction, Work};
+use super::{in_transaction, Isolation, Work};
 use crate::store::backend::Backend;
 use crate::store::{StoreError, StoreResult};
 
@@ -49,7 +50,15 @@ impl Writer {
     }
 
     pub(super) async fn write<T: Send + 'static>(&self, work: impl Work<T>) -> StoreResult<T> {
-        self.on_a_task(|pool| async move { run(&pool, &work).await })
+        self.write_with(Isolation::Serializable, work).await
+    }
+
+    pub(super) async fn write_with<T: Send + 'static>(
+        &self,
+        isolation: Isolation,
+        work: impl Work<T>,
+    ) -> StoreResult<T> {
+        self.on_a_task(|pool| async move { run(&pool, isolation, &work).await })
             .await
     }
 
@@ -107,11 +116,12 @@ impl Writer {
 
 /// `work` in a transaction on a connection of `pool`, again after each
 /// conflict until [`ATTEMPTS`] runs.
-async fn run<T>(pool: &AnyPool, work: &impl Work<T>) -> StoreResult<T> {
+async fn run<T>(pool: &AnyPool, isolation: Isolation, work: &impl Work<T>) -> StoreResult<T> {
     let mut attempt = 1;
     loop {
         let mut connection = pool.acquire().await?;
-        let (outcome, reusable) = in_transaction(Backend::Postgres, &mut connection, work).await;
+        let (outcome, reusable) =
+            in_transaction(Backend::Postgres, isolation, &mut connection, work).await;
         if !reusable {
             // It may still be inside a transaction or broken; closing it
             // makes the server roll back whatever it held.

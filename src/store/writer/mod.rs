@@ -17,6 +17,7 @@ use futures_util::FutureExt;
 use sqlx::{AnyConnection, AnyPool, Executor};
 
 use super::backend::Backend;
+pub(super) use super::backend::Isolation;
 use super::{StoreError, StoreResult};
 
 /// Work to run inside one write transaction. It receives the connection
@@ -62,6 +63,18 @@ impl Writer {
         }
     }
 
+    /// [`Writer::write`] for a unit that orders itself against concurrent
+    /// ones with locks it takes first ([`Isolation::RowLocks`]).
+    pub(super) async fn write_row_locked<T: Send + 'static>(
+        &self,
+        work: impl Work<T>,
+    ) -> StoreResult<T> {
+        match self {
+            Self::Serial(writer) => writer.write(work).await,
+            Self::Concurrent(writer) => writer.write_with(Isolation::RowLocks, work).await,
+        }
+    }
+
     /// Runs `work`, a single statement, as a unit on SQLite and as a
     /// statement of its own (no explicit transaction, no retry: one
     /// statement cannot lose a serialization race) on PostgreSQL. Like
@@ -91,10 +104,11 @@ impl Writer {
 /// unit on a connection that is not used again.
 async fn in_transaction<T>(
     backend: Backend,
+    isolation: Isolation,
     connection: &mut AnyConnection,
     work: &impl Work<T>,
 ) -> (StoreResult<T>, bool) {
-    if let Err(error) = connection.execute(backend.begin()).await {
+    if let Err(error) = connection.execute(backend.begin(isolation)).await {
         let error = StoreError::from(error);
         let reusable = !error.is_unavailable();
         return (Err(error), reusable);

@@ -17,7 +17,7 @@ use futures_util::future::BoxFuture;
 use sqlx::{AnyConnection, Connection, Executor};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{in_transaction, Work};
+use super::{in_transaction, Isolation, Work};
 use crate::store::backend::{Backend, BUSY_TIMEOUT};
 use crate::store::{StoreError, StoreResult};
 
@@ -44,7 +44,8 @@ impl<T: Send + 'static, F: Work<T>> Unit for Pending<T, F> {
     fn run(self: Box<Self>, connection: &mut AnyConnection) -> BoxFuture<'_, bool> {
         Box::pin(async move {
             let Pending { work, answer } = *self;
-            let (result, reusable) = in_transaction(Backend::Sqlite, connection, &work).await;
+            let (result, reusable) =
+                in_transaction(Backend::Sqlite, Isolation::Serializable, connection, &work).await;
             // The caller may have gone; what was committed stays committed.
             let _ = answer.send(result);
             reusable
