@@ -154,7 +154,10 @@ async fn poll_order(client: &RawClient, url: &str, wanted: &str) -> Result<Value
             return Ok(order);
         }
         if order["status"] == "invalid" || tokio::time::Instant::now() > deadline {
-            return Err(format!("order is {} instead of {wanted}", order["status"]));
+            return Err(format!(
+                "order is {} instead of {wanted}: {}",
+                order["status"], order["error"]
+            ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
