@@ -4,12 +4,16 @@
 //! Counters and histograms live in one [`Metrics`] that the handlers, the
 //! background tasks and the Vault client share. Whatever the database
 //! already knows (orders by status, certificates by expiry) is not counted
-//! along the way but read at each scrape (`web::ops::metrics`), so it stays right
-//! across restarts and replicas. Every label takes its values from a set
+//! along the way but read from the database ([`database`]: in the
+//! background, at most seconds before a scrape), so it stays right across
+//! restarts and replicas. Every label takes its values from a set
 //! bounded by the code or the configuration (route templates, profiles,
 //! Vault paths, status codes), never from a request or a certificate, so
 //! the number of series cannot grow without bound.
 
+pub mod database;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -90,6 +94,8 @@ pub struct Metrics {
     validations: Family<ValidationLabels, Counter>,
     vault_calls: Family<VaultCallLabels, Counter>,
     vault_latency: Latencies<VaultPathLabels>,
+    /// The database's counts a scrape reports.
+    database: Arc<database::DatabaseCounts>,
 }
 
 impl Default for Metrics {
@@ -148,6 +154,7 @@ impl Default for Metrics {
             validations,
             vault_calls,
             vault_latency,
+            database: Arc::default(),
         }
     }
 }
@@ -156,6 +163,11 @@ impl Metrics {
     /// The counters and histograms, for a scrape to encode.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// The database's counts, kept for scrapes.
+    pub fn database(&self) -> &Arc<database::DatabaseCounts> {
+        &self.database
     }
 
     /// One HTTP request answered.
