@@ -492,6 +492,10 @@ pub async fn start_with(config: Config, substitutes: Substitutes) -> Result<Serv
         tracing::info!(listen = %metrics_addr, "metrics are served at /metrics");
     }
     start_background_work(&state, lock.is_some(), &mut companions).await;
+    let counts = state.metrics.database().clone();
+    companions.push(tokio::spawn(
+        counts.keep_fresh(state.store.clone(), state.clock.clone()),
+    ));
     if let Some(keep) = config.retention {
         let retention = crate::domain::retention::Retention {
             store: state.store.clone(),

@@ -9,12 +9,13 @@
 //! by line. The server and the offline commands (`certgate eab`,
 //! `certgate accounts`) may append to one file at the same time: every
 //! line goes out in a single `write` on a file opened with `O_APPEND`,
-//! which the kernel keeps whole.
+//! which the kernel keeps whole. The file stays open between lines and is
+//! opened again once a rotation renamed it away.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
-use std::sync::Arc;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
@@ -160,11 +161,62 @@ struct Line<'a> {
 /// Where the lines go besides the table.
 #[derive(Clone)]
 enum Sink {
-    /// Opened again for every line, so a log rotated by renaming it is
-    /// followed without a restart or a signal.
-    File(Arc<Path>),
+    File(Arc<AuditFile>),
     Stdout,
     Off,
+}
+
+/// The file and the identity (device, inode) of the file it was opened as.
+type OpenFile = (std::fs::File, (u64, u64));
+
+/// The audit file, kept open between lines. Before each line the path is
+/// looked at (one `stat`, cheaper than the open and close it replaces):
+/// when it no longer names the open file (a rotation renamed it away, or
+/// it was deleted), the path is opened again, so a rotated log is followed
+/// without a restart or a signal.
+struct AuditFile {
+    path: PathBuf,
+    open: Mutex<Option<OpenFile>>,
+}
+
+impl AuditFile {
+    /// Opens (creating) the file now, so that a path certgate cannot write
+    /// is an error at start.
+    fn new(path: &Path) -> std::io::Result<Self> {
+        let mut file = AuditFile {
+            path: path.to_owned(),
+            open: Mutex::new(None),
+        };
+        let opened = file.reopen()?;
+        file.open = Mutex::new(Some(opened));
+        Ok(file)
+    }
+
+    fn reopen(&self) -> std::io::Result<OpenFile> {
+        let file = open_append(&self.path)?;
+        let metadata = file.metadata()?;
+        Ok((file, (metadata.dev(), metadata.ino())))
+    }
+
+    /// Appends the whole line with one `write_all` on a file opened with
+    /// `O_APPEND`: the kernel puts each write at the end in one piece, so
+    /// the lines of processes appending at once never interleave. A write
+    /// that fails closes the file, so the next line opens it anew.
+    fn append(&self, line: &[u8]) -> std::io::Result<()> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let named = std::fs::metadata(&self.path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        let file = match open.take() {
+            Some(kept) if Some(kept.1) == named => open.insert(kept),
+            _ => open.insert(self.reopen()?),
+        };
+        let written = file.0.write_all(line);
+        if written.is_err() {
+            *open = None;
+        }
+        written
+    }
 }
 
 /// Where audit events go; cheap to clone.
@@ -189,10 +241,7 @@ impl AuditLog {
     /// event.
     pub fn open(target: &AuditLogTarget, store: Store) -> std::io::Result<Self> {
         let sink = match target {
-            AuditLogTarget::File(path) => {
-                open_append(path)?;
-                Sink::File(Arc::from(path.as_path()))
-            }
+            AuditLogTarget::File(path) => Sink::File(Arc::new(AuditFile::new(path)?)),
             AuditLogTarget::Stdout => Sink::Stdout,
             AuditLogTarget::Off => Sink::Off,
         };
@@ -227,25 +276,21 @@ impl AuditLog {
         text.push_str(line);
         text.push('\n');
         match &self.sink {
-            Sink::File(path) => {
-                let path = path.clone();
-                tokio::task::spawn_blocking(move || append_line(&path, text.as_bytes()))
-                    .await
-                    .map_err(std::io::Error::other)?
+            // Off the async workers: a stalled disk must not stall requests.
+            Sink::File(file) => {
+                let file = file.clone();
+                tokio::task::spawn_blocking(move || {
+                    file.append(text.as_bytes()).map_err(|e| {
+                        std::io::Error::new(e.kind(), format!("{}: {e}", file.path.display()))
+                    })
+                })
+                .await
+                .map_err(std::io::Error::other)?
             }
             Sink::Stdout => std::io::stdout().lock().write_all(text.as_bytes()),
             Sink::Off => Ok(()),
         }
     }
-}
-
-/// Appends the whole line with one `write_all` on a file opened with
-/// `O_APPEND`: the kernel puts each write at the end in one piece, so the
-/// lines of processes appending at once never interleave.
-fn append_line(path: &Path, line: &[u8]) -> std::io::Result<()> {
-    open_append(path)
-        .and_then(|mut file| file.write_all(line))
-        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
 }
 
 /// The event's name and its line, without the newline.
@@ -403,6 +448,35 @@ mod tests {
             assert_eq!(store.audit_records().await.unwrap(), lines);
             assert_eq!(line_of_text(lines[1])["kid"], "k2");
         }
+    }
+
+    #[test]
+    fn a_rotated_or_deleted_file_is_opened_again_at_the_next_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let file = AuditFile::new(&path).unwrap();
+        file.append(b"one\n").unwrap();
+        file.append(b"two\n").unwrap();
+        // logrotate without copytruncate: rename, and let the writer recreate.
+        std::fs::rename(&path, dir.path().join("audit.log.1")).unwrap();
+        file.append(b"three\n").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("audit.log.1")).unwrap(),
+            "one\ntwo\n"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "three\n");
+        let mode = std::fs::metadata(&path).unwrap().permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
+        std::fs::remove_file(&path).unwrap();
+        file.append(b"four\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "four\n");
+        // copytruncate: the same file, emptied; appends go on at its end.
+        std::fs::File::create(&path).unwrap();
+        file.append(b"five\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "five\n");
     }
 
     fn line_of_text(line: &str) -> Value {

@@ -96,7 +96,8 @@ impl Orders {
         }
         // The request's span, when there is one, names the order from here on.
         tracing::Span::current().record("order", order.id.as_str());
-        tracing::info!(order = %order.id, names = ?order.identifiers.iter().map(|i| &i.value).collect::<Vec<_>>(), "order created");
+        // DEBUG: at `info` a certificate is one line, when it is issued.
+        tracing::debug!(order = %order.id, names = ?order.identifiers.iter().map(|i| &i.value).collect::<Vec<_>>(), "order created");
         self.audit
             .record(AuditEvent::OrderCreated {
                 order: order.id.clone(),

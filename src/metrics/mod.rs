@@ -5,13 +5,17 @@
 //! background tasks and the Vault client share: they count what this
 //! process did, so each replica has its own, and their help texts say so.
 //! Whatever the database already knows (orders by status, certificates by
-//! expiry) is not counted along the way but read at each scrape
-//! (`web::ops::metrics`), so it stays right across restarts and is the same
-//! on every replica, as those gauges' help texts say. Every label takes its values from a set
+//! expiry) is not counted along the way but read from the database
+//! ([`database`]: in the background, at most seconds before a scrape), so
+//! it stays right across restarts and is the same on every replica, as
+//! those gauges' help texts say. Every label takes its values from a set
 //! bounded by the code or the configuration (route templates, profiles,
 //! Vault paths, status codes), never from a request or a certificate, so
 //! the number of series cannot grow without bound.
 
+pub mod database;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -92,6 +96,8 @@ pub struct Metrics {
     validations: Family<ValidationLabels, Counter>,
     vault_calls: Family<VaultCallLabels, Counter>,
     vault_latency: Latencies<VaultPathLabels>,
+    /// The database's counts a scrape reports.
+    database: Arc<database::DatabaseCounts>,
 }
 
 impl Default for Metrics {
@@ -150,6 +156,7 @@ impl Default for Metrics {
             validations,
             vault_calls,
             vault_latency,
+            database: Arc::default(),
         }
     }
 }
@@ -158,6 +165,11 @@ impl Metrics {
     /// The counters and histograms, for a scrape to encode.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// The database's counts, kept for scrapes.
+    pub fn database(&self) -> &Arc<database::DatabaseCounts> {
+        &self.database
     }
 
     /// One HTTP request answered.

@@ -6,13 +6,15 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use std::sync::Arc;
+
 use josekit::jwk::Jwk;
-use josekit::jws::JwsVerifier;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::jwk::PublicJwk;
 use super::problem::{Problem, ProblemType};
+use super::verifiers::{Verifier, Verifiers};
 
 /// Signature algorithms accepted on ACME requests.
 pub const ALGORITHMS: [&str; 4] = ["RS256", "ES256", "ES384", "EdDSA"];
@@ -156,8 +158,19 @@ impl ParsedJws {
         })
     }
 
-    /// Verifies the signature with `key`, which must suit the header's `alg`.
+    /// Verifies the signature with `key`, which must suit the header's
+    /// `alg`. The key is made ready for verifying once and kept
+    /// ([`Verifiers`]), so an account's later requests skip that work.
     pub fn verify(&self, key: &PublicJwk) -> Result<(), Problem> {
+        let verifier =
+            Verifiers::shared().get_or_make(&self.header.alg, key, || self.make_verifier(key))?;
+        verifier
+            .verify(&self.signing_input, &self.signature)
+            .map_err(|_| Problem::malformed("JWS signature does not verify"))
+    }
+
+    /// A verifier of the header's `alg` over `key`.
+    fn make_verifier(&self, key: &PublicJwk) -> Result<Verifier, Problem> {
         let jwk = Jwk::from_map(key.value.as_object().cloned().unwrap_or_default())
             .map_err(|e| Problem::new(ProblemType::BadPublicKey, format!("JWK: {e}")))?;
         let mismatch = |e: josekit::JoseError| {
@@ -170,32 +183,29 @@ impl ParsedJws {
                 ),
             )
         };
-        let verifier: Box<dyn JwsVerifier> = match self.header.alg.as_str() {
-            "RS256" => Box::new(
+        Ok(match self.header.alg.as_str() {
+            "RS256" => Arc::new(
                 josekit::jws::RS256
                     .verifier_from_jwk(&jwk)
                     .map_err(mismatch)?,
             ),
-            "ES256" => Box::new(
+            "ES256" => Arc::new(
                 josekit::jws::ES256
                     .verifier_from_jwk(&jwk)
                     .map_err(mismatch)?,
             ),
-            "ES384" => Box::new(
+            "ES384" => Arc::new(
                 josekit::jws::ES384
                     .verifier_from_jwk(&jwk)
                     .map_err(mismatch)?,
             ),
-            "EdDSA" => Box::new(
+            "EdDSA" => Arc::new(
                 josekit::jws::EdDSA
                     .verifier_from_jwk(&jwk)
                     .map_err(mismatch)?,
             ),
             other => return Err(bad_algorithm(other)),
-        };
-        verifier
-            .verify(&self.signing_input, &self.signature)
-            .map_err(|_| Problem::malformed("JWS signature does not verify"))
+        })
     }
 }
 

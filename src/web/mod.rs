@@ -176,7 +176,10 @@ pub fn router(state: AcmeState, table: ops::status_page::CertificateTable) -> Ro
                         order = tracing::field::Empty,
                     )
                 })
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                // One line per request answered is noise at `info` (seven a
+                // certificate) and cost a good part of a request's CPU:
+                // it is a DEBUG line, under the `tower_http` target.
+                .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
         )
 }
 

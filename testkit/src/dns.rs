@@ -98,7 +98,13 @@ fn answer(request: &Message, zone: &Zone) -> Message {
 
 impl DnsStub {
     pub async fn start() -> Self {
-        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind DNS stub");
+        Self::start_on("127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// A stub listening on `addr` (port 0 for any free port), for a server
+    /// that must be told where to ask before the stub starts.
+    pub async fn start_on(addr: SocketAddr) -> Self {
+        let socket = UdpSocket::bind(addr).await.expect("bind DNS stub");
         let addr = socket.local_addr().unwrap();
         let zone = Zone::default();
         let Zone {

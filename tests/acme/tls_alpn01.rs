@@ -41,7 +41,9 @@ async fn lego_obtains_a_certificate_over_tls_alpn01() {
     // Nothing answers on `args.http01_port`, so an HTTP-01 attempt could not succeed.
     let args = ServeArgs::new(data_dir.path(), dns.addr(), Some(config));
     let root_pem = data_dir.path().join("ca/root.pem");
-    let mut certgate = CertgateProcess::start(&args).await;
+    // Each challenge found valid is a DEBUG line of the validators.
+    let validations_logged = [("RUST_LOG", "info,certgate::validate=debug")];
+    let mut certgate = CertgateProcess::start_with(&args, &[], &validations_logged).await;
 
     let lego_dir = tempfile::tempdir().unwrap();
     let mut command = Command::new("lego");

@@ -1,9 +1,11 @@
 //! What an operator sees and runs: metrics, inventory commands, the admin
-//! API, the audit log, the status page, and the deploy files and docs.
+//! API, the audit log, the status page, the deploy files and docs, and the
+//! load client of docs/performance.md.
 
 mod admin_api;
 mod architecture;
 mod audit;
+mod bench;
 mod db_copy;
 mod deploy_files;
 mod file_modes;

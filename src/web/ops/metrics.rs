@@ -1,5 +1,6 @@
 //! One `/metrics` scrape: the counters certgate keeps, followed by gauges
-//! read from the database and the Vault client at that moment.
+//! of the database's counts (taken at most seconds before, see
+//! [`crate::metrics::database`]) and of the Vault client at that moment.
 //!
 //! The gauges go into a registry made for the one scrape, so two scrapes at
 //! once never see each other's half-written values.
@@ -21,9 +22,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::domain::profiles::Profiles;
+use crate::metrics::database::{Counts, EXPIRY_HORIZONS, FRESH_FOR};
 use crate::metrics::{Metrics, ProfileLabels};
 use crate::protocol::status::OrderStatus;
-use crate::store::stats::ProfileCertificates;
 use crate::store::{Store, StoreError};
 use crate::util::clock::Clock;
 use crate::vault::Vault;
@@ -33,12 +34,6 @@ use std::sync::Arc;
 /// What `/metrics` answers with: the OpenMetrics text format, which
 /// Prometheus asks for and reads.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// The expiry horizons certificates are counted against, with their label.
-const EXPIRY_HORIZONS: [(&str, Duration); 2] = [
-    ("30d", Duration::from_secs(30 * 86_400)),
-    ("7d", Duration::from_secs(7 * 86_400)),
-];
 
 /// Every order status, so that each has a series even at zero.
 const ORDER_STATUSES: [OrderStatus; 5] = [
@@ -65,8 +60,7 @@ struct ExpiringLabels {
 /// What the database and the Vault client say at the time of a scrape.
 struct Snapshot {
     now: i64,
-    orders: Vec<(OrderStatus, i64)>,
-    certificates: Vec<ProfileCertificates>,
+    counts: Arc<Counts>,
     /// Every configured profile, so each has a series even at zero.
     profiles: Vec<String>,
     /// The Vault token's remaining life, when there is a token that expires.
@@ -75,18 +69,15 @@ struct Snapshot {
 
 impl Snapshot {
     async fn take(state: &ScrapeSources) -> Result<Self, StoreError> {
-        let now = state.clock.now();
-        let horizons = EXPIRY_HORIZONS.map(|(_, horizon)| horizon);
         let vault_token_ttl = match &state.vault {
             Some(vault) => vault.token_ttl().await,
             None => None,
         };
+        let database = state.metrics.database();
         Ok(Self {
-            now,
-            orders: state.store.orders_by_status().await?,
-            certificates: state
-                .store
-                .valid_certificates_by_profile(now, &horizons)
+            now: state.clock.now(),
+            counts: database
+                .for_scrape(&state.store, state.clock.as_ref())
                 .await?,
             profiles: state.profiles.iter().map(|p| p.name.clone()).collect(),
             vault_token_ttl,
@@ -100,26 +91,23 @@ impl Snapshot {
 
         let orders = Family::<StatusLabels, Gauge>::default();
         for status in ORDER_STATUSES {
-            let count = self.orders.iter().find(|(s, _)| *s == status);
+            let count = self.counts.orders.iter().find(|(s, _)| *s == status);
             orders
                 .get_or_create(&StatusLabels {
                     status: status.as_str(),
                 })
                 .set(count.map_or(0, |(_, n)| *n));
         }
-        registry.register(
-            "orders",
-            "Orders by status, from the database: the same on every replica",
-            orders,
-        );
+        registry.register("orders", fresh("Orders in the database, by status"), orders);
 
         let valid = Family::<ProfileLabels, Gauge>::default();
         let expiring = Family::<ExpiringLabels, Gauge>::default();
         let earliest = Family::<ProfileLabels, SecondsGauge>::default();
         let mut profiles: BTreeSet<&str> = self.profiles.iter().map(String::as_str).collect();
-        profiles.extend(self.certificates.iter().map(|c| c.profile.as_str()));
+        let certificates = &self.counts.certificates;
+        profiles.extend(certificates.iter().map(|c| c.profile.as_str()));
         for profile in profiles {
-            let stats = self.certificates.iter().find(|c| c.profile == profile);
+            let stats = certificates.iter().find(|c| c.profile == profile);
             let labels = ProfileLabels {
                 profile: profile.to_owned(),
             };
@@ -142,17 +130,19 @@ impl Snapshot {
         }
         registry.register(
             "certificates_valid",
-            "Certificates neither revoked nor expired, by profile, from the database: the same on every replica",
+            fresh("Certificates neither revoked nor expired, by profile"),
             valid,
         );
         registry.register(
             "certificates_expiring",
-            "Certificates neither revoked nor expired that expire within 30d or 7d, by profile, from the database: the same on every replica",
+            fresh(
+                "Certificates neither revoked nor expired that expire within 30d or 7d, by profile",
+            ),
             expiring,
         );
         registry.register_with_unit(
             "certificates_earliest_expiry",
-            "Time until the soonest expiry among the certificates in use, by profile, from the database: the same on every replica",
+            fresh("Time until the soonest expiry among the certificates in use, by profile"),
             Unit::Seconds,
             earliest,
         );
@@ -169,6 +159,15 @@ impl Snapshot {
         }
         registry
     }
+}
+
+/// The help text of a gauge of the database's counts, saying how old they
+/// may be.
+fn fresh(help: &str) -> String {
+    format!(
+        "{help}; read from the database at most {}s before the scrape, the same on every replica",
+        FRESH_FOR.as_secs()
+    )
 }
 
 /// What one scrape reads: the counters, and the sources of the gauges.
