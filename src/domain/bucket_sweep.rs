@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use crate::store::{Store, StoreResult};
 use crate::util::clock::Clock;
+use crate::util::periodic::{every, in_batches};
 
 /// How often full buckets are deleted.
 const SWEEP_EVERY: Duration = Duration::from_secs(600);
 
-/// Rows one write deletes at most, so a request queued behind it waits
-/// milliseconds.
+/// Rows one write deletes at most.
 const BATCH: u32 = 500;
 
 pub struct BucketSweep {
@@ -27,23 +27,13 @@ impl BucketSweep {
     /// Deletes every bucket full again now, one batch at a time.
     pub async fn sweep(&self) -> StoreResult<u64> {
         let now = self.clock.now();
-        let mut swept = 0;
-        loop {
-            let batch = self.store.purge_full_buckets(now, BATCH).await?;
-            swept += batch;
-            if batch < u64::from(BATCH) {
-                return Ok(swept);
-            }
-        }
+        in_batches(BATCH, || self.store.purge_full_buckets(now, BATCH)).await
     }
 
     /// Sweeps every [`SWEEP_EVERY`] for as long as certgate runs, whatever
     /// the retention setting; a failure is tried again next time.
     pub async fn run(self) {
-        let mut every = tokio::time::interval(SWEEP_EVERY);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            every.tick().await;
+        every(SWEEP_EVERY, || async {
             match self.sweep().await {
                 Ok(0) => {}
                 Ok(swept) => tracing::debug!(swept, "deleted rate-limit buckets full again"),
@@ -51,6 +41,7 @@ impl BucketSweep {
                     tracing::warn!(%error, "deleting full rate-limit buckets failed; trying again later")
                 }
             }
-        }
+        })
+        .await
     }
 }

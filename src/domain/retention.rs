@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::store::{Pruned, Store, StoreResult};
 use crate::util::clock::Clock;
+use crate::util::periodic::every;
 
 /// Rows of each kind one write deletes: small enough that a request's write
 /// queued behind it waits milliseconds, not the length of a large purge.
@@ -44,10 +45,7 @@ impl Retention {
     /// Prunes now and then every [`PRUNE_EVERY`], for as long as certgate
     /// runs. A failure (a full disk) is logged and tried again next time.
     pub async fn run(self) {
-        let mut every = tokio::time::interval(PRUNE_EVERY);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            every.tick().await;
+        every(PRUNE_EVERY, || async {
             match self.prune().await {
                 Ok(pruned) if pruned.is_empty() => {}
                 Ok(pruned) => tracing::info!(
@@ -61,6 +59,7 @@ impl Retention {
                     tracing::warn!(%error, "pruning old orders failed; trying again later")
                 }
             }
-        }
+        })
+        .await
     }
 }

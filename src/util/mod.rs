@@ -1,12 +1,13 @@
 //! Small pieces every layer uses and none owns: the clock, resource ids,
 //! backoff between retries, secrets that never print, who may read a private
-//! key file, and the open-file limit.
+//! key file, the open-file limit, and housekeeping's schedule.
 
 pub mod backoff;
 pub mod clock;
 pub mod data_dir;
 pub mod ids;
 pub mod open_files;
+pub mod periodic;
 pub mod private_key;
 pub mod secret;
 pub mod serve_lock;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::{decode, encode, random};
 use crate::store::{Store, StoreResult};
 use crate::util::clock::Clock;
+use crate::util::periodic::{every, in_batches};
 
 /// How often each replica purges expired nonces: their rows outlive their
 /// lifetime by at most this.
@@ -66,24 +67,15 @@ impl SharedNonces {
     /// Deletes every expired nonce, one bounded batch at a time, and says
     /// how many went.
     pub async fn purge(&self) -> StoreResult<u64> {
-        let mut purged = 0;
-        loop {
-            let batch = self.store.purge_nonces(self.cutoff(), PURGE_BATCH).await?;
-            purged += batch;
-            if batch < u64::from(PURGE_BATCH) {
-                return Ok(purged);
-            }
-        }
+        let cutoff = self.cutoff();
+        in_batches(PURGE_BATCH, || self.store.purge_nonces(cutoff, PURGE_BATCH)).await
     }
 
     /// Purges now and then every [`PURGE_EVERY`] for as long as certgate
     /// runs, whatever the retention setting; a failure is tried again next
     /// time.
     pub async fn keep_purging(self) {
-        let mut every = tokio::time::interval(PURGE_EVERY);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            every.tick().await;
+        every(PURGE_EVERY, || async {
             match self.purge().await {
                 Ok(0) => {}
                 Ok(purged) => tracing::debug!(purged, "purged expired nonces"),
@@ -91,7 +83,8 @@ impl SharedNonces {
                     tracing::warn!(%error, "purging expired nonces failed; trying again later")
                 }
             }
-        }
+        })
+        .await
     }
 }
 
