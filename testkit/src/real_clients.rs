@@ -12,19 +12,17 @@ use crate::clients::{certbot_command, check_certificate, only_entry, read_json, 
 pub const LEGO_NAMES: [&str; 2] = ["host1.example.test", "host2.example.test"];
 pub const CERTBOT_NAMES: [&str; 2] = ["host3.example.test", "host4.example.test"];
 
-/// lego with its own working directory. Its account is stored under the
-/// server's host and port, which is why certgate restarts on the same port.
-pub struct Lego {
+/// What each client is given: a directory of its own, the server, the root
+/// it trusts and the port its HTTP-01 responder listens on.
+struct Setup {
     dir: tempfile::TempDir,
     directory: String,
     root_pem: PathBuf,
     http01_port: u16,
 }
 
-impl Lego {
-    /// lego in a fresh working directory, for the ACME `directory`,
-    /// trusting `root_pem`, answering HTTP-01 on `http01_port`.
-    pub fn new(directory: &str, root_pem: &Path, http01_port: u16) -> Self {
+impl Setup {
+    fn new(directory: &str, root_pem: &Path, http01_port: u16) -> Self {
         Self {
             dir: tempfile::tempdir().unwrap(),
             directory: directory.to_owned(),
@@ -32,18 +30,30 @@ impl Lego {
             http01_port,
         }
     }
+}
+
+/// lego with its own working directory. Its account is stored under the
+/// server's host and port, which is why certgate restarts on the same port.
+pub struct Lego(Setup);
+
+impl Lego {
+    /// lego in a fresh working directory, for the ACME `directory`,
+    /// trusting `root_pem`, answering HTTP-01 on `http01_port`.
+    pub fn new(directory: &str, root_pem: &Path, http01_port: u16) -> Self {
+        Self(Setup::new(directory, root_pem, http01_port))
+    }
 
     fn command(&self) -> Command {
         let mut command = Command::new("lego");
         command
-            .env("LEGO_CA_CERTIFICATES", &self.root_pem)
+            .env("LEGO_CA_CERTIFICATES", &self.0.root_pem)
             .arg("--server")
-            .arg(&self.directory)
+            .arg(&self.0.directory)
             .arg("--path")
-            .arg(self.dir.path())
+            .arg(self.0.dir.path())
             .args(["--email", "lego@example.test", "--accept-tos"])
             .args(["--key-type", "ec256", "--http", "--http.port"])
-            .arg(format!("127.0.0.1:{}", self.http01_port));
+            .arg(format!("127.0.0.1:{}", self.0.http01_port));
         for name in LEGO_NAMES {
             command.args(["-d", name]);
         }
@@ -73,11 +83,11 @@ impl Lego {
     }
 
     fn certificates(&self) -> PathBuf {
-        self.dir.path().join("certificates")
+        self.0.dir.path().join("certificates")
     }
 
     pub fn account_url(&self) -> String {
-        let accounts = only_entry(&self.dir.path().join("accounts"));
+        let accounts = only_entry(&self.0.dir.path().join("accounts"));
         let account = read_json(&accounts.join("lego@example.test/account.json"));
         account["registration"]["uri"]
             .as_str()
@@ -87,27 +97,17 @@ impl Lego {
 }
 
 /// certbot with its own config, work and log directories.
-pub struct Certbot {
-    dir: tempfile::TempDir,
-    directory: String,
-    root_pem: PathBuf,
-    http01_port: u16,
-}
+pub struct Certbot(Setup);
 
 impl Certbot {
     /// certbot in fresh directories, for the ACME `directory`, trusting
     /// `root_pem`, answering HTTP-01 on `http01_port`.
     pub fn new(directory: &str, root_pem: &Path, http01_port: u16) -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-            directory: directory.to_owned(),
-            root_pem: root_pem.to_owned(),
-            http01_port,
-        }
+        Self(Setup::new(directory, root_pem, http01_port))
     }
 
     fn command(&self) -> Command {
-        certbot_command(self.dir.path(), &self.root_pem, &self.directory)
+        certbot_command(self.0.dir.path(), &self.0.root_pem, &self.0.directory)
     }
 
     /// Flags for the standalone HTTP-01 responder, on certgate's port.
@@ -115,7 +115,7 @@ impl Certbot {
         command
             .args(["--standalone", "--preferred-challenges", "http"])
             .args(["--http-01-address", "127.0.0.1", "--http-01-port"])
-            .arg(self.http01_port.to_string());
+            .arg(self.0.http01_port.to_string());
     }
 
     pub async fn certonly(&self, logs: &dyn Fn() -> String) {
@@ -138,12 +138,12 @@ impl Certbot {
     }
 
     pub fn live(&self) -> PathBuf {
-        self.dir.path().join("c/live").join(CERTBOT_NAMES[0])
+        self.0.dir.path().join("c/live").join(CERTBOT_NAMES[0])
     }
 
     pub fn account_url(&self) -> String {
         // accounts/<host:port>/acme/directory/<account key hash>/regr.json
-        let by_server = only_entry(&self.dir.path().join("c/accounts"));
+        let by_server = only_entry(&self.0.dir.path().join("c/accounts"));
         let account = only_entry(&by_server.join("acme/directory"));
         read_json(&account.join("regr.json"))["uri"]
             .as_str()
