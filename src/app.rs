@@ -13,13 +13,14 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use crate::audit::AuditLog;
 use crate::config::database::DatabaseKind;
 use crate::config::{Config, ProfileIssuer};
+use crate::domain::ca_health::{self, CaHealth};
 use crate::domain::orders::Orders;
 use crate::domain::profiles::{Profile, Profiles};
 use crate::domain::readiness::ReadinessProbe;
 use crate::domain::validation_slots::ValidationSlots;
 use crate::domain::work_leases::WorkLeases;
 use crate::domain::workers::Workers;
-use crate::issuer::local::{CaError, CaFiles, EmbeddedCa, LocalIssuer};
+use crate::issuer::local::{CaError, EmbeddedCa, LocalIssuer};
 use crate::issuer::vault::{VaultIssuer, VaultRole};
 use crate::issuer::Issuer;
 use crate::metrics::Metrics;
@@ -32,6 +33,8 @@ use crate::web::connections;
 use crate::web::nonce::{NonceStore, Nonces, SharedNonces};
 use crate::web::ops::status_page::CertificateTable;
 use crate::web::{AcmeState, Lifetimes};
+
+pub mod banner;
 
 /// Lifetime of certgate's own HTTPS certificate, made anew at every start.
 const SERVER_CERT_LIFETIME: Duration = Duration::from_secs(397 * 86_400);
@@ -46,10 +49,12 @@ const OTHER_FILES: u64 = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("data directory {path}: {source}")]
+    // The cause is in the message, not a `source`: anyhow would print it
+    // again as its own cause line.
+    #[error("data directory {path}: {cause}")]
     DataDir {
         path: std::path::PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(transparent)]
     Lock(#[from] ServeLockError),
@@ -65,15 +70,15 @@ pub enum ServerError {
     Tls(String),
     #[error(transparent)]
     Vault(#[from] VaultSetupError),
-    #[error("audit log {target:?}: {source}")]
+    #[error("audit log {target:?}: {cause}")]
     AuditLog {
         target: crate::config::AuditLogTarget,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("listening on {addr}: {source}")]
+    #[error("listening on {addr}: {cause}{hint}", hint = banner::bind_hint(.addr, .cause))]
     Listen {
         addr: SocketAddr,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(transparent)]
     AdminToken(#[from] crate::web::admin::TokenFileError),
@@ -87,6 +92,8 @@ pub struct Server {
     /// Work that lives as long as the server (keeping the Vault token fresh).
     companions: Vec<tokio::task::JoinHandle<()>>,
     state: AcmeState,
+    /// The Vault inventory sync, when there are Vault mounts to list.
+    inventory_sync: Option<Arc<crate::domain::inventory::sync::InventorySync>>,
     /// Held until the server is dropped, which is after [`Server::wait`]
     /// has closed the database. SQLite only: replicas sharing a PostgreSQL
     /// database are expected.
@@ -102,6 +109,11 @@ impl Server {
     /// The shared state, for tests and tools that look inside.
     pub fn state(&self) -> &AcmeState {
         &self.state
+    }
+
+    /// The Vault inventory sync, to run one now (tests, tools).
+    pub fn inventory_sync(&self) -> Option<&Arc<crate::domain::inventory::sync::InventorySync>> {
+        self.inventory_sync.as_ref()
     }
 
     /// Waits until the listener stops (after [`Server::shutdown`] or an error).
@@ -135,7 +147,7 @@ impl Server {
 /// A listening socket on `addr`, ready for tokio, and the address it got
 /// (the port chosen when `addr` asks for port 0).
 fn bind(addr: SocketAddr) -> Result<(std::net::TcpListener, SocketAddr), ServerError> {
-    let listen_error = |source| ServerError::Listen { addr, source };
+    let listen_error = |cause| ServerError::Listen { addr, cause };
     let listener = std::net::TcpListener::bind(addr).map_err(listen_error)?;
     listener.set_nonblocking(true).map_err(listen_error)?;
     let local_addr = listener.local_addr().map_err(listen_error)?;
@@ -246,10 +258,10 @@ async fn build_state(
         Migrations::Require
     };
     let store = Store::open_with(&config.database_url, migrations).await?;
-    let audit = AuditLog::open(&config.audit_log, store.clone()).map_err(|source| {
+    let audit = AuditLog::open(&config.audit_log, store.clone()).map_err(|cause| {
         ServerError::AuditLog {
             target: config.audit_log.clone(),
-            source,
+            cause,
         }
     })?;
     let resolver = DnsResolver::new(&config.resolvers)?;
@@ -317,6 +329,7 @@ async fn build_state(
         orders,
         nonces: Arc::new(nonces),
         root_pem: ca.root_pem().into(),
+        ca_health: Arc::new(CaHealth::new(profiles.clone(), clock.clone())),
         profiles,
         workers,
         clock,
@@ -425,9 +438,9 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
 /// [`start`] with a clock or an issuer of the caller's in place of the real
 /// ones (see [`Substitutes`]).
 pub async fn start_with(config: Config, substitutes: Substitutes) -> Result<Server, ServerError> {
-    crate::util::data_dir::create(&config.data_dir).map_err(|source| ServerError::DataDir {
+    crate::util::data_dir::create(&config.data_dir).map_err(|cause| ServerError::DataDir {
         path: config.data_dir.clone(),
-        source,
+        cause,
     })?;
     let lock = match DatabaseKind::of_url(&config.database_url) {
         Some(DatabaseKind::Postgres) => None,
@@ -460,6 +473,17 @@ pub async fn start_with(config: Config, substitutes: Substitutes) -> Result<Serv
     let metrics_listener = config.metrics_listen.map(bind).transpose()?;
 
     // Every listener is bound: from here on nothing fails, so work may start.
+    let inventory_sync = vault
+        .clone()
+        .filter(|_| !config.inventory.vault_mounts.is_empty())
+        .map(|vault| {
+            crate::domain::inventory::sync::InventorySync::new(
+                &config,
+                vault,
+                state.store.clone(),
+                state.clock.clone(),
+            )
+        });
     let mut companions: Vec<_> = vault
         .into_iter()
         .map(|vault| tokio::spawn(async move { vault.keep_token_fresh().await }))
@@ -492,6 +516,12 @@ pub async fn start_with(config: Config, substitutes: Substitutes) -> Result<Serv
         tracing::info!(listen = %metrics_addr, "metrics are served at /metrics");
     }
     start_background_work(&state, lock.is_some(), &mut companions).await;
+    companions.push(tokio::spawn(
+        state
+            .ca_health
+            .clone()
+            .keep_checking(ca_health::CHECK_EVERY),
+    ));
     let counts = state.metrics.database().clone();
     companions.push(tokio::spawn(
         counts.keep_fresh(state.store.clone(), state.clock.clone()),
@@ -509,22 +539,36 @@ pub async fn start_with(config: Config, substitutes: Substitutes) -> Result<Serv
         clock: state.clock.clone(),
     };
     companions.push(tokio::spawn(bucket_sweep.run()));
+    if let Some(dir) = &config.inventory.export_dir {
+        let format = if config.inventory.export_der {
+            crate::domain::inventory::export::ExportFormat::Der
+        } else {
+            crate::domain::inventory::export::ExportFormat::Pem
+        };
+        companions.push(tokio::spawn(
+            crate::domain::inventory::export_dir::keep_exported(
+                state.store.clone(),
+                state.clock.clone(),
+                dir.clone(),
+                format,
+                config.inventory.sync_interval,
+            ),
+        ));
+    }
+    if let Some(sync) = &inventory_sync {
+        let interval = config.inventory.sync_interval;
+        companions.push(tokio::spawn(sync.clone().run(interval)));
+    }
     let profiles: Vec<&str> = state.profiles.iter().map(|p| p.name.as_str()).collect();
-    tracing::info!(
-        listen = %local_addr,
-        directory = %format!("https://{local_addr}/acme/directory"),
-        default_profile = %config.default_profile,
-        profiles = ?profiles,
-        root = %CaFiles::in_dir(&config.ca_dir).root_pem.display(),
-        lease_owner = %state.workers.leases.owner(),
-        "certgate is serving"
-    );
+    banner::log(&config, local_addr, &ca.root_sha256(), &profiles);
+    tracing::debug!(lease_owner = %state.workers.leases.owner(), "work leases");
     Ok(Server {
         local_addr,
         handle,
         task,
         companions,
         state,
+        inventory_sync,
         _lock: lock,
     })
 }

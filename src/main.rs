@@ -109,6 +109,10 @@ enum Command {
     /// The config file: `certgate config example` prints a complete,
     /// commented one.
     Config(ConfigArgs),
+    /// Write a short config for a new install (the embedded CA, or with
+    /// --vault the Vault variant) and make its data directory, owned by the
+    /// service user with --user.
+    Init(certgate::cli::init::InitArgs),
     /// External account binding keys (RFC 8555 §7.3.4) for profiles with
     /// eab = "optional" or "required": create, list, revoke.
     Eab(certgate::cli::eab::EabArgs),
@@ -227,6 +231,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
             print!("{EXAMPLE_CONFIG}");
             Ok(std::process::ExitCode::SUCCESS)
         }
+        Command::Init(args) => certgate::cli::init::run(args),
         Command::Eab(args) => certgate::cli::eab::run(args).await,
         Command::Certs(args) => certgate::cli::inventory::run_certs(args).await,
         Command::Accounts(args) => certgate::cli::inventory::run_accounts(args).await,

@@ -100,6 +100,14 @@ path "${PKI_MOUNT}/cert/ca_chain" {
 path "${PKI_MOUNT}/revoke" {
   capabilities = ["update"]
 }
+# The inventory: list what the mount issued and which are revoked (each
+# certificate, and the CRL, are read without a token).
+path "${PKI_MOUNT}/certs" {
+  capabilities = ["list"]
+}
+path "${PKI_MOUNT}/certs/revoked" {
+  capabilities = ["list"]
+}
 path "auth/token/lookup-self" {
   capabilities = ["read"]
 }

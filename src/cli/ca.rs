@@ -23,6 +23,24 @@ pub enum CaCommand {
     /// Generate the embedded CA into its folder unless one is there, and
     /// print its files and the root's SHA-256 fingerprint.
     Create(CaDirFlags),
+    /// Print the root's SHA-256 fingerprint, as `openssl x509 -noout
+    /// -fingerprint -sha256` does: what clients compare the root they
+    /// fetched against.
+    Fingerprint(CaDirFlags),
+    /// Print the root certificate (PEM), the one clients must trust.
+    Root(CaDirFlags),
+    /// Read a PEM certificate on stdin (e.g. `curl -k
+    /// https://host:8443/ca/root.pem`), and print it again if its SHA-256
+    /// fingerprint is FINGERPRINT; exit 1 if it is not.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The root's SHA-256 fingerprint, as `certgate ca fingerprint` printed
+    /// it on the server (hex; colons and case do not matter).
+    #[arg(long, value_name = "HEX")]
+    pub fingerprint: String,
 }
 
 /// Where the CA is: the settings `certgate serve` reads it by.
@@ -60,7 +78,61 @@ impl CaDirFlags {
 pub fn run(args: CaArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         CaCommand::Create(flags) => create(flags),
+        CaCommand::Fingerprint(flags) => {
+            let ca = existing(flags)?;
+            println!("{}", fingerprint(&ca.root_sha256()));
+            Ok(ExitCode::SUCCESS)
+        }
+        CaCommand::Root(flags) => {
+            print!("{}", existing(flags)?.root_pem());
+            Ok(ExitCode::SUCCESS)
+        }
+        CaCommand::Verify(args) => verify(&args.fingerprint),
     }
+}
+
+/// The CA these flags name, which must be there: reading it never makes one.
+fn existing(flags: CaDirFlags) -> anyhow::Result<EmbeddedCa> {
+    let dir = flags.ca_dir()?;
+    if !EmbeddedCa::exists_in(&dir)
+        .with_context(|| format!("reading the embedded CA in {}", dir.display()))?
+    {
+        anyhow::bail!(
+            "there is no embedded CA in {}: `certgate serve` makes it at its first start, `certgate ca create` ahead of it (or give --data-dir, --ca-dir or --config as serve has them)",
+            dir.display()
+        );
+    }
+    EmbeddedCa::load(&dir).with_context(|| format!("loading the embedded CA in {}", dir.display()))
+}
+
+/// The bootstrap check: the root read from stdin is passed on to stdout
+/// only when its fingerprint is the one the operator gave.
+fn verify(expected: &str) -> anyhow::Result<ExitCode> {
+    use std::io::Read;
+    let Some(expected) = crate::util::fingerprint::parse(expected) else {
+        anyhow::bail!(
+            "--fingerprint {expected:?} is not a SHA-256 fingerprint (64 hex digits, colons allowed)"
+        );
+    };
+    let mut pem = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut pem)
+        .context("reading the certificate from stdin")?;
+    let Some(actual) = crate::util::fingerprint::of_first_pem_certificate(&pem) else {
+        eprintln!("stdin holds no PEM certificate");
+        return Ok(ExitCode::FAILURE);
+    };
+    if actual != expected {
+        eprintln!(
+            "MISMATCH: the certificate's SHA-256 is {}, not {}: do not trust it",
+            fingerprint(&actual),
+            fingerprint(&expected)
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    print!("{}", String::from_utf8_lossy(&pem));
+    eprintln!("ok: SHA-256 {}", fingerprint(&actual));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn create(flags: CaDirFlags) -> anyhow::Result<ExitCode> {
@@ -105,9 +177,5 @@ fn print_files(files: &CaFiles) {
 
 /// `AB:CD:…`, as `openssl x509 -noout -fingerprint -sha256` prints it.
 pub(super) fn fingerprint(digest: &[u8]) -> String {
-    digest
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    crate::util::fingerprint::colon_hex(digest)
 }

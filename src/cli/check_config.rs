@@ -20,30 +20,7 @@ use crate::issuer::local::EmbeddedCa;
 use crate::util::secret::SecretSource;
 use crate::vault::{Vault, VaultError};
 
-/// One line of the report.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Finding {
-    Ok(String),
-    Problem(String),
-    /// Not checked here: only the machine certgate runs on can tell.
-    Skipped(String),
-}
-
-impl Finding {
-    pub fn is_problem(&self) -> bool {
-        matches!(self, Self::Problem(_))
-    }
-}
-
-impl std::fmt::Display for Finding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Ok(line) => write!(f, "ok       {line}"),
-            Self::Problem(line) => write!(f, "PROBLEM  {line}"),
-            Self::Skipped(line) => write!(f, "skipped  {line}"),
-        }
-    }
-}
+pub use super::check_host::Finding;
 
 /// Vault's error in the words an operator acts on.
 fn explain(error: &VaultError, path: &str) -> String {
@@ -250,8 +227,14 @@ pub fn offline(config: &Config) -> Vec<Finding> {
             &admin.token_file,
             FileKind::Secret,
         ));
+        findings.extend(super::check_host::secret_mode(
+            "admin_token_file",
+            &admin.token_file,
+        ));
     }
     findings.extend(listener_clashes(config));
+    findings.extend(super::check_host::listeners(config));
+    findings.push(super::check_host::data_dir_writable(&config.data_dir));
     findings.extend(shared_keys(config));
     for profile in &config.profiles {
         let signs = match &profile.issuer {
@@ -288,6 +271,7 @@ pub fn offline(config: &Config) -> Vec<Finding> {
         for (setting, source) in auth_files(&vault.auth) {
             if let SecretSource::File(path) = source {
                 findings.push(check_file(setting, path, FileKind::Secret));
+                findings.extend(super::check_host::secret_mode(setting, path));
             }
         }
     }

@@ -45,7 +45,7 @@ pub struct RecordArgs {
     pub wildcard: bool,
     /// Add persistUntil: the record stops proving anything after this
     /// instant (2027-06-30, or RFC 3339 such as 2027-06-30T12:00:00Z).
-    #[arg(long, value_name = "DATE")]
+    #[arg(long, value_name = "DATE", allow_hyphen_values = true)]
     pub until: Option<String>,
     /// The name the record is for, to print a complete zone-file line
     /// [default: <name> is left for you to fill in].

@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 
 use crate::audit::{Actor, AuditEvent, AuditLog};
 use crate::cli::offline::{OfflineContext, StoreFlags};
+use crate::cli::output::print_json;
 use crate::config::{parse_duration, Config, EabPolicy};
 use crate::domain::accounts::{deactivate_account, Deactivation};
 use crate::domain::eab::{create_key, Keyring, NamesLimit};
@@ -37,10 +38,10 @@ pub struct CreateArgs {
     #[arg(long, value_name = "PATTERNS")]
     pub names: Option<String>,
     /// How long the key can bind an account, e.g. 30d, 12h [default: no limit].
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     pub expires: Option<String>,
     /// Free text shown by `eab list`, e.g. whose device the key is for.
-    #[arg(long, value_name = "TEXT")]
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
     pub note: Option<String>,
 }
 
@@ -50,12 +51,17 @@ pub enum EabCommand {
     /// Works while the server runs.
     Create(CreateArgs),
     /// List keys (never the HMAC keys).
-    List,
+    List {
+        /// One JSON array instead of one line per key, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke a key: it can no longer bind an account, and an account
     /// it is bound to can no longer order certificates, answer a
     /// challenge or finalize an order.
     Revoke {
-        #[arg(value_name = "KID")]
+        /// A kid may start with `-` (base64url): it is taken as the kid.
+        #[arg(value_name = "KID", allow_hyphen_values = true)]
         kid: String,
         /// Also deactivate the account the key is bound to: its pending
         /// orders become invalid, and it can do nothing more (RFC 8555
@@ -66,33 +72,42 @@ pub enum EabCommand {
 }
 
 pub async fn run(args: EabArgs) -> anyhow::Result<ExitCode> {
+    let context = match args.command {
+        EabCommand::Create(_) => OfflineContext::open_or_create(args.store).await?,
+        _ => OfflineContext::open(args.store).await?,
+    };
+    let outcome = run_in(&context, args.command).await;
+    context.store.close().await;
+    context.hand_files_to_data_dir_owner()?;
+    outcome
+}
+
+async fn run_in(context: &OfflineContext, command: EabCommand) -> anyhow::Result<ExitCode> {
     let OfflineContext {
         config,
         store,
         keyring,
         audit,
-    } = OfflineContext::open(args.store).await?;
+    } = context;
     let now = SystemClock.now();
-    let outcome = match args.command {
+    match command {
         EabCommand::Create(create_args) => {
-            create(&config, &store, &keyring, &audit, create_args, now).await
+            create(config, store, keyring, audit, create_args, now).await
         }
-        EabCommand::List => list(&store, now).await,
+        EabCommand::List { json } => list(store, now, json).await,
         EabCommand::Revoke {
             kid,
             deactivate_account,
         } => {
-            let revoked = revoke(&store, &audit, &kid, now).await;
+            let revoked = revoke(store, audit, &kid, now).await;
             match revoked {
                 Ok(code) if code == ExitCode::SUCCESS && deactivate_account => {
-                    deactivate_bound_account(&store, &audit, &kid, now).await
+                    deactivate_bound_account(store, audit, &kid, now).await
                 }
                 other => other,
             }
         }
-    };
-    store.close().await;
-    outcome
+    }
 }
 
 async fn create(
@@ -186,34 +201,75 @@ async fn create(
     Ok(ExitCode::SUCCESS)
 }
 
-fn state(record: &EabKeyRecord, now: i64) -> String {
-    match (record.revoked_at, &record.account_id) {
-        (Some(at), _) => format!("revoked:{}", rfc3339(at)),
-        (None, Some(_)) => format!("bound:{}", rfc3339(record.bound_at.unwrap_or_default())),
-        (None, None) if record.expired(now) => "expired".to_owned(),
-        (None, None) => "unused".to_owned(),
+/// One key as `eab list --json` prints it: what `eab list` shows, with
+/// times as RFC 3339 and the state apart from when it was reached. The key
+/// material is not a field, so it cannot be printed by mistake.
+#[derive(serde::Serialize)]
+struct KeyListing<'a> {
+    kid: &'a str,
+    profile: &'a str,
+    /// `unused`, `bound`, `expired` or `revoked`.
+    state: &'static str,
+    account: Option<&'a str>,
+    created: String,
+    expires: Option<String>,
+    bound: Option<String>,
+    revoked: Option<String>,
+    /// Name patterns the bound account may order; absent means any.
+    names: Option<&'a [String]>,
+    note: Option<&'a str>,
+}
+
+impl<'a> KeyListing<'a> {
+    fn of(record: &'a EabKeyRecord, now: i64) -> Self {
+        let state = match (record.revoked_at, &record.account_id) {
+            (Some(_), _) => "revoked",
+            (None, Some(_)) => "bound",
+            (None, None) if record.expired(now) => "expired",
+            (None, None) => "unused",
+        };
+        Self {
+            kid: &record.kid,
+            profile: &record.profile,
+            state,
+            account: record.account_id.as_deref(),
+            created: rfc3339(record.created_at),
+            expires: record.expires_at.map(rfc3339),
+            bound: record.bound_at.map(rfc3339),
+            revoked: record.revoked_at.map(rfc3339),
+            names: record.names.as_deref(),
+            note: record.note.as_deref(),
+        }
     }
 }
 
-async fn list(store: &Store, now: i64) -> anyhow::Result<ExitCode> {
+async fn list(store: &Store, now: i64, json: bool) -> anyhow::Result<ExitCode> {
     let keys = store.eab_keys().await?;
+    if json {
+        let listing: Vec<KeyListing> = keys.iter().map(|k| KeyListing::of(k, now)).collect();
+        print_json(&listing)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if keys.is_empty() {
         eprintln!("no external account keys");
     }
-    for record in keys {
+    for record in &keys {
+        let key = KeyListing::of(record, now);
+        // The text form says when a key was bound or revoked in its state.
+        let state = match (key.state, &key.bound, &key.revoked) {
+            ("revoked", _, Some(at)) => format!("revoked:{at}"),
+            ("bound", Some(at), _) => format!("bound:{at}"),
+            (state, _, _) => state.to_owned(),
+        };
         println!(
-            "kid={} profile={} state={} account={} created={} expires={} names={} note={:?}",
-            record.kid,
-            record.profile,
-            state(&record, now),
-            record.account_id.as_deref().unwrap_or("-"),
-            rfc3339(record.created_at),
-            record.expires_at.map_or("never".to_owned(), rfc3339),
-            record
-                .names
-                .as_ref()
-                .map_or("any".to_owned(), |n| n.join(",")),
-            record.note.as_deref().unwrap_or_default(),
+            "kid={} profile={} state={state} account={} created={} expires={} names={} note={:?}",
+            key.kid,
+            key.profile,
+            key.account.unwrap_or("-"),
+            key.created,
+            key.expires.as_deref().unwrap_or("never"),
+            key.names.map_or("any".to_owned(), |n| n.join(",")),
+            key.note.unwrap_or_default(),
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -11,8 +11,10 @@ use clap::{Args, Subcommand};
 
 use crate::audit::{Actor, AuditLog};
 use crate::cli::offline::{OfflineContext, StoreFlags};
+use crate::cli::output::print_json;
 use crate::domain::accounts::{deactivate_account, Deactivation};
 use crate::domain::inventory::export::{export, ExportFormat};
+use crate::domain::inventory::export_dir::{export_current, Source};
 use crate::domain::inventory::filter::certificate_filter;
 use crate::domain::inventory::view::AccountListing;
 use crate::store::Store;
@@ -33,6 +35,25 @@ pub enum CertsCommand {
     List(ListArgs),
     /// Export one certificate as PEM or DER, to stdout or a file.
     Show(ShowArgs),
+    /// Write the current certificate (neither revoked, expired nor
+    /// superseded) of each set of names into a folder, as
+    /// `<first name>.pem` (leaf and chain) or `<first name>.der` (leaf).
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The folder to write into (made when missing).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    #[arg(long, value_enum, default_value_t = ExportFormat::Pem)]
+    pub format: ExportFormat,
+    /// Only certificates of this profile.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Only certgate's own (`acme`) or those found at Vault (`vault`).
+    #[arg(long, value_enum)]
+    pub source: Option<Source>,
 }
 
 #[derive(Debug, Args)]
@@ -42,11 +63,20 @@ pub struct ListArgs {
     pub profile: Option<String>,
     /// Only certificates still in use (neither revoked nor expired) that
     /// expire within this long, e.g. 30d, 12h.
-    #[arg(long, value_name = "DURATION", conflicts_with = "revoked")]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        conflicts_with = "revoked",
+        allow_hyphen_values = true
+    )]
     pub expiring_within: Option<String>,
     /// Only revoked certificates.
     #[arg(long)]
     pub revoked: bool,
+    /// Superseded certificates too: those a newer certificate for the same
+    /// names (of the same account) replaced.
+    #[arg(long)]
+    pub all: bool,
     /// Print a JSON array of objects (the admin API's shape) instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -91,8 +121,9 @@ pub enum AccountsCommand {
     /// certificates stay valid; revoke them separately if needed.
     Deactivate {
         /// The account id, as `accounts list` prints it (the last segment
-        /// of the account URL).
-        #[arg(value_name = "ID")]
+        /// of the account URL). Ids are base64url, so one may start with
+        /// `-`: it is taken as the id, not as a flag.
+        #[arg(value_name = "ID", allow_hyphen_values = true)]
         id: String,
     },
 }
@@ -103,6 +134,7 @@ pub async fn run_certs(args: CertsArgs) -> anyhow::Result<ExitCode> {
     let outcome = match args.command {
         CertsCommand::List(list_args) => list_certificates(&context.store, list_args, now).await,
         CertsCommand::Show(show_args) => show_certificate(&context.store, show_args).await,
+        CertsCommand::Export(export_args) => export_folder(&context.store, export_args, now).await,
     };
     context.store.close().await;
     outcome
@@ -126,6 +158,7 @@ async fn list_certificates(store: &Store, args: ListArgs, now: i64) -> anyhow::R
         args.profile,
         args.expiring_within.as_deref(),
         args.revoked,
+        args.all,
         now,
     )?;
     let certificates = crate::domain::inventory::certificate_views(store, &filter, now)
@@ -182,6 +215,26 @@ async fn show_certificate(store: &Store, args: ShowArgs) -> anyhow::Result<ExitC
             stdout.write_all(&bytes).context("writing to stdout")?;
             stdout.flush().context("writing to stdout")?;
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn export_folder(store: &Store, args: ExportArgs, now: i64) -> anyhow::Result<ExitCode> {
+    let written = export_current(
+        store,
+        &args.dir,
+        args.format,
+        args.profile,
+        args.source,
+        now,
+    )
+    .await
+    .context("exporting certificates")?;
+    for path in &written {
+        println!("{}", path.display());
+    }
+    if written.is_empty() {
+        eprintln!("no certificates match");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -243,12 +296,6 @@ async fn deactivate(
             ExitCode::FAILURE
         }
     })
-}
-
-fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(value).context("encoding JSON")?;
-    println!("{text}");
-    Ok(())
 }
 
 /// Columns padded to their widest cell, two spaces apart; the last column

@@ -5,9 +5,15 @@
 
 pub mod ca;
 pub mod check_config;
+mod check_host;
 pub mod db;
 pub mod dns_persist;
 pub mod eab;
+pub mod init;
 pub mod inventory;
 pub mod migrate;
 pub mod offline;
+mod output;
+
+#[cfg(test)]
+mod hyphen_values;

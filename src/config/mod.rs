@@ -5,6 +5,7 @@
 
 pub mod connections;
 pub mod database;
+pub mod inventory;
 mod limit_settings;
 pub mod networks;
 pub mod profiles;
@@ -100,6 +101,8 @@ pub struct Config {
     /// Whether the public `/status` lists certificates (names and serials);
     /// the admin API always does.
     pub status_page_certificates: bool,
+    /// The `[inventory]` table: Vault mounts listed, the export folder.
+    pub inventory: inventory::InventorySettings,
 }
 
 /// The admin API: off unless both an address and a token file are given.
@@ -197,12 +200,14 @@ pub struct ServeFlags {
 
     /// Lifetime of issued certificates, e.g. 90d, 24h, 1h [default: 90d].
     #[arg(long, env = "CERTGATE_CERT_LIFETIME", value_name = "DURATION")]
+    #[arg(allow_hyphen_values = true)]
     pub cert_lifetime: Option<String>,
 
     /// How long a validated authorization stays valid and is reused by new
     /// orders of the same account and profile, so renewals skip validation
     /// [default: 30d].
     #[arg(long, env = "CERTGATE_AUTHORIZATION_REUSE", value_name = "DURATION")]
+    #[arg(allow_hyphen_values = true)]
     pub authorization_reuse: Option<String>,
 
     /// Extra name for certgate's own HTTPS certificate, besides localhost and
@@ -280,6 +285,7 @@ pub struct ServeFlags {
     /// without renewal: with replicas, the longest the work of one that
     /// died waits before another takes it over; 3s to 1h [default: 30s].
     #[arg(long, env = "CERTGATE_WORK_LEASE", value_name = "DURATION")]
+    #[arg(allow_hyphen_values = true)]
     pub work_lease: Option<String>,
 
     /// Also serve /metrics (OpenMetrics text for Prometheus, plain HTTP) on
@@ -305,6 +311,7 @@ pub struct ServeFlags {
     /// challenges only they use, are kept before they are deleted, or off.
     /// Certificates and the audit log are always kept [default: 30d].
     #[arg(long, env = "CERTGATE_RETENTION", value_name = "DURATION|off")]
+    #[arg(allow_hyphen_values = true)]
     pub retention: Option<String>,
 
     /// Connections each listener holds at once; more are closed as they are
@@ -320,14 +327,17 @@ pub struct ServeFlags {
     /// Time a client has to send a request head, after the TLS handshake or
     /// on a kept-alive connection [default: 10s].
     #[arg(long, env = "CERTGATE_HEADER_READ_TIMEOUT", value_name = "DURATION")]
+    #[arg(allow_hyphen_values = true)]
     pub header_read_timeout: Option<String>,
 
     /// A connection with no request in flight is closed after this [default: 60s].
     #[arg(long, env = "CERTGATE_IDLE_TIMEOUT", value_name = "DURATION")]
+    #[arg(allow_hyphen_values = true)]
     pub idle_timeout: Option<String>,
 
     /// Time a client has to finish the TLS handshake [default: 10s].
     #[arg(long, env = "CERTGATE_TLS_HANDSHAKE_TIMEOUT", value_name = "DURATION")]
+    #[arg(allow_hyphen_values = true)]
     pub tls_handshake_timeout: Option<String>,
 
     /// Requests one HTTP/2 connection may have open at once [default: 100].
@@ -346,6 +356,10 @@ pub struct ServeFlags {
     /// The `[vault]` table (config file only).
     #[arg(skip)]
     pub vault: Option<vault::VaultFile>,
+
+    /// The `[inventory]` table (config file only).
+    #[arg(skip)]
+    pub inventory: Option<inventory::InventoryFile>,
 }
 
 fn read_file(path: &Path) -> Result<ServeFlags, ConfigError> {
@@ -423,7 +437,10 @@ impl Config {
                 .or(file.default_profile.as_deref()),
             &served_names(external_url.as_deref(), &tls_names),
         )?;
-        let vault = if profiles.iter().any(ProfileSettings::uses_vault) {
+        let inventory = file.inventory.unwrap_or_default().resolve(&profiles)?;
+        let vault = if profiles.iter().any(ProfileSettings::uses_vault)
+            || !inventory.extra_mounts.is_empty()
+        {
             Some(file.vault.unwrap_or_default().resolve(env)?)
         } else {
             None
@@ -497,6 +514,7 @@ impl Config {
                 .status_page_certificates
                 .or(file.status_page_certificates)
                 .unwrap_or(false),
+            inventory,
         };
         config.validate()?;
         Ok(config)

@@ -25,7 +25,6 @@ use std::net::IpAddr;
 
 use crate::protocol::identifier::IdentifierKind;
 use crate::protocol::identifiers::OrderedIdentifier;
-use crate::protocol::problem::{Problem, ProblemType};
 
 pub use super::token_bucket::{BucketState, Limit};
 
@@ -46,7 +45,7 @@ pub const DEFAULT_NEW_ACCOUNTS_PER_IP: &str = "100/3h";
 pub const DEFAULT_PENDING_AUTHORIZATIONS_PER_ACCOUNT: u32 = 300;
 /// Longest `Retry-After` for the pending-authorization cap: a slot frees up
 /// whenever a validation finishes, which the earliest expiry does not tell.
-const PENDING_RETRY_AFTER_MAX: u64 = 3600;
+pub const PENDING_RETRY_AFTER_MAX: u64 = 3600;
 
 /// The limits newOrder, finalize and newAccount are held to; `None` is no
 /// limit.
@@ -177,7 +176,8 @@ impl BucketKind {
         }
     }
 
-    fn counts(self) -> &'static str {
+    /// What the bucket counts, in words.
+    pub fn counts(self) -> &'static str {
         match self {
             Self::OrdersPerAccount => "new orders",
             Self::CertificatesPerDomain => "certificates issued",
@@ -204,30 +204,6 @@ pub struct RateLimitRefusal {
     pub retry_after: u64,
 }
 
-impl RateLimitRefusal {
-    /// The `rateLimited` problem (HTTP 429) with its `Retry-After`.
-    pub fn problem(&self) -> Problem {
-        let Bucket { key, limit, kind } = &self.bucket;
-        let what = match key.split_once(':') {
-            Some(("account", _)) => "this account".to_owned(),
-            Some(("domain", domain)) => format!("registered domain {domain}"),
-            Some(("ip", address)) => format!("IP address {address}"),
-            Some(("client", address)) => format!("client address {address}"),
-            _ => key.clone(),
-        };
-        Problem::new(
-            ProblemType::RateLimited,
-            format!(
-                "too many {} for {what}: limit {} = {limit} (bucket {key}); retry after {} s",
-                kind.counts(),
-                kind.setting(),
-                self.retry_after
-            ),
-        )
-        .with_retry_after(self.retry_after)
-    }
-}
-
 /// Why newOrder was refused before anything was stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OrderRefusal {
@@ -238,27 +214,6 @@ pub enum OrderRefusal {
         limit: u32,
         expires_in: u64,
     },
-}
-
-impl OrderRefusal {
-    /// The `rateLimited` problem (HTTP 429) with its `Retry-After`.
-    pub fn problem(&self) -> Problem {
-        match self {
-            Self::RateLimit(refusal) => refusal.problem(),
-            Self::PendingAuthorizations { limit, expires_in } => {
-                let retry_after = (*expires_in).clamp(1, PENDING_RETRY_AFTER_MAX);
-                Problem::new(
-                    ProblemType::RateLimited,
-                    format!(
-                        "this order would leave the account with more than {limit} pending \
-                         authorizations (limit pending-authorizations-per-account); complete \
-                         or deactivate some, or retry after {retry_after} s"
-                    ),
-                )
-                .with_retry_after(retry_after)
-            }
-        }
-    }
 }
 
 /// The registered domain `name` counts under: the label left of its public
@@ -284,8 +239,6 @@ pub fn registered_domain(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use axum::response::IntoResponse;
-
     use super::*;
     use crate::protocol::identifiers::{parse_dns, parse_ip};
     use crate::store::testing::on_both_backends;
@@ -371,46 +324,6 @@ mod tests {
 
     fn keys_of(buckets: Vec<Bucket>) -> Vec<String> {
         buckets.into_iter().map(|b| b.key).collect()
-    }
-
-    #[test]
-    fn a_refusal_is_rate_limited_with_retry_after() {
-        let refusal = RateLimitRefusal {
-            bucket: Bucket {
-                key: "domain:lab.example".into(),
-                limit: limit("2/1h"),
-                kind: BucketKind::CertificatesPerDomain,
-            },
-            retry_after: 1800,
-        };
-        let problem = refusal.problem();
-        assert_eq!(problem.kind, ProblemType::RateLimited);
-        assert_eq!(problem.status, 429);
-        assert!(problem.detail.contains("domain:lab.example"), "{problem}");
-        assert!(problem.detail.contains("2/1h"), "{problem}");
-        assert!(problem.detail.contains("certificates issued"), "{problem}");
-        let response = problem.into_response();
-        assert_eq!(response.status(), 429);
-        assert_eq!(response.headers()["retry-after"], "1800");
-    }
-
-    #[test]
-    fn the_pending_authorization_cap_waits_at_most_an_hour() {
-        for (expires_in, retry_after) in [(0, 1), (90, 90), (7 * 86_400, 3600)] {
-            let problem = OrderRefusal::PendingAuthorizations {
-                limit: 300,
-                expires_in,
-            }
-            .problem();
-            assert_eq!(problem.kind, ProblemType::RateLimited);
-            assert!(problem.detail.contains("300 pending"), "{problem}");
-            let response = problem.into_response();
-            assert_eq!(response.status(), 429);
-            assert_eq!(
-                response.headers()["retry-after"],
-                retry_after.to_string().as_str()
-            );
-        }
     }
 
     async fn store() -> (crate::store::testing::TestDatabase, Store) {

@@ -44,6 +44,11 @@ pub(super) fn parse_work_lease(text: Option<String>) -> Result<Duration, ConfigE
 
 /// A duration such as `90d`, `24h`, `1h30m` or `3600s`.
 pub fn parse_duration(text: &str) -> Result<Duration, ConfigError> {
+    if text.trim_start().starts_with('-') {
+        return Err(ConfigError::Invalid(format!(
+            "duration {text:?}: a duration is never negative (30d, 12h)"
+        )));
+    }
     humantime::parse_duration(text.trim())
         .map_err(|e| ConfigError::Invalid(format!("duration {text:?}: {e}")))
 }

@@ -5,8 +5,27 @@
 //! the callers; each caller only words the outcome for its audience.
 
 use crate::audit::{Actor, AuditEvent, AuditLog};
+use crate::protocol::problem::Problem;
 use crate::protocol::status::AccountStatus;
-use crate::store::{Store, StoreResult};
+use crate::store::{Account, Store, StoreResult};
+
+/// The accounts a signed request may name by `kid`, and nothing else of the
+/// store: what checking a request's signature needs.
+#[derive(Clone)]
+pub struct AccountKeys {
+    store: Store,
+}
+
+impl AccountKeys {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// Account `id`, with its key and status, if it exists.
+    pub async fn account(&self, id: &str) -> StoreResult<Option<Account>> {
+        self.store.account(id).await
+    }
+}
 
 /// What deactivating an account came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +48,8 @@ pub async fn deactivate_account(
     by: Actor,
     now: i64,
 ) -> StoreResult<Deactivation> {
-    if store.deactivate_account(id, now).await? {
+    let why = Problem::unauthorized("account was deactivated");
+    if store.deactivate_account(id, &why, now).await? {
         tracing::info!(account = id, ?by, "account deactivated");
         audit
             .record(AuditEvent::AccountDeactivated {

@@ -349,7 +349,7 @@ fn failure_problem(error: IssueError) -> Problem {
             let sub = crate::protocol::problem::Subproblem {
                 kind: ProblemType::RejectedIdentifier,
                 detail: problem.detail.clone(),
-                identifier: Identifier::from_value(&identifier),
+                identifier: Identifier::from_value(&identifier).into(),
             };
             problem.with_subproblems(vec![sub])
         }

@@ -4,11 +4,13 @@
 
 pub mod accounts;
 pub mod bucket_sweep;
+pub mod ca_health;
 pub mod eab;
+pub mod error;
+pub mod finalize;
 pub mod inventory;
 pub mod issuance;
 pub mod orders;
-pub mod problems;
 pub mod profiles;
 pub mod readiness;
 pub mod retention;

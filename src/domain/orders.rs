@@ -9,8 +9,10 @@
 //! once the names are validated, so unvalidated orders cannot use up a
 //! domain's limit for everyone), and the account's new-order bucket. They
 //! are decided in the same store unit of work that creates the order
-//! ([`Store::create_order_within_limits`]): a refused or failed order costs
-//! the client nothing, and every token taken has its order.
+//! ([`Store::create_order_within_limits`]), as is which valid
+//! authorizations the order reuses: a refused or failed order costs the
+//! client nothing, every token taken has its order, and the pending
+//! authorizations counted are the ones the order really adds.
 //!
 //! Nothing here knows HTTP or JWS: the handler verifies the request, reads
 //! the body and the directory it came through, and turns the result into
@@ -19,20 +21,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::StatusCode;
-
+use super::error::{DomainError, DomainResult};
 use super::profiles::{Profile, Profiles};
 use crate::audit::{AuditEvent, AuditLog};
 use crate::config::rate_limits::RateLimits;
 use crate::issuer::IssueError;
 use crate::protocol::ari::CertId;
 use crate::protocol::challenge::ChallengeKind;
-use crate::protocol::identifier::Identifier;
 use crate::protocol::identifiers::{check_order_identifiers, OrderedIdentifier};
-use crate::protocol::problem::{Problem, ProblemType, Subproblem};
 use crate::protocol::types::NewOrderRequest;
 use crate::store::{
-    Certificate, NewAuthorization, NewChallenge, NewOrder, Order, OrderAuthorization, Store,
+    Account, Certificate, NewAuthorization, NewChallenge, NewOrder, Order, OrderAuthorization,
+    Store,
 };
 use crate::util::clock::{seconds_after, Clock};
 use crate::util::ids;
@@ -60,31 +60,31 @@ impl Orders {
     /// Checks and creates the order `request` asks for on behalf of
     /// `account_id`. `directory_profile` is the profile whose directory the
     /// request came through (`None` for `/acme/directory`); the request's
-    /// own `profile` field wins over it. Every refusal is the problem
-    /// document the client is sent.
+    /// own `profile` field wins over it. Every refusal is typed; `web`
+    /// words it for the client.
     pub async fn place(
         &self,
-        account_id: &str,
+        account: &Account,
         directory_profile: Option<&str>,
         request: &NewOrderRequest,
-    ) -> Result<PlacedOrder, Problem> {
+    ) -> DomainResult<PlacedOrder> {
+        let account_id = account.id.as_str();
         if request.not_before.is_some() || request.not_after.is_some() {
-            return Err(Problem::malformed(
-                "notBefore and notAfter are not supported; the profile decides the validity period",
+            return Err(DomainError::Malformed(
+                "notBefore and notAfter are not supported; the profile decides the validity period"
+                    .into(),
             ));
         }
         let names = check_order_identifiers(&request.identifiers)?;
         let profile = self.select_profile(request.profile.as_deref(), directory_profile)?;
         let ordered: Vec<String> = names.iter().map(|n| n.ordered.clone()).collect();
         check_identifiers_allowed(profile, &ordered).await?;
-        super::eab::check_new_order(&self.store, account_id, profile, &names).await?;
+        super::eab::check_new_order(&self.store, account, profile, &names).await?;
         let now = self.clock.now();
         let replaced = self
             .check_replaces(account_id, request.replaces.as_deref(), &names)
             .await?;
-        let order = self
-            .new_order(account_id, profile, &names, replaced.as_ref(), now)
-            .await?;
+        let order = self.new_order(account_id, profile, &names, replaced.as_ref(), now);
         let limits = self.rate_limits.for_order(account_id, &names);
         if let Err(refusal) = self
             .store
@@ -92,7 +92,7 @@ impl Orders {
             .await?
         {
             tracing::info!(refusal = ?refusal, "new order refused by a limit");
-            return Err(refusal.problem());
+            return Err(DomainError::OrderLimit(refusal));
         }
         // The request's span, when there is one, names the order from here on.
         tracing::Span::current().record("order", order.id.as_str());
@@ -111,7 +111,7 @@ impl Orders {
             .store
             .order(&order.id)
             .await?
-            .ok_or_else(|| Problem::internal("reading a new order", &"order vanished"))?;
+            .ok_or_else(|| DomainError::internal("reading a new order", &"order vanished"))?;
         Ok(PlacedOrder {
             order: stored,
             at: now,
@@ -124,20 +124,16 @@ impl Orders {
         &self,
         asked: Option<&str>,
         directory: Option<&str>,
-    ) -> Result<&Profile, Problem> {
+    ) -> DomainResult<&Profile> {
         match (asked, directory) {
-            (Some(name), _) => self.profiles.get(name).ok_or_else(|| {
-                Problem::new(
-                    ProblemType::InvalidProfile,
-                    format!(
-                        "there is no profile {name:?}; the directory's meta.profiles lists them"
-                    ),
-                )
-            }),
+            (Some(name), _) => self
+                .profiles
+                .get(name)
+                .ok_or_else(|| DomainError::UnknownProfile(name.to_owned())),
             (None, Some(name)) => self
                 .profiles
                 .get(name)
-                .ok_or_else(|| Problem::not_found(&format!("profile {name:?}"))),
+                .ok_or_else(|| DomainError::UnknownDirectoryProfile(name.to_owned())),
             (None, None) => Ok(self.profiles.default_profile()),
         }
     }
@@ -150,79 +146,70 @@ impl Orders {
         account_id: &str,
         replaces: Option<&str>,
         names: &[OrderedIdentifier],
-    ) -> Result<Option<Certificate>, Problem> {
+    ) -> DomainResult<Option<Certificate>> {
         let Some(text) = replaces else {
             return Ok(None);
         };
         let cert_id = CertId::parse(text)?;
-        let unknown =
-            || Problem::malformed(format!("replaces: no certificate {text} was issued here"));
+        let unknown = || DomainError::UnknownReplaced(text.to_owned());
         let certificate = self
             .store
             .certificate_named_by(&cert_id)
             .await?
             .ok_or_else(unknown)?;
         if certificate.account_id != account_id {
-            return Err(Problem::unauthorized(
-                "replaces: the certificate belongs to another account",
-            ));
+            return Err(DomainError::ReplacedNotOwned);
         }
         if !names.iter().any(|n| certificate.names.contains(&n.ordered)) {
-            return Err(Problem::malformed(
-                "replaces: the new order shares no identifier with the certificate it replaces",
-            ));
+            return Err(DomainError::ReplacedSharesNoIdentifier);
         }
         if let Some(order) = self.store.replacing_order(&certificate.id).await? {
-            return Err(Problem::new(
-                ProblemType::AlreadyReplaced,
-                format!("certificate {text} is already replaced by order {order}"),
-            ));
+            return Err(DomainError::AlreadyReplaced {
+                certificate: text.to_owned(),
+                order,
+            });
         }
         Ok(Some(certificate))
     }
 
-    /// The order to store: a valid authorization of the same account and
-    /// profile is reused for a name (so a renewal skips validation), else a
-    /// new pending one is made with the challenges its name allows.
-    async fn new_order(
+    /// The order to store: for each name, a valid authorization of the same
+    /// account and profile is to be reused (so a renewal skips validation),
+    /// else a new pending one made with the challenges its name allows; the
+    /// store decides which in the write that stores the order.
+    fn new_order(
         &self,
         account_id: &str,
         profile: &Profile,
         names: &[OrderedIdentifier],
         replaced: Option<&Certificate>,
         now: i64,
-    ) -> Result<NewOrder, Problem> {
+    ) -> NewOrder {
         let pending_until = seconds_after(now, self.pending_lifetime);
         let mut authorizations = Vec::with_capacity(names.len());
         for name in names {
             let identifier = name.as_authorized();
-            let reusable = self
-                .store
-                .reusable_authorization(account_id, &identifier, name.wildcard, &profile.name, now)
-                .await?;
-            authorizations.push(match reusable {
-                Some(id) => OrderAuthorization::Reused(id),
-                None => OrderAuthorization::New(NewAuthorization {
+            // Whether a valid authorization is reused instead is decided
+            // in the write that stores the order.
+            authorizations.push(OrderAuthorization::ReuseOrNew(NewAuthorization {
+                id: ids::resource_id(),
+                identifier,
+                wildcard: name.wildcard,
+                expires_at: pending_until,
+                challenges: ChallengeKind::offered_for(
+                    name.kind,
+                    name.wildcard,
+                    profile.validation.dns_persist.is_some(),
+                )
+                .into_iter()
+                .map(|kind| NewChallenge {
                     id: ids::resource_id(),
-                    identifier,
-                    wildcard: name.wildcard,
-                    expires_at: pending_until,
-                    challenges: ChallengeKind::offered_for(
-                        name.kind,
-                        name.wildcard,
-                        profile.validation.dns_persist.is_some(),
-                    )
-                    .into_iter()
-                    .map(|kind| NewChallenge {
-                        id: ids::resource_id(),
-                        kind,
-                        token: ids::challenge_token(),
-                    })
-                    .collect(),
-                }),
-            });
+                    kind,
+                    token: ids::challenge_token(),
+                })
+                .collect(),
+            }));
         }
-        Ok(NewOrder {
+        NewOrder {
             id: ids::resource_id(),
             account_id: account_id.to_owned(),
             profile: profile.name.clone(),
@@ -230,41 +217,27 @@ impl Orders {
             expires_at: pending_until,
             authorizations,
             replaces: replaced.map(|c| c.id.clone()),
-        })
+        }
     }
 }
 
 /// Refuses the order at once when the profile's CA would refuse any of its
 /// identifiers, naming each one (like Vault's own ACME server).
-async fn check_identifiers_allowed(profile: &Profile, names: &[String]) -> Result<(), Problem> {
+async fn check_identifiers_allowed(profile: &Profile, names: &[String]) -> DomainResult<()> {
     let refusals = match profile.issuer.refused_identifiers(names).await {
         Ok(refusals) => refusals,
-        Err(IssueError::Unavailable(reason)) => {
-            tracing::warn!(%reason, "cannot read the profile's rules now");
-            return Err(Problem::new(
-                ProblemType::ServerInternal,
-                "the CA behind this profile cannot be reached; try again shortly",
-            )
-            .with_status(StatusCode::SERVICE_UNAVAILABLE));
+        Err(IssueError::Unavailable(reason)) => return Err(DomainError::IssuerUnavailable(reason)),
+        Err(e) => {
+            return Err(DomainError::internal(
+                "checking identifiers against the CA",
+                &e,
+            ))
         }
-        Err(e) => return Err(Problem::internal("checking identifiers against the CA", &e)),
     };
     if refusals.is_empty() {
         return Ok(());
     }
-    let subproblems: Vec<Subproblem> = refusals
-        .iter()
-        .map(|r| Subproblem {
-            kind: ProblemType::RejectedIdentifier,
-            detail: format!("{}: {}", r.identifier, r.reason),
-            identifier: Identifier::from_value(&r.identifier),
-        })
-        .collect();
-    let detail = match subproblems.as_slice() {
-        [only] => only.detail.clone(),
-        many => format!("{} identifiers are refused by this profile", many.len()),
-    };
-    Err(Problem::new(ProblemType::RejectedIdentifier, detail).with_subproblems(subproblems))
+    Err(DomainError::RefusedIdentifiers(refusals))
 }
 
 #[cfg(test)]
@@ -277,6 +250,8 @@ mod tests {
     use crate::config::rate_limits::Limit;
     use crate::config::AuditLogTarget;
     use crate::issuer::{IdentifierRefusal, IssuedCertificate, Issuer, RevokeRequest, SignRequest};
+    use crate::protocol::identifier::Identifier;
+    use crate::protocol::problem::{Problem, ProblemType};
     use crate::protocol::status::OrderStatus;
     use crate::store::testing::{on_both_backends, TestDatabase};
 
@@ -372,13 +347,37 @@ mod tests {
         /// newOrder by `account` for `names`, all at the same instant.
         async fn order(&self, account: &str, names: &[&str]) -> Result<PlacedOrder, Problem> {
             let request = NewOrderRequest {
-                identifiers: names.iter().map(|n| Identifier::from_value(n)).collect(),
+                identifiers: names
+                    .iter()
+                    .map(|n| Identifier::from_value(n).into())
+                    .collect(),
                 profile: None,
                 replaces: None,
                 not_before: None,
                 not_after: None,
             };
-            self.orders().place(account, None, &request).await
+            // An account the store does not hold (as a request racing the
+            // account's removal would carry) makes the order's write fail.
+            let account = self
+                .store
+                .account(account)
+                .await
+                .unwrap()
+                .unwrap_or_else(|| Account {
+                    id: account.to_owned(),
+                    key_thumbprint: String::new(),
+                    jwk: serde_json::json!({}),
+                    contact: Vec::new(),
+                    tos_agreed: None,
+                    status: crate::protocol::status::AccountStatus::Valid,
+                    created_at: 0,
+                    binding: None,
+                });
+            // As the client reads it.
+            self.orders()
+                .place(&account, None, &request)
+                .await
+                .map_err(Problem::from)
         }
 
         async fn stored_orders(&self) -> usize {

@@ -115,10 +115,15 @@ pub async fn run(
 }
 
 async fn load(store: &Store, challenge_id: &str) -> Result<Option<ChallengeToCheck>, StoreError> {
-    let Some(challenge) = store.challenge(challenge_id).await? else {
+    let Some(authz) = store.authorization_of_challenge(challenge_id).await? else {
         return Ok(None);
     };
-    let Some(authz) = store.authorization(&challenge.authorization_id).await? else {
+    let Some(challenge) = authz
+        .challenges
+        .iter()
+        .find(|c| c.id == challenge_id)
+        .cloned()
+    else {
         return Ok(None);
     };
     let Some(account) = store.account(&authz.account_id).await? else {

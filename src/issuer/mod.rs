@@ -127,6 +127,16 @@ impl RevocationReason {
 /// One identifier the issuer would refuse, and why.
 pub use crate::vault::role_rules::IdentifierRefusal;
 
+/// A CA's certificates and CRL, DER.
+#[derive(Debug, Clone)]
+pub struct CaDocuments {
+    /// The issuing CA first, then each CA above it as far as the issuer
+    /// knows the chain (the root included when it does).
+    pub chain_der: Vec<Vec<u8>>,
+    /// The CRL relying parties fetch, when the CA publishes one.
+    pub crl_der: Option<Vec<u8>>,
+}
+
 #[async_trait]
 pub trait Issuer: Send + Sync {
     async fn sign(&self, request: &SignRequest) -> Result<IssuedCertificate, IssueError>;
@@ -185,6 +195,28 @@ pub trait Issuer: Send + Sync {
     /// `embedded CA` or `vault pki_int/lab-internal`. Issuers with the same
     /// description sign the same way, so one readiness check covers them.
     fn describe(&self) -> String;
+
+    /// Which CA this issuer signs under, for the CA health check:
+    /// `embedded`, or the Vault mount. Issuers that give the same name sign
+    /// under the same CA, which one check reads once. `None` for an issuer
+    /// with no CA of its own to check (a test's).
+    fn ca_name(&self) -> Option<String> {
+        None
+    }
+
+    /// The certificates and CRL of the CA named by
+    /// [`ca_name`](Self::ca_name), at `now` (unix seconds); `Err` says why
+    /// they could not be read.
+    async fn read_ca(&self, _now: i64) -> Result<CaDocuments, String> {
+        Err("this issuer has no CA of its own".to_owned())
+    }
+
+    /// The longest lifetime a certificate may get from this issuer when a
+    /// profile asks for `requested`: what the CA gives when nothing is
+    /// asked, if it says; `None` when that cannot be known.
+    async fn longest_lifetime(&self, requested: Option<Duration>) -> Option<Duration> {
+        requested
+    }
 
     /// Whether a signing request could succeed now, for `/ready`: `Err`
     /// says what stands in the way, in words an operator acts on. The

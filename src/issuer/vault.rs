@@ -12,11 +12,13 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::{
-    IdentifierRefusal, IssueError, IssuedCertificate, Issuer, RevokeRequest, SignRequest, SignSlot,
+    CaDocuments, IdentifierRefusal, IssueError, IssuedCertificate, Issuer, RevokeRequest,
+    SignRequest, SignSlot,
 };
 use crate::protocol::csr::ip_from_bytes;
 use crate::vault::role_rules::RoleRules;
 use crate::vault::{RevokeBy, SignCall, Vault, VaultError};
+use vaultrs::api::pki::responses::SignCertificateResponse;
 
 /// How long a role's rules are trusted before they are read again.
 const RULES_FRESH_FOR: Duration = Duration::from_secs(300);
@@ -93,7 +95,7 @@ fn is_self_signed(pem_text: &str) -> bool {
 /// The certificate Vault returned, read back: serial, validity, and a check
 /// that it covers every name of the order (a role with `use_csr_sans=false`
 /// would silently drop them).
-fn issued_certificate(
+pub fn issued_certificate(
     leaf_pem: &str,
     ca_chain: &[String],
     names: &[String],
@@ -134,6 +136,43 @@ fn issued_certificate(
         not_before: leaf.validity().not_before.timestamp(),
         not_after: leaf.validity().not_after.timestamp(),
     })
+}
+
+/// Vault's answer to `<mount>/sign/<role>` read back for an order of
+/// `names`: its `ca_chain`, or `issuing_ca` when a Vault older than 1.11
+/// sends no chain.
+pub fn signed_certificate(
+    signed: &SignCertificateResponse,
+    names: &[String],
+) -> Result<IssuedCertificate, String> {
+    let fallback;
+    let chain = match signed.ca_chain.as_deref() {
+        Some(chain) if !chain.is_empty() => chain,
+        _ => {
+            fallback = [signed.issuing_ca.clone()];
+            &fallback[..]
+        }
+    };
+    issued_certificate(&signed.certificate, chain, names)
+}
+
+/// The documents of a mount's CA as Vault sends them: the PEM chain of
+/// `cert/ca_chain` and the PEM CRL of `cert/crl`, if any.
+pub fn ca_documents(
+    mount: &str,
+    chain_pem: &str,
+    crl_pem: Option<&str>,
+) -> Result<CaDocuments, String> {
+    let chain_der = pem::parse_many(chain_pem)
+        .map_err(|e| format!("{mount}/cert/ca_chain: {e}"))?
+        .into_iter()
+        .map(|pem| pem.into_contents())
+        .collect();
+    let crl_der = crl_pem
+        .map(pem_to_der)
+        .transpose()
+        .map_err(|e| format!("{mount}/cert/crl: {e}"))?;
+    Ok(CaDocuments { chain_der, crl_der })
 }
 
 impl VaultIssuer {
@@ -292,11 +331,7 @@ impl Issuer for VaultIssuer {
             .sign(&call)
             .await
             .map_err(|e| self.sign_error(&call, e))?;
-        let chain = signed
-            .ca_chain
-            .filter(|chain| !chain.is_empty())
-            .unwrap_or_else(|| vec![signed.issuing_ca.clone()]);
-        issued_certificate(&signed.certificate, &chain, &request.names).map_err(|e| {
+        signed_certificate(&signed, &request.names).map_err(|e| {
             tracing::error!(path = %call.path(), serial = %signed.serial_number, error = %e, "Vault's certificate is not usable");
             IssueError::Internal(e)
         })
@@ -369,6 +404,40 @@ impl Issuer for VaultIssuer {
 
     fn signs_remotely(&self) -> bool {
         true
+    }
+
+    fn ca_name(&self) -> Option<String> {
+        Some(self.role.mount.clone())
+    }
+
+    /// The mount's CA chain (`cert/ca_chain`) and CRL (`cert/crl`). With
+    /// an `issuer_ref` these are still the mount's default issuer's.
+    async fn read_ca(&self, _now: i64) -> Result<CaDocuments, String> {
+        let mount = &self.role.mount;
+        let chain = self
+            .vault
+            .read_ca_chain(mount)
+            .await
+            .map_err(|e| format!("reading {mount}/cert/ca_chain: {}", e.plainly()))?;
+        let crl = self
+            .vault
+            .read_crl(mount)
+            .await
+            .map_err(|e| format!("reading {mount}/cert/crl: {}", e.plainly()))?;
+        ca_documents(mount, &chain, crl.as_deref())
+    }
+
+    /// What the profile asks for, or else the role's `ttl`, or else its
+    /// `max_ttl`; `None` when the role leaves both to the mount.
+    async fn longest_lifetime(&self, requested: Option<Duration>) -> Option<Duration> {
+        if requested.is_some() {
+            return requested;
+        }
+        let rules = self.rules().await.ok()?;
+        [rules.ttl, rules.max_ttl]
+            .into_iter()
+            .find(|&seconds| seconds > 0)
+            .map(Duration::from_secs)
     }
 
     fn vault_role(&self) -> Option<&VaultRole> {

@@ -47,6 +47,10 @@ pub struct Counts {
     taken: Instant,
     pub orders: Vec<(OrderStatus, i64)>,
     pub certificates: Vec<ProfileCertificates>,
+    /// Leaf certificates found at Vault in use, by mount (in `profile`).
+    pub vault: Vec<ProfileCertificates>,
+    /// Superseded certificates still in use, by profile.
+    pub superseded: Vec<crate::store::superseded::SupersededCount>,
 }
 
 impl Counts {
@@ -57,6 +61,10 @@ impl Counts {
             taken: Instant::now(),
             orders: store.orders_by_status().await?,
             certificates: store.valid_certificates_by_profile(now, &horizons).await?,
+            vault: store
+                .valid_vault_certificates_by_mount(now, &horizons)
+                .await?,
+            superseded: store.superseded_counts(now).await?,
         })
     }
 }

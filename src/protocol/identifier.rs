@@ -6,7 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 /// The identifier types certgate issues for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum IdentifierKind {
     Dns,
     /// RFC 8738.
@@ -31,28 +32,22 @@ impl IdentifierKind {
     }
 }
 
-/// An identifier in an order or authorization (RFC 8555 §9.7.7), as it is
-/// on the wire. `kind` stays text so that a type certgate does not issue for
-/// (`email`, say) can be named back in an `unsupportedIdentifier`
-/// subproblem; [`Identifier::known_kind`] is the checked view.
+/// An identifier of a kind certgate issues for, in an order or an
+/// authorization (RFC 8555 §9.7.7). What a client sends is a
+/// [`WireIdentifier`] until the order's checks accept it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Identifier {
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: IdentifierKind,
     pub value: String,
 }
 
 impl Identifier {
     pub fn new(kind: IdentifierKind, value: impl Into<String>) -> Self {
         Self {
-            kind: kind.as_str().into(),
+            kind,
             value: value.into(),
         }
-    }
-
-    /// The kind, when it is one certgate issues for.
-    pub fn known_kind(&self) -> Option<IdentifierKind> {
-        IdentifierKind::parse(&self.kind)
     }
 
     pub fn dns(value: impl Into<String>) -> Self {
@@ -67,5 +62,38 @@ impl Identifier {
             IdentifierKind::Dns
         };
         Self::new(kind, value)
+    }
+}
+
+/// An identifier exactly as it is on the wire: in a newOrder request, and
+/// in a subproblem. `kind` stays text so that a type certgate does not
+/// issue for (`email`, say) can be named back in an `unsupportedIdentifier`
+/// subproblem; [`WireIdentifier::known_kind`] is the checked view.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WireIdentifier {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: String,
+}
+
+impl WireIdentifier {
+    /// The kind, when it is one certgate issues for.
+    pub fn known_kind(&self) -> Option<IdentifierKind> {
+        IdentifierKind::parse(&self.kind)
+    }
+}
+
+impl From<Identifier> for WireIdentifier {
+    fn from(identifier: Identifier) -> Self {
+        Self {
+            kind: identifier.kind.as_str().into(),
+            value: identifier.value,
+        }
+    }
+}
+
+impl From<&Identifier> for WireIdentifier {
+    fn from(identifier: &Identifier) -> Self {
+        identifier.clone().into()
     }
 }

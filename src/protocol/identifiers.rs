@@ -1,6 +1,6 @@
 //! Which identifiers an order may name, written the one way we store them.
 
-use super::identifier::{Identifier, IdentifierKind};
+use super::identifier::{Identifier, IdentifierKind, WireIdentifier};
 use super::problem::{Problem, ProblemType, Subproblem};
 
 /// Most identifiers in one order; more is a mistake or an attack.
@@ -126,7 +126,7 @@ pub fn parse_dns(value: &str) -> Result<OrderedIdentifier, String> {
 /// most [`MAX_IDENTIFIERS`], duplicates (ignoring case) merged. All problems
 /// are reported at once, one subproblem per identifier (RFC 8555 §6.7.1).
 pub fn check_order_identifiers(
-    identifiers: &[Identifier],
+    identifiers: &[WireIdentifier],
 ) -> Result<Vec<OrderedIdentifier>, Problem> {
     if identifiers.is_empty() {
         return Err(Problem::malformed("an order needs at least one identifier"));
@@ -246,12 +246,14 @@ mod tests {
     fn unspecified_addresses_are_rejected_identifiers() {
         for value in ["0.0.0.0", "0.1.2.3", "::", "::ffff:0.0.0.0", "0:0::0"] {
             let problem =
-                check_order_identifiers(&[Identifier::new(IdentifierKind::Ip, value)]).unwrap_err();
+                check_order_identifiers(&[Identifier::new(IdentifierKind::Ip, value).into()])
+                    .unwrap_err();
             assert_eq!(problem.kind, ProblemType::RejectedIdentifier, "{value}");
         }
         for value in ["1.0.0.0", "127.0.0.1", "::1", "10.0.0.5", "::ffff:1.2.3.4"] {
             assert!(
-                check_order_identifiers(&[Identifier::new(IdentifierKind::Ip, value)]).is_ok(),
+                check_order_identifiers(&[Identifier::new(IdentifierKind::Ip, value).into()])
+                    .is_ok(),
                 "{value}"
             );
         }
@@ -260,16 +262,16 @@ mod tests {
     #[test]
     fn merges_duplicates_and_reports_every_bad_identifier() {
         let ids = [
-            Identifier::dns("a.test"),
-            Identifier::dns("A.TEST"),
-            Identifier::dns("b.test"),
+            Identifier::dns("a.test").into(),
+            Identifier::dns("A.TEST").into(),
+            Identifier::dns("b.test").into(),
         ];
         assert_eq!(check_order_identifiers(&ids).unwrap().len(), 2);
 
         let bad = [
-            Identifier::dns("ok.test"),
-            Identifier::dns("bad_name.test"),
-            Identifier {
+            Identifier::dns("ok.test").into(),
+            Identifier::dns("bad_name.test").into(),
+            WireIdentifier {
                 kind: "email".into(),
                 value: "a@b.test".into(),
             },

@@ -7,6 +7,7 @@
 
 pub mod ari;
 pub mod challenge;
+pub mod contacts;
 pub mod csr;
 pub mod der;
 pub mod dns_persist;
@@ -15,8 +16,10 @@ pub mod identifiers;
 pub mod issue_value;
 pub mod jwk;
 pub mod jws;
+pub mod key_change;
 pub mod paths;
 pub mod problem;
+pub mod revoke_request;
 pub mod status;
 pub mod types;
 pub mod verifiers;

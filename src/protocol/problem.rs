@@ -8,7 +8,7 @@
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::identifier::Identifier;
+use super::identifier::WireIdentifier;
 
 /// The ACME error types certgate emits (RFC 8555 §6.7 and later documents).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +145,7 @@ pub struct Subproblem {
     #[serde(rename = "type", with = "problem_type_urn")]
     pub kind: ProblemType,
     pub detail: String,
-    pub identifier: Identifier,
+    pub identifier: WireIdentifier,
 }
 
 impl Problem {
@@ -183,6 +183,13 @@ impl Problem {
 
     pub fn unauthorized(detail: impl Into<String>) -> Self {
         Self::new(ProblemType::Unauthorized, detail)
+    }
+
+    /// A request signed by an account that is deactivated or revoked:
+    /// `unauthorized` with 401, as RFC 8555 §7.3.6 asks of a server that
+    /// receives one from a deactivated account.
+    pub fn account_not_valid(status: impl std::fmt::Display) -> Self {
+        Self::unauthorized(format!("account is {status}")).with_status(StatusCode::UNAUTHORIZED)
     }
 
     pub fn bad_csr(detail: impl Into<String>) -> Self {

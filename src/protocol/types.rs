@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::challenge::ChallengeKind;
-use super::identifier::Identifier;
+use super::identifier::{Identifier, WireIdentifier};
 use super::problem::Problem;
 use super::status::{AuthorizationStatus, ChallengeStatus, OrderStatus};
 
@@ -126,7 +126,7 @@ pub struct AccountUpdateRequest {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NewOrderRequest {
-    pub identifiers: Vec<Identifier>,
+    pub identifiers: Vec<WireIdentifier>,
     /// draft-ietf-acme-profiles: the profile to issue under.
     #[serde(default)]
     pub profile: Option<String>,

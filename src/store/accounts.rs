@@ -3,10 +3,17 @@
 use sqlx::Row;
 use sqlx::{any::AnyRow, AnyConnection};
 
-use super::{Account, NewAccount, Store, StoreError, StoreResult};
+use super::{Account, AccountBinding, NewAccount, Store, StoreError, StoreResult};
 use crate::protocol::status::AccountStatus;
 
-const COLUMNS: &str = "id, key_thumbprint, jwk, contact, tos_agreed, status, created_at";
+/// An account's columns with its binding's (`a` and `e`), read by
+/// [`account_from_row`].
+pub(super) const ACCOUNT_COLUMNS: &str =
+    "a.id, a.key_thumbprint, a.jwk, a.contact, a.tos_agreed, a.status, a.created_at,
+     e.kid AS eab_kid, e.revoked_at AS eab_revoked_at";
+/// Accounts with the external account key each was bound with, if any.
+pub(super) const ACCOUNTS_AND_BINDINGS: &str =
+    "accounts a LEFT JOIN eab_keys e ON e.account_id = a.id";
 
 pub(super) fn account_from_row(row: &AnyRow) -> StoreResult<Account> {
     let status: String = row.try_get("status")?;
@@ -22,6 +29,15 @@ pub(super) fn account_from_row(row: &AnyRow) -> StoreResult<Account> {
         status: AccountStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("account status {status:?}")))?,
         created_at: row.try_get("created_at")?,
+        binding: row
+            .try_get::<Option<String>, _>("eab_kid")?
+            .map(|kid| -> StoreResult<AccountBinding> {
+                Ok(AccountBinding {
+                    kid,
+                    revoked: row.try_get::<Option<i64>, _>("eab_revoked_at")?.is_some(),
+                })
+            })
+            .transpose()?,
     })
 }
 
@@ -56,7 +72,7 @@ pub(super) async fn account_with_key(
     thumbprint: &str,
 ) -> StoreResult<Option<Account>> {
     let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM accounts WHERE key_thumbprint = $1"
+        "SELECT {ACCOUNT_COLUMNS} FROM {ACCOUNTS_AND_BINDINGS} WHERE a.key_thumbprint = $1"
     ))
     .bind(thumbprint)
     .fetch_optional(&mut *connection)
@@ -89,10 +105,12 @@ impl Store {
     }
 
     pub async fn account(&self, id: &str) -> StoreResult<Option<Account>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM accounts WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM {ACCOUNTS_AND_BINDINGS} WHERE a.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(account_from_row).transpose()
     }
 
@@ -180,11 +198,16 @@ impl Store {
     }
 
     /// valid → deactivated. Unfinished orders of the account become invalid
-    /// in the same transaction (RFC 8555 §7.3.6: pending operations are cancelled).
-    pub async fn deactivate_account(&self, id: &str, now: i64) -> StoreResult<bool> {
+    /// in the same transaction (RFC 8555 §7.3.6: pending operations are
+    /// cancelled), with `why` as their error.
+    pub async fn deactivate_account(
+        &self,
+        id: &str,
+        why: &crate::protocol::problem::Problem,
+        now: i64,
+    ) -> StoreResult<bool> {
         let id = id.to_owned();
-        let problem = crate::protocol::problem::Problem::unauthorized("account was deactivated");
-        let problem = serde_json::to_string(&problem)?;
+        let problem = serde_json::to_string(why)?;
         self.write(move |connection| {
             let (id, problem) = (id.clone(), problem.clone());
             Box::pin(async move {

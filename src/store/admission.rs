@@ -11,6 +11,7 @@ use sqlx::{AnyConnection, Row};
 use super::backend::Backend;
 use super::orders::insert_order;
 use super::rate_limits::{check_tokens_on, take_tokens_on};
+use super::reuse::reusable_authorization_on;
 use super::{Lease, NewOrder, OrderAuthorization, Store, StoreResult};
 use crate::config::rate_limits::{Bucket, OrderLimits, OrderRefusal, RateLimitRefusal};
 
@@ -43,7 +44,12 @@ async fn pending_over_cap(
     let new = order
         .authorizations
         .iter()
-        .filter(|a| matches!(a, OrderAuthorization::New(_)))
+        .filter(|a| {
+            matches!(
+                a,
+                OrderAuthorization::New(_) | OrderAuthorization::ReuseOrNew(_)
+            )
+        })
         .count() as i64;
     let row = sqlx::query(
         "SELECT COUNT(*) AS pending, MIN(expires_at) AS earliest FROM authorizations
@@ -61,6 +67,40 @@ async fn pending_over_cap(
     Ok(Some(
         earliest.map_or(0, |at| at.saturating_sub(now).max(0) as u64),
     ))
+}
+
+/// Decides each [`OrderAuthorization::ReuseOrNew`] of `order`: the valid
+/// authorization it may reuse, else the new one.
+async fn resolve_reuse(
+    connection: &mut AnyConnection,
+    order: &mut NewOrder,
+    now: i64,
+) -> StoreResult<()> {
+    let NewOrder {
+        account_id,
+        profile,
+        authorizations,
+        ..
+    } = order;
+    for authorization in authorizations.iter_mut() {
+        let OrderAuthorization::ReuseOrNew(new) = authorization else {
+            continue;
+        };
+        let reusable = reusable_authorization_on(
+            connection,
+            account_id,
+            &new.identifier,
+            new.wildcard,
+            profile,
+            now,
+        )
+        .await?;
+        *authorization = match reusable {
+            Some(id) => OrderAuthorization::Reused(id),
+            None => OrderAuthorization::New(new.clone()),
+        };
+    }
+    Ok(())
 }
 
 impl Store {
@@ -81,11 +121,12 @@ impl Store {
     ) -> StoreResult<Result<(), OrderRefusal>> {
         let (order, limits, backend) = (order.clone(), limits.clone(), self.backend);
         self.write_row_locked(move |connection| {
-            let (order, limits) = (order.clone(), limits.clone());
+            let (mut order, limits) = (order.clone(), limits.clone());
             Box::pin(async move {
                 // The account's requests queue here: its pending
                 // authorizations and its new-order bucket are its own.
                 lock_account(connection, backend, &order.account_id).await?;
+                resolve_reuse(connection, &mut order, now).await?;
                 if let Some(limit) = limits.pending_authorizations {
                     if let Some(expires_in) =
                         pending_over_cap(connection, &order, limit, now).await?

@@ -9,7 +9,7 @@ use super::{Certificate, NewCertificate, Store, StoreResult};
 use crate::protocol::identifier::Identifier;
 
 /// The columns [`certificate_from_row`] reads.
-pub(super) const CERTIFICATE_COLUMNS: &str = "id, order_id, account_id, profile, serial, names, chain_pem, not_before, not_after, revoked_at, revocation_reason, created_at";
+pub(super) const CERTIFICATE_COLUMNS: &str = "id, order_id, account_id, profile, serial, names, chain_pem, not_before, not_after, revoked_at, revocation_reason, created_at, superseded_by";
 
 pub(super) fn certificate_from_row(row: &AnyRow) -> StoreResult<Certificate> {
     Ok(Certificate {
@@ -25,6 +25,7 @@ pub(super) fn certificate_from_row(row: &AnyRow) -> StoreResult<Certificate> {
         revoked_at: row.try_get("revoked_at")?,
         revocation_reason: row.try_get("revocation_reason")?,
         created_at: row.try_get("created_at")?,
+        superseded_by: row.try_get("superseded_by")?,
     })
 }
 
@@ -69,6 +70,10 @@ impl Store {
                 .bind(&order_id)
                 .execute(&mut *connection)
                 .await?;
+                sqlx::query(super::superseded::SUPERSEDE_BY_NEW)
+                    .bind(&certificate.id)
+                    .execute(&mut *connection)
+                    .await?;
                 Ok(true)
             })
         })
@@ -140,7 +145,7 @@ impl Store {
                  LIMIT 1",
             )
             .bind(account_id)
-            .bind(&identifier.kind)
+            .bind(identifier.kind.as_str())
             .bind(&identifier.value)
             .bind(now)
             .fetch_optional(&self.pool)

@@ -142,17 +142,6 @@ impl Store {
         rows.iter().map(record_from_row).collect()
     }
 
-    /// The key account `account_id` was bound with, if any.
-    pub async fn eab_key_of_account(&self, account_id: &str) -> StoreResult<Option<EabKeyRecord>> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM eab_keys WHERE account_id = $1"
-        ))
-        .bind(account_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(record_from_row).transpose()
-    }
-
     /// Marks a key revoked, once.
     pub async fn revoke_eab_key(&self, kid: &str, now: i64) -> StoreResult<RevokeOutcome> {
         let owned_kid = kid.to_owned();

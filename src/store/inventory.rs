@@ -5,7 +5,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::accounts::account_from_row;
+use super::accounts::{account_from_row, ACCOUNTS_AND_BINDINGS, ACCOUNT_COLUMNS};
 use super::certificates::{certificate_from_row, CERTIFICATE_COLUMNS};
 use super::{Account, Certificate, Store, StoreResult};
 
@@ -21,6 +21,8 @@ pub struct CertificateFilter {
     pub account_id: Option<String>,
     /// At most this many, soonest expiry first.
     pub limit: Option<i64>,
+    /// Superseded certificates too (see `store::superseded`).
+    pub include_superseded: bool,
 }
 
 /// Where a certificate stands at a given time.
@@ -82,6 +84,7 @@ impl Store {
                AND ($2 IS NULL OR account_id = $2)
                AND ($3 IS NULL OR (revoked_at IS NULL AND not_after > $4 AND not_after <= $3))
                AND ($5 = 0 OR revoked_at IS NOT NULL)
+               AND ($7 = 1 OR superseded_by IS NULL)
              ORDER BY not_after, serial
              LIMIT $6"
         ))
@@ -91,6 +94,7 @@ impl Store {
         .bind(now)
         .bind(i64::from(filter.revoked_only))
         .bind(filter.limit.unwrap_or(i64::MAX))
+        .bind(i64::from(filter.include_superseded))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(certificate_from_row).collect()
@@ -111,11 +115,9 @@ impl Store {
 
     /// Every account, oldest first, with how many certificates it holds.
     pub async fn list_accounts(&self) -> StoreResult<Vec<(Account, i64)>> {
-        let rows = sqlx::query(&format!(
-            "{ACCOUNTS_WITH_COUNTS} ORDER BY a.created_at, a.id"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(&accounts_with_counts("ORDER BY a.created_at, a.id"))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(account_with_count).collect()
     }
 
@@ -124,7 +126,7 @@ impl Store {
         &self,
         id: &str,
     ) -> StoreResult<Option<(Account, i64)>> {
-        let row = sqlx::query(&format!("{ACCOUNTS_WITH_COUNTS} WHERE a.id = $1"))
+        let row = sqlx::query(&accounts_with_counts("WHERE a.id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -132,11 +134,15 @@ impl Store {
     }
 }
 
-/// Accounts with their certificate counts, read by [`account_with_count`].
-const ACCOUNTS_WITH_COUNTS: &str =
-    "SELECT a.id, a.key_thumbprint, a.jwk, a.contact, a.tos_agreed, a.status, a.created_at,
-            (SELECT COUNT(*) FROM certificates c WHERE c.account_id = a.id) AS certificates
-     FROM accounts a";
+/// Accounts with their certificate counts, then `rest` (a condition, an
+/// order), read by [`account_with_count`].
+fn accounts_with_counts(rest: &str) -> String {
+    format!(
+        "SELECT {ACCOUNT_COLUMNS},
+                (SELECT COUNT(*) FROM certificates c WHERE c.account_id = a.id) AS certificates
+         FROM {ACCOUNTS_AND_BINDINGS} {rest}"
+    )
+}
 
 fn account_with_count(row: &AnyRow) -> StoreResult<(Account, i64)> {
     Ok((account_from_row(row)?, row.try_get("certificates")?))

@@ -27,8 +27,10 @@ mod retention;
 mod reuse;
 mod signing;
 pub mod stats;
+pub mod superseded;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod vault_certificates;
 mod writer;
 
 use std::time::{Duration, Instant};

@@ -17,6 +17,18 @@ pub struct Account {
     pub tos_agreed: Option<bool>,
     pub status: AccountStatus,
     pub created_at: i64,
+    /// The external account key the account was bound with, read with the
+    /// account: most accounts have none, and then no request of theirs
+    /// reads the keyring.
+    pub binding: Option<AccountBinding>,
+}
+
+/// Which external account key bound an account, and whether the operator
+/// has revoked it since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountBinding {
+    pub kid: String,
+    pub revoked: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +90,10 @@ pub struct NewOrder {
 pub enum OrderAuthorization {
     New(NewAuthorization),
     Reused(String),
+    /// A valid authorization of the account for the same identifier, if
+    /// one was made for an order of the same profile, else this new one:
+    /// decided in the unit of work that stores the order.
+    ReuseOrNew(NewAuthorization),
 }
 
 #[derive(Debug, Clone)]
@@ -144,6 +160,9 @@ pub struct Certificate {
     pub revoked_at: Option<i64>,
     pub revocation_reason: Option<i64>,
     pub created_at: i64,
+    /// The id of a newer certificate that supersedes this one (see
+    /// `store::superseded`).
+    pub superseded_by: Option<String>,
 }
 
 /// A certificate as the issuer returned it, before it has an id and an owner.

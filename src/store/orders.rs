@@ -9,7 +9,7 @@ use super::{
     StoreError, StoreResult, ValidationOutcome,
 };
 use crate::protocol::challenge::ChallengeKind;
-use crate::protocol::identifier::Identifier;
+use crate::protocol::identifier::{Identifier, IdentifierKind};
 use crate::protocol::problem::Problem;
 use crate::protocol::status::{AuthorizationStatus, ChallengeStatus, OrderStatus};
 
@@ -74,26 +74,45 @@ async fn insert_authorization(
     )
     .bind(&authz.id)
     .bind(account_id)
-    .bind(&authz.identifier.kind)
+    .bind(authz.identifier.kind.as_str())
     .bind(&authz.identifier.value)
     .bind(i64::from(authz.wildcard))
     .bind(authz.expires_at)
     .bind(now)
     .execute(&mut *connection)
     .await?;
-    for (position, challenge) in authz.challenges.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO challenges (id, authorization_id, type, token, status, position)
-             VALUES ($1, $2, $3, $4, 'pending', $5)",
-        )
-        .bind(&challenge.id)
-        .bind(&authz.id)
-        .bind(challenge.kind.as_str())
-        .bind(&challenge.token)
-        .bind(position as i64)
-        .execute(&mut *connection)
-        .await?;
+    // Every challenge in one statement: each statement is a round trip to
+    // the database's thread.
+    let rows: Vec<String> = (0..authz.challenges.len())
+        .map(|row| {
+            let first = row * 5 + 1;
+            format!(
+                "(${}, ${}, ${}, ${}, 'pending', ${})",
+                first,
+                first + 1,
+                first + 2,
+                first + 3,
+                first + 4
+            )
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
     }
+    let sql = format!(
+        "INSERT INTO challenges (id, authorization_id, type, token, status, position) VALUES {}",
+        rows.join(", ")
+    );
+    let mut insert = sqlx::query(&sql);
+    for (position, challenge) in authz.challenges.iter().enumerate() {
+        insert = insert
+            .bind(&challenge.id)
+            .bind(&authz.id)
+            .bind(challenge.kind.as_str())
+            .bind(&challenge.token)
+            .bind(position as i64);
+    }
+    insert.execute(&mut *connection).await?;
     Ok(())
 }
 
@@ -163,7 +182,7 @@ pub(super) async fn insert_order(
     for (position, authorization) in order.authorizations.iter().enumerate() {
         let authz_id = match authorization {
             OrderAuthorization::Reused(id) => id,
-            OrderAuthorization::New(authz) => {
+            OrderAuthorization::New(authz) | OrderAuthorization::ReuseOrNew(authz) => {
                 insert_authorization(connection, &order.account_id, authz, now).await?;
                 &authz.id
             }
@@ -182,25 +201,29 @@ pub(super) async fn insert_order(
 }
 
 impl Store {
+    /// The order with its authorizations' ids, in one statement: a row per
+    /// authorization, in the order's order (each statement is a round trip
+    /// to the database's thread, and orders are read several times per
+    /// issuance).
     pub async fn order(&self, id: &str) -> StoreResult<Option<Order>> {
-        let Some(row) = sqlx::query(
+        let rows = sqlx::query(
             "SELECT o.id, o.account_id, o.profile, o.status, o.identifiers, o.expires_at, o.csr,
-                    o.error, o.sign_attempted_at, o.replaces, o.created_at, c.id AS certificate_id
+                    o.error, o.sign_attempted_at, o.replaces, o.created_at, c.id AS certificate_id,
+                    oa.authorization_id
              FROM orders o LEFT JOIN certificates c ON c.order_id = o.id
-             WHERE o.id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let authorization_ids = sqlx::query_scalar(
-            "SELECT authorization_id FROM order_authorizations WHERE order_id = $1 ORDER BY position",
+             LEFT JOIN order_authorizations oa ON oa.order_id = o.id
+             WHERE o.id = $1 ORDER BY oa.position",
         )
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let authorization_ids = rows
+            .iter()
+            .filter_map(|row| row.try_get("authorization_id").transpose())
+            .collect::<Result<Vec<String>, _>>()?;
         let identifiers: Vec<Identifier> = serde_json::from_str(row.try_get("identifiers")?)?;
         Ok(Some(Order {
             id: row.try_get("id")?,
@@ -210,7 +233,7 @@ impl Store {
             identifiers,
             expires_at: row.try_get("expires_at")?,
             csr: row.try_get("csr")?,
-            error: problem_column(&row, "error")?,
+            error: problem_column(row, "error")?,
             sign_attempted_at: row.try_get("sign_attempted_at")?,
             replaces: row.try_get("replaces")?,
             authorization_ids,
@@ -253,37 +276,65 @@ impl Store {
         .await?)
     }
 
+    /// The authorization with its challenges, in one statement: a row per
+    /// challenge, in the authorization's order (a round trip fewer; see
+    /// [`Store::order`]).
     pub async fn authorization(&self, id: &str) -> StoreResult<Option<Authorization>> {
-        let Some(row) = sqlx::query(
-            "SELECT id, account_id, identifier_type, identifier_value, wildcard, status, expires_at
-             FROM authorizations WHERE id = $1",
+        self.authorization_where("a.id = $1", id).await
+    }
+
+    /// The authorization that challenge `challenge_id` belongs to, with
+    /// its challenges (that one among them), in one statement.
+    pub async fn authorization_of_challenge(
+        &self,
+        challenge_id: &str,
+    ) -> StoreResult<Option<Authorization>> {
+        self.authorization_where(
+            "a.id = (SELECT authorization_id FROM challenges WHERE id = $1)",
+            challenge_id,
         )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        else {
+        .await
+    }
+
+    /// The authorization chosen by `condition` (on `a`, binding `$1`).
+    async fn authorization_where(
+        &self,
+        condition: &str,
+        value: &str,
+    ) -> StoreResult<Option<Authorization>> {
+        let rows = sqlx::query(&format!(
+            "SELECT a.id AS authz_id, a.account_id, a.identifier_type, a.identifier_value,
+                    a.wildcard, a.status AS authz_status, a.expires_at,
+                    c.id, c.authorization_id, c.type, c.token, c.status, c.validated_at, c.error
+             FROM authorizations a LEFT JOIN challenges c ON c.authorization_id = a.id
+             WHERE {condition} ORDER BY c.position"
+        ))
+        .bind(value)
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(row) = rows.first() else {
             return Ok(None);
         };
-        let challenges = sqlx::query(
-            "SELECT id, authorization_id, type, token, status, validated_at, error
-             FROM challenges WHERE authorization_id = $1 ORDER BY position",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(challenge_from_row)
-        .collect::<StoreResult<Vec<_>>>()?;
+        let mut challenges = Vec::with_capacity(rows.len());
+        for challenge in &rows {
+            if challenge.try_get::<Option<String>, _>("id")?.is_some() {
+                challenges.push(challenge_from_row(challenge)?);
+            }
+        }
         Ok(Some(Authorization {
-            id: row.try_get("id")?,
+            id: row.try_get("authz_id")?,
             account_id: row.try_get("account_id")?,
             identifier: Identifier {
-                kind: row.try_get("identifier_type")?,
+                kind: parse_column(
+                    row.try_get("identifier_type")?,
+                    IdentifierKind::parse,
+                    "identifier type",
+                )?,
                 value: row.try_get("identifier_value")?,
             },
             wildcard: row.try_get::<i64, _>("wildcard")? != 0,
             status: parse_column(
-                row.try_get("status")?,
+                row.try_get("authz_status")?,
                 AuthorizationStatus::parse,
                 "authorization status",
             )?,
@@ -404,11 +455,16 @@ impl Store {
     }
 
     /// pending|valid → deactivated (RFC 8555 §7.5.2); orders that still needed
-    /// the authorization become invalid.
-    pub async fn deactivate_authorization(&self, id: &str, now: i64) -> StoreResult<bool> {
-        let id = id.to_owned();
+    /// the authorization become invalid, with `why` as their error.
+    pub async fn deactivate_authorization(
+        &self,
+        id: &str,
+        why: &Problem,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let (id, why) = (id.to_owned(), why.clone());
         self.write(move |connection| {
-            let id = id.clone();
+            let (id, problem) = (id.clone(), why.clone());
             Box::pin(async move {
                 let done = sqlx::query(
                     "UPDATE authorizations SET status = 'deactivated'
@@ -420,8 +476,6 @@ impl Store {
                 if done.rows_affected() == 0 {
                     return Ok(false);
                 }
-                let problem =
-                    Problem::unauthorized("an authorization of this order was deactivated");
                 invalidate_orders_of(connection, &id, &problem, now).await?;
                 Ok(true)
             })

@@ -4,13 +4,18 @@
 //! order, one signing attempt is marked, a bucket of N tokens serves N
 //! takers, and a unit whose caller went away still commits.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Notify;
+
 use futures_util::future::join_all;
+use futures_util::FutureExt;
 use sqlx::Connection;
 
 use super::testing::{on_both_backends, pending_order, with_account};
-use super::{Lease, Store, ValidationOutcome};
+use super::{Lease, Store, StoreError, ValidationOutcome};
 use crate::config::rate_limits::{Bucket, BucketKind, Limit};
 
 const NOW: i64 = 1_700_000_000;
@@ -116,6 +121,75 @@ on_both_backends! {
         while store.audit_records().await.unwrap().is_empty() {
             assert!(tokio::time::Instant::now() < deadline, "the unit was cut short");
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+on_both_backends! {
+    /// Units that wait while another runs (on SQLite, one transaction
+    /// for all of them) each end as they would alone: one unit's failure
+    /// undoes only its own writes, and the others are committed.
+    async fn units_that_wait_together_keep_their_own_outcomes() {
+        let (database, store) = with_account("acct", NOW).await;
+        let (started, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let runs: Arc<[AtomicUsize; 3]> = Arc::default();
+        let insert = |event: &'static str| {
+            sqlx::query("INSERT INTO audit_events (at, event, record) VALUES ($1, 'test', $2)")
+                .bind(NOW)
+                .bind(event)
+        };
+        let holding = {
+            let (started, release) = (started.clone(), release.clone());
+            store.write(move |connection| {
+                let (started, release) = (started.clone(), release.clone());
+                Box::pin(async move {
+                    started.notify_one();
+                    release.notified().await;
+                    insert("first").execute(&mut *connection).await?;
+                    Ok(())
+                })
+            })
+        };
+        let mut holding = std::pin::pin!(holding);
+        assert!(holding.as_mut().now_or_never().is_none());
+        started.notified().await;
+        // Three units queue behind it; the second fails after writing.
+        let mut waiting: Vec<_> = ["a", "b", "c"]
+            .into_iter()
+            .enumerate()
+            .map(|(index, event)| {
+                let runs = runs.clone();
+                Box::pin(store.write(move |connection| {
+                    let runs = runs.clone();
+                    Box::pin(async move {
+                        runs[index].fetch_add(1, Ordering::SeqCst);
+                        insert(event).execute(&mut *connection).await?;
+                        if event == "b" {
+                            return Err(StoreError::Corrupt("planted".into()));
+                        }
+                        Ok(event)
+                    })
+                }))
+            })
+            .collect();
+        for unit in &mut waiting {
+            assert!(unit.as_mut().now_or_never().is_none());
+        }
+        release.notify_one();
+        holding.await.unwrap();
+        let outcomes = join_all(waiting).await;
+        assert_eq!(outcomes[0].as_ref().unwrap(), &"a");
+        assert!(matches!(outcomes[1], Err(StoreError::Corrupt(_))), "{:?}", outcomes[1]);
+        assert_eq!(outcomes[2].as_ref().unwrap(), &"c");
+        // On PostgreSQL the units run side by side, in no set order.
+        let mut written = store.audit_records().await.unwrap();
+        written.sort();
+        assert_eq!(written, ["a", "c", "first"]);
+        if database.url().starts_with("sqlite:") {
+            // Together, rolled back by b, then each alone: a ran twice, c
+            // (after b) once.
+            let runs: Vec<usize> = runs.iter().map(|r| r.load(Ordering::SeqCst)).collect();
+            assert_eq!(runs, [2, 2, 1]);
         }
     }
 }

@@ -1,41 +1,44 @@
 //! What a new order builds on: valid authorizations it may reuse, and the
 //! certificate it replaces (RFC 9773).
 
+use sqlx::AnyConnection;
+
 use super::{Certificate, Store, StoreResult};
 use crate::protocol::ari::CertId;
 use crate::protocol::identifier::Identifier;
 
-impl Store {
-    /// A valid, unexpired authorization of `account_id` for `identifier`
-    /// (same wildcard flag) that was made for an order of `profile`: reused
-    /// so a renewal skips validation. Only the same profile's, because each
-    /// profile validates under its own rules (CAA, denied networks).
-    pub async fn reusable_authorization(
-        &self,
-        account_id: &str,
-        identifier: &Identifier,
-        wildcard: bool,
-        profile: &str,
-        now: i64,
-    ) -> StoreResult<Option<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT a.id FROM authorizations a
+/// A valid, unexpired authorization of `account_id` for `identifier`
+/// (same wildcard flag) that was made for an order of `profile`: reused
+/// so a renewal skips validation. Only the same profile's, because each
+/// profile validates under its own rules (CAA, denied networks). Read in
+/// the unit of work that stores the new order.
+pub(super) async fn reusable_authorization_on(
+    connection: &mut AnyConnection,
+    account_id: &str,
+    identifier: &Identifier,
+    wildcard: bool,
+    profile: &str,
+    now: i64,
+) -> StoreResult<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT a.id FROM authorizations a
              WHERE a.account_id = $1 AND a.identifier_type = $2 AND a.identifier_value = $3
                AND a.wildcard = $4 AND a.status = 'valid' AND a.expires_at > $5
                AND EXISTS (SELECT 1 FROM order_authorizations oa JOIN orders o ON o.id = oa.order_id
                            WHERE oa.authorization_id = a.id AND o.profile = $6)
              ORDER BY a.expires_at DESC LIMIT 1",
-        )
-        .bind(account_id)
-        .bind(&identifier.kind)
-        .bind(&identifier.value)
-        .bind(i64::from(wildcard))
-        .bind(now)
-        .bind(profile)
-        .fetch_optional(&self.pool)
-        .await?)
-    }
+    )
+    .bind(account_id)
+    .bind(identifier.kind.as_str())
+    .bind(&identifier.value)
+    .bind(i64::from(wildcard))
+    .bind(now)
+    .bind(profile)
+    .fetch_optional(&mut *connection)
+    .await?)
+}
 
+impl Store {
     /// The certificate with this serial (lower-case hex, no separators).
     pub async fn certificate_by_serial(&self, serial: &str) -> StoreResult<Option<Certificate>> {
         let id: Option<String> =

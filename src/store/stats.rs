@@ -46,6 +46,36 @@ impl Store {
         now: i64,
         horizons: &[Duration],
     ) -> StoreResult<Vec<ProfileCertificates>> {
+        self.in_use("profile", "certificates", "", now, horizons)
+            .await
+    }
+
+    /// [`Store::valid_certificates_by_profile`] for the leaf certificates
+    /// the inventory sync found at Vault, by mount (in `profile`).
+    pub async fn valid_vault_certificates_by_mount(
+        &self,
+        now: i64,
+        horizons: &[Duration],
+    ) -> StoreResult<Vec<ProfileCertificates>> {
+        self.in_use(
+            "mount",
+            "vault_certificates",
+            " AND is_ca = 0",
+            now,
+            horizons,
+        )
+        .await
+    }
+
+    /// Certificates of `table` in use and not superseded, grouped by `group`.
+    async fn in_use(
+        &self,
+        group: &str,
+        table: &str,
+        condition: &str,
+        now: i64,
+        horizons: &[Duration],
+    ) -> StoreResult<Vec<ProfileCertificates>> {
         // $1 is `now`; $2… the ends of the horizons, one column each.
         let within: String = (0..horizons.len())
             .map(|index| {
@@ -56,9 +86,9 @@ impl Store {
             })
             .collect();
         let sql = format!(
-            "SELECT profile, COUNT(*) AS valid, MIN(not_after) AS earliest{within}
-             FROM certificates WHERE revoked_at IS NULL AND not_after > $1
-             GROUP BY profile ORDER BY profile"
+            "SELECT {group} AS profile, COUNT(*) AS valid, MIN(not_after) AS earliest{within}
+             FROM {table} WHERE revoked_at IS NULL AND not_after > $1 AND superseded_by IS NULL{condition}
+             GROUP BY {group} ORDER BY {group}"
         );
         let mut query = sqlx::query(&sql).bind(now);
         for horizon in horizons {

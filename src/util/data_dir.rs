@@ -5,7 +5,15 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
 /// Creates `path` (and its parents) with mode 0700 unless it exists.
+/// A file in its place is named as such: the OS's own "File exists" does
+/// not tell an operator that `--data-dir` points at a file.
 pub fn create(path: &Path) -> std::io::Result<()> {
+    if path.exists() && !path.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            "exists and is not a directory; give --data-dir a directory (certgate makes it when missing)",
+        ));
+    }
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -33,6 +41,18 @@ pub fn create_private_file(path: &Path) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_file_where_the_data_dir_should_be_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("certgate-data");
+        std::fs::write(&path, "").unwrap();
+        let error = create(&path).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::NotADirectory);
+        assert!(error.to_string().contains("is not a directory"), "{error}");
+        create(&dir.path().join("a/b")).unwrap();
+        assert!(dir.path().join("a/b").is_dir());
+    }
 
     #[test]
     fn a_private_file_is_0600_and_an_existing_one_is_left_alone() {

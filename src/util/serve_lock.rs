@@ -112,6 +112,14 @@ impl ServeLock {
         Ok(Self { _file: file, path })
     }
 
+    /// Whether a running serve holds the lock of `data_dir`; makes no file.
+    pub fn is_held(data_dir: &Path) -> bool {
+        match File::open(data_dir.join(LOCK_FILE)) {
+            Ok(file) => matches!(file.try_lock(), Err(TryLockError::WouldBlock)),
+            Err(_) => false,
+        }
+    }
+
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path

@@ -4,10 +4,10 @@
 
 pub mod caa;
 mod dns01;
-mod dns_persist;
+pub mod dns_persist;
 mod http01;
 pub mod resolver;
-mod tls_alpn01;
+pub mod tls_alpn01;
 
 use std::net::IpAddr;
 
@@ -72,10 +72,9 @@ pub struct Verdict {
 }
 
 impl ValidationSubject<'_> {
-    /// Stored identifiers passed the order's checks, so their kind is known;
-    /// anything else is treated as a name.
+    /// The kind of identifier being validated.
     pub fn kind(&self) -> IdentifierKind {
-        self.identifier.known_kind().unwrap_or(IdentifierKind::Dns)
+        self.identifier.kind
     }
 
     /// The addresses of `name` validation may connect to; a problem naming
@@ -232,12 +231,13 @@ impl Validator {
         let outcome = match result {
             Ok(()) => {
                 // Routine: the issuance that follows is the INFO line; a
-                // failure below is one too, since someone must act on it.
+                // failure below is a WARN, with its reason, since someone
+                // must act on it.
                 tracing::debug!(%name, %kind, elapsed_ms = started.elapsed().as_millis() as u64, "challenge valid");
                 ValidationOutcome::Valid
             }
             Err(problem) => {
-                tracing::info!(%name, %kind, %problem, "challenge invalid");
+                tracing::warn!(%name, %kind, %problem, "challenge invalid");
                 ValidationOutcome::Invalid(problem)
             }
         };

@@ -16,7 +16,7 @@ use hickory_resolver::{ResolveError, TokioResolver};
 use super::caa::CaaRecord;
 
 /// A CAA record as the decision reads it.
-fn caa_record(caa: &CAA) -> CaaRecord {
+pub fn caa_record(caa: &CAA) -> CaaRecord {
     let tag = match caa.tag() {
         Property::Issue => "issue".to_owned(),
         Property::IssueWild => "issuewild".to_owned(),
@@ -48,7 +48,7 @@ fn caa_record(caa: &CAA) -> CaaRecord {
 
 /// One TXT record's character-strings, joined (RFC 8555 §8.4, and the
 /// draft's long dns-persist-01 values split across strings).
-fn joined(txt: &TXT) -> String {
+pub fn joined(txt: &TXT) -> String {
     txt.txt_data()
         .iter()
         .map(|part| String::from_utf8_lossy(part))

@@ -145,7 +145,7 @@ fn reverse_name(ip: IpAddr) -> String {
 }
 
 /// Checks the challenge certificate; the reason it fails, if it does.
-fn check_certificate(der: &[u8], identifier: &SanValue, digest: &[u8]) -> Result<(), String> {
+pub fn check_certificate(der: &[u8], identifier: &SanValue, digest: &[u8]) -> Result<(), String> {
     let (_, cert) = X509Certificate::from_der(der)
         .map_err(|e| format!("the certificate does not parse: {e}"))?;
     if cert.subject().as_raw() != cert.issuer().as_raw() || cert.verify_signature(None).is_err() {
@@ -187,7 +187,7 @@ fn check_certificate(der: &[u8], identifier: &SanValue, digest: &[u8]) -> Result
 }
 
 /// The one SAN a challenge certificate may carry.
-enum SanValue {
+pub enum SanValue {
     Dns(String),
     Ip(IpAddr),
 }

@@ -9,9 +9,10 @@
 //! is down and releases them all the moment it answers again. It knows
 //! nothing of ACME.
 
-mod endpoints;
+pub mod endpoints;
 mod error;
 pub mod health;
+mod inventory;
 pub mod role_rules;
 mod token;
 
@@ -31,6 +32,7 @@ use vaultrs::error::ClientError;
 
 pub use error::VaultError;
 pub use health::Availability;
+pub use inventory::StoredCertificate;
 pub use token::TokenInfo;
 
 use health::{Health, Outcome};

@@ -30,6 +30,11 @@ pub struct RoleRules {
     /// Not a name rule, but read with them: a role that keeps no copy of
     /// what it signs (certgate keeps its own, so this is only reported).
     pub no_store: bool,
+    /// Also read with them: the lifetime (seconds) a certificate gets when
+    /// none is asked for, and the longest one may be; 0 leaves it to the
+    /// mount. The CA health check compares them with the CA's expiry.
+    pub ttl: u64,
+    pub max_ttl: u64,
 }
 
 impl Default for RoleRules {
@@ -46,6 +51,8 @@ impl Default for RoleRules {
             enforce_hostnames: true,
             allow_ip_sans: true,
             no_store: false,
+            ttl: 0,
+            max_ttl: 0,
         }
     }
 }

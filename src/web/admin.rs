@@ -280,6 +280,9 @@ struct ListQuery {
     expiring_within: Option<String>,
     #[serde(default)]
     revoked: bool,
+    /// Superseded certificates too, as `certs list --all`.
+    #[serde(default)]
+    all: bool,
 }
 
 async fn list_certificates(
@@ -291,6 +294,7 @@ async fn list_certificates(
         query.profile,
         query.expiring_within.as_deref(),
         query.revoked,
+        query.all,
         now,
     )?;
     Ok(Json(

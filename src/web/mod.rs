@@ -9,6 +9,7 @@ pub mod connections;
 pub mod extract;
 pub mod nonce;
 pub mod ops;
+pub mod problems;
 pub mod request;
 pub mod response;
 pub mod track_requests;
@@ -24,6 +25,7 @@ use crate::issuer::local::CRL_PATH;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::domain::accounts::AccountKeys;
 use crate::domain::profiles::Profiles;
 use crate::domain::workers::Workers;
 use crate::protocol::problem::Problem;
@@ -72,6 +74,9 @@ pub struct AcmeState {
     pub external_url: Option<String>,
     /// The embedded root, served at `/ca/root.pem`.
     pub root_pem: Arc<str>,
+    /// The last check of the CAs the profiles sign under, for `/metrics`
+    /// and `/status`.
+    pub ca_health: Arc<crate::domain::ca_health::CaHealth>,
     /// The key that decrypts external account keys (`eab_key_file`).
     pub eab: crate::domain::eab::Keyring,
     /// What certgate counts, for `/metrics`.
@@ -98,8 +103,26 @@ impl axum::extract::FromRef<AcmeState> for request::RequestChecks {
         Self {
             urls: urls::UrlSource::from_ref(state),
             nonces: state.nonces.clone(),
-            store: state.store.clone(),
+            accounts: AccountKeys::from_ref(state),
         }
+    }
+}
+
+impl axum::extract::FromRef<AcmeState> for crate::domain::finalize::Finalize {
+    fn from_ref(state: &AcmeState) -> Self {
+        Self {
+            store: state.store.clone(),
+            workers: state.workers.clone(),
+            rate_limits: state.rate_limits,
+            clock: state.clock.clone(),
+            answer_wait: state.lifetimes.answer_wait,
+        }
+    }
+}
+
+impl axum::extract::FromRef<AcmeState> for AccountKeys {
+    fn from_ref(state: &AcmeState) -> Self {
+        AccountKeys::new(state.store.clone())
     }
 }
 
@@ -133,6 +156,7 @@ parts_of_the_state! {
     audit: crate::audit::AuditLog,
     readiness: Arc<crate::domain::readiness::ReadinessProbe>,
     vault: Option<Arc<crate::vault::Vault>>,
+    ca_health: Arc<crate::domain::ca_health::CaHealth>,
 }
 
 /// Unknown paths and methods of the operators' routes, as problem documents.

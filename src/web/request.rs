@@ -11,11 +11,12 @@ use serde::de::DeserializeOwned;
 
 use super::nonce::Nonces;
 use super::urls::{UrlSource, Urls};
+use crate::domain::accounts::AccountKeys;
 use crate::protocol::jwk::PublicJwk;
 use crate::protocol::jws::{KeyRef, ParsedJws};
 use crate::protocol::problem::{Problem, ProblemType};
 use crate::protocol::status::AccountStatus;
-use crate::store::{Account, Store};
+use crate::store::Account;
 
 /// Largest request body accepted: a CSR with a 8192-bit key and a hundred
 /// names fits many times over.
@@ -36,7 +37,7 @@ pub enum SignedBy {
 pub struct RequestChecks {
     pub urls: UrlSource,
     pub nonces: Arc<Nonces>,
-    pub store: Store,
+    pub accounts: AccountKeys,
 }
 
 #[derive(Debug)]
@@ -124,14 +125,14 @@ where
                 ))
                 .with_status(StatusCode::PAYLOAD_TOO_LARGE)
             })?;
-        let jws = ParsedJws::parse(&body)?;
-
         // Routes are nested under /acme, which axum strips from `parts.uri`;
         // the URL the client signed is the original one.
         let uri = parts
             .extensions
             .get::<OriginalUri>()
             .map_or(&parts.uri, |original| &original.0);
+        let jws = ParsedJws::parse(&body)?;
+
         let request_url = format!(
             "{}{}",
             urls.base(),
@@ -157,7 +158,7 @@ where
                 SignedBy::Key(key.clone())
             }
             KeyRef::Kid(kid) => {
-                let account = lookup_account(&checks.store, &urls, kid).await?;
+                let account = lookup_account(&checks.accounts, &urls, kid).await?;
                 // A key accepted before the key policy tightened: say so
                 // rather than fail as an internal error.
                 let key = PublicJwk::parse(&account.jwk).map_err(|e| {
@@ -171,10 +172,7 @@ where
                 })?;
                 jws.verify(&key)?;
                 if account.status != AccountStatus::Valid {
-                    return Err(Problem::unauthorized(format!(
-                        "account is {}",
-                        account.status
-                    )));
+                    return Err(Problem::account_not_valid(account.status));
                 }
                 tracing::Span::current().record("account", account.id.as_str());
                 SignedBy::Account(account)
@@ -199,7 +197,11 @@ fn bad_nonce() -> Problem {
     )
 }
 
-async fn lookup_account(store: &Store, urls: &Urls, kid: &str) -> Result<Account, Problem> {
+async fn lookup_account(
+    accounts: &AccountKeys,
+    urls: &Urls,
+    kid: &str,
+) -> Result<Account, Problem> {
     let unknown = || {
         Problem::new(
             ProblemType::AccountDoesNotExist,
@@ -207,7 +209,7 @@ async fn lookup_account(store: &Store, urls: &Urls, kid: &str) -> Result<Account
         )
     };
     let id = urls.account_id_from_kid(kid).ok_or_else(unknown)?;
-    store
+    accounts
         .account(id)
         .await
         .map_err(|e| Problem::internal("reading the account", &e))?

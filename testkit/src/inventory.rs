@@ -74,8 +74,9 @@ pub fn audited(data_dir: &std::path::Path, event: &str) -> Vec<Value> {
         .collect()
 }
 
-/// The serials `certgate certs list --json` prints for `data_dir`: what an
-/// operator sees, read by the built binary beside (or after) the server.
+/// The serials `certgate certs list --all --json` prints for `data_dir`:
+/// every certificate an operator can see, the ones a renewal superseded
+/// included, read by the built binary beside (or after) the server.
 pub async fn listed_serials(data_dir: &std::path::Path) -> BTreeSet<String> {
     listed_serials_with(data_dir, &[]).await
 }
@@ -83,7 +84,7 @@ pub async fn listed_serials(data_dir: &std::path::Path) -> BTreeSet<String> {
 /// [`listed_serials`] with more flags (`--database-url …`).
 pub async fn listed_serials_with(data_dir: &std::path::Path, flags: &[&str]) -> BTreeSet<String> {
     let output = crate::process::certgate_command()
-        .args(["certs", "list", "--json", "--data-dir"])
+        .args(["certs", "list", "--all", "--json", "--data-dir"])
         .arg(data_dir)
         .args(flags)
         .output()

@@ -327,3 +327,26 @@ impl Exposition {
             .collect()
     }
 }
+
+/// Scrapes `url` until a strictly parsed scrape has a sample named `name`
+/// with `labels` (a background task's first result), for at most 10 s.
+pub async fn scrape_until_present(
+    https: &reqwest::Client,
+    url: &str,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Exposition {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = https.get(url).send().await.unwrap().text().await.unwrap();
+        let scrape = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        if scrape.matching(name, labels).next().is_some() {
+            return scrape;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {name} {labels:?} in {url} after 10 s:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -97,14 +97,20 @@ pub struct RawClient {
     pub kid: Option<String>,
 }
 
+/// An HTTPS client that trusts `root_pem` (certgate's root): for a test's
+/// GETs of `/metrics`, `/status` and the like, and under [`RawClient`].
+pub fn https_trusting(root_pem: &std::path::Path) -> reqwest::Client {
+    let root = std::fs::read(root_pem).unwrap();
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&root).unwrap())
+        .build()
+        .unwrap()
+}
+
 impl RawClient {
     /// A client of the server whose directory is at `directory_url`, trusting `root_pem`.
     pub async fn new(directory_url: &str, root_pem: &std::path::Path) -> Self {
-        let root = reqwest::Certificate::from_pem(&std::fs::read(root_pem).unwrap()).unwrap();
-        let http = reqwest::Client::builder()
-            .add_root_certificate(root)
-            .build()
-            .unwrap();
+        let http = https_trusting(root_pem);
         let directory = http
             .get(directory_url)
             .send()

@@ -44,6 +44,10 @@ impl Lego {
     }
 
     fn command(&self) -> Command {
+        self.command_for(&LEGO_NAMES)
+    }
+
+    fn command_for(&self, names: &[&str]) -> Command {
         let mut command = Command::new("lego");
         command
             .env("LEGO_CA_CERTIFICATES", &self.0.root_pem)
@@ -54,7 +58,7 @@ impl Lego {
             .args(["--email", "lego@example.test", "--accept-tos"])
             .args(["--key-type", "ec256", "--http", "--http.port"])
             .arg(format!("127.0.0.1:{}", self.0.http01_port));
-        for name in LEGO_NAMES {
+        for name in names {
             command.args(["-d", name]);
         }
         command
@@ -70,6 +74,14 @@ impl Lego {
         let mut command = self.command();
         command.args(["renew", "--days", "99999", "--no-random-sleep"]);
         run_client("lego renew", command, logs).await;
+    }
+
+    /// Revokes the certificate `run` or `renew` saved (lego files it
+    /// under its first name, and revokes one file per `-d`).
+    pub async fn revoke(&self, logs: &dyn Fn() -> String) {
+        let mut command = self.command_for(&LEGO_NAMES[..1]);
+        command.arg("revoke");
+        run_client("lego revoke", command, logs).await;
     }
 
     /// The leaf followed by the issuer.

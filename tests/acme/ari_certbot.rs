@@ -292,11 +292,7 @@ struct Ari {
 
 impl Ari {
     async fn new(directory: &str, root_pem: &Path) -> Self {
-        let root = reqwest::Certificate::from_pem(&std::fs::read(root_pem).unwrap()).unwrap();
-        let http = reqwest::Client::builder()
-            .add_root_certificate(root)
-            .build()
-            .unwrap();
+        let http = certgate_testkit::raw_client::https_trusting(root_pem);
         let directory: Value = http
             .get(directory)
             .send()

@@ -400,7 +400,8 @@ async fn every_bad_request_gets_its_problem_type_and_status() {
                 Some(order_with(json!([{"type": "dns", "value": "a.test"}]))),
             )
             .await,
-        status: 403,
+        // RFC 8555 §7.3.6: 401, not the 403 of other unauthorized requests.
+        status: 401,
         problem: "unauthorized",
     });
 

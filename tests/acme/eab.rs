@@ -92,6 +92,24 @@ async fn lego_and_certbot_issue_with_external_account_binding() {
         assert!(line.contains("state=bound:"), "{line}");
         assert!(!listing.contains(&key.hmac), "list never shows HMAC keys");
     }
+    let json = certgate_eab(data_dir.path(), &config, &["list", "--json"]).await;
+    let keys: Vec<serde_json::Value> = serde_json::from_str(&json).expect(&json);
+    for key in [&lego_key, &certbot_key] {
+        let entry = keys
+            .iter()
+            .find(|k| k["kid"] == key.kid.as_str())
+            .unwrap_or_else(|| panic!("{} not in the JSON listing:\n{json}", key.kid));
+        assert_eq!(entry["state"], "bound", "{entry}");
+        assert_eq!(entry["profile"], "default", "{entry}");
+        assert!(
+            entry["account"].is_string() && entry["bound"].is_string(),
+            "{entry}"
+        );
+        assert!(
+            !json.contains(&key.hmac),
+            "the JSON listing never shows HMAC keys"
+        );
+    }
     let log = certgate.log();
     assert!(
         !log.contains(&lego_key.hmac) && !log.contains(&certbot_key.hmac),
@@ -522,6 +540,7 @@ async fn revoking_a_key_stops_what_its_account_already_started() {
     assert!(out.contains("deactivated account"), "{out}");
     let reply = second.post(second.kid.as_deref().unwrap(), None).await;
     assert_eq!(reply.problem_type(), "unauthorized", "{:?}", reply.json());
+    assert_eq!(reply.status, 401, "RFC 8555 §7.3.6: {:?}", reply.json());
     let order = setup
         .instance
         .store()

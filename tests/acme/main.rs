@@ -21,5 +21,6 @@ mod resources;
 mod restart;
 mod revoke;
 mod substitutes;
+mod superseded;
 mod tls_alpn01;
 mod validation_retry;

@@ -149,6 +149,23 @@ async fn the_admin_api_needs_the_token_and_serves_the_inventory() {
     .await;
     problem(get("certificates/0badc0de", Some(TOKEN)).await, 404).await;
 
+    // A renewal supersedes: listed again only with `all`, as `certs list --all`.
+    let renewed = leaf_serial(&short.issue(&served.http01, &["a.short.example"]).await);
+    assert_eq!(
+        serials(&get_json("certificates").await),
+        [renewed.clone(), long_serial.clone()].into()
+    );
+    let every = get_json("certificates?all=true").await;
+    assert_eq!(
+        serials(&every),
+        [short_serial.clone(), renewed, long_serial.clone()].into()
+    );
+    assert!(every
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["serial"] == short_serial.as_str() && c["superseded"] == true));
+
     let accounts = get_json("accounts").await;
     assert_eq!(accounts.as_array().unwrap().len(), 2, "{accounts}");
     let long_id = long.kid.as_deref().unwrap().rsplit('/').next().unwrap();

@@ -5,8 +5,10 @@
 //! binary; the YAML and HCL parse, and the values that must agree across
 //! files (certgate's names, the directory URLs) do; the systemd unit
 //! verifies; the image is built by the script CI runs; the README's quick
-//! start is run by CI; the error texts the troubleshooting page quotes are
-//! ones certgate's source produces; relative links lead to files.
+//! start and first certificate are run by CI; the error texts the
+//! troubleshooting page quotes are ones certgate's source produces; the
+//! certgate commands the README and docs show use flags the binary has;
+//! relative links lead to files.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -314,6 +316,7 @@ fn keys_by_table(toml_text: &str) -> Vec<(String, String)> {
 
 #[test]
 fn the_example_config_names_every_setting_and_is_what_config_example_prints() {
+    use certgate::config::inventory::InventoryFile;
     use certgate::config::profiles::ProfileFile;
     use certgate::config::vault::{AuthFile, VaultFile};
     use certgate::config::ServeFlags;
@@ -331,12 +334,14 @@ fn the_example_config_names_every_setting_and_is_what_config_example_prints() {
         ("profiles.*", canonical_field_names::<ProfileFile>()),
         ("vault", canonical_field_names::<VaultFile>()),
         ("vault.auth", canonical_field_names::<AuthFile>()),
+        ("inventory", canonical_field_names::<InventoryFile>()),
     ] {
         for field in fields {
             // Tables are shown by their headers, not as keys.
             let as_table = match (table, field) {
                 ("", "profiles") => Some("profiles.*"),
                 ("", "vault") => Some("vault"),
+                ("", "inventory") => Some("inventory"),
                 ("vault", "auth") => Some("vault.auth"),
                 _ => None,
             };
@@ -359,6 +364,7 @@ fn the_example_config_names_every_setting_and_is_what_config_example_prints() {
         "profiles.*" => field_names::<ProfileFile>(),
         "vault" => field_names::<VaultFile>(),
         "vault.auth" => field_names::<AuthFile>(),
+        "inventory" => field_names::<InventoryFile>(),
         other => panic!("deploy/certgate.example.toml has a table [{other}]"),
     };
     for (table, key) in &shown {
@@ -1156,23 +1162,16 @@ fn the_image_is_built_by_the_script_ci_runs() {
     );
 }
 
-#[test]
-fn every_quick_start_command_is_run_by_ci() {
-    let readme = read("README.md");
-    let quick_start = code_blocks(&readme, "sh")
-        .into_iter()
-        .next()
-        .expect("the README opens with a sh block");
-    assert!(
-        readme.find("```sh") < readme.find("\n## "),
-        "the first sh block is the quick start, before any section"
-    );
+/// Panics unless each command of `block` (one a line, a trailing `# …`
+/// comment aside) is run word for word by .ci/run or scripts/test.sh;
+/// returns how many commands it checked.
+fn assert_run_by_ci(block: &str, what: &str) -> usize {
     let ci: Vec<String> = commands(&read(".ci/run"))
         .into_iter()
         .chain(commands(&read("scripts/test.sh")))
         .collect();
     let mut checked = 0;
-    for line in quick_start.lines() {
+    for line in block.lines() {
         let command = line.split(" #").next().unwrap().trim();
         if command.is_empty() {
             continue;
@@ -1189,11 +1188,71 @@ fn every_quick_start_command_is_run_by_ci() {
         });
         assert!(
             run,
-            "the quick start's `{command}` is not run by .ci/run or scripts/test.sh"
+            "{what}'s `{command}` is not run by .ci/run or scripts/test.sh"
         );
         checked += 1;
     }
+    checked
+}
+
+#[test]
+fn every_quick_start_command_is_run_by_ci() {
+    let readme = read("README.md");
+    let quick_start = code_blocks(&readme, "sh")
+        .into_iter()
+        .next()
+        .expect("the README opens with a sh block");
+    assert!(
+        readme.find("```sh") < readme.find("\n## "),
+        "the first sh block is the quick start, before any section"
+    );
+    let checked = assert_run_by_ci(&quick_start, "the quick start");
     assert!(checked >= 2, "the quick start has {checked} commands");
+}
+
+/// The README's prerequisites name the Rust version Cargo.toml requires.
+#[test]
+fn the_readme_names_the_rust_version_cargo_requires() {
+    let manifest: toml::Value = toml::from_str(&read("Cargo.toml")).unwrap();
+    let minimum = manifest["package"]["rust-version"].as_str().unwrap();
+    let readme = read("README.md");
+    let prerequisites = readme
+        .split("\n## ")
+        .find(|s| s.starts_with("Prerequisites"))
+        .expect("the README has a section \"Prerequisites\"");
+    assert!(
+        prerequisites.contains(&format!("Rust {minimum} or later")),
+        "the README's prerequisites do not say Rust {minimum} or later:\n{prerequisites}"
+    );
+    assert!(prerequisites.contains("libssl-dev") && prerequisites.contains("pkg-config"));
+}
+
+/// The README's first certificate is run by CI against the quick start's
+/// server, word for word, as the quick start is.
+#[test]
+fn every_first_certificate_command_is_run_by_ci() {
+    let readme = read("README.md");
+    let section = readme
+        .split("\n## ")
+        .find(|s| s.starts_with("A first certificate"))
+        .expect("the README has a section \"A first certificate\"");
+    let block = code_blocks(section, "sh")
+        .into_iter()
+        .next()
+        .expect("the first-certificate section has a sh block");
+    assert!(
+        block.contains("lego ") && block.contains("-d localhost"),
+        "the first certificate is lego's, for localhost:\n{block}"
+    );
+    let checked = assert_run_by_ci(&block, "the first certificate");
+    assert!(checked >= 2, "the first certificate has {checked} commands");
+    // The quick start's server is the one it runs against: the same
+    // directory URL and root file as the server started with no settings.
+    assert!(
+        block.contains("--server https://127.0.0.1:8443/acme/directory")
+            && block.contains("LEGO_CA_CERTIFICATES=certgate-data/ca/root.pem"),
+        "{block}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1377,6 +1436,112 @@ fn each_certgate_message_in_troubleshooting_comes_from_the_source() {
     assert!(
         checked >= 12,
         "only {checked} certgate messages found in the table"
+    );
+}
+
+/// The certgate command lines in the sh blocks of a Markdown text: lines
+/// joined where they end in `\`, split at `|`, `&&` and `;`, comments
+/// dropped, each as its words after `certgate` (a leading `$ `, `sudo` and
+/// `VAR=value` words skipped).
+fn certgate_command_lines(markdown: &str) -> Vec<Vec<String>> {
+    let mut found = Vec::new();
+    for block in code_blocks(markdown, "sh") {
+        let joined = block.replace("\\\n", " ");
+        for line in joined.lines() {
+            let line = line.split(" #").next().unwrap();
+            if line.trim_start().starts_with('#') {
+                continue;
+            }
+            for segment in line.split(['|', ';']).flat_map(|s| s.split("&&")) {
+                let mut words = segment
+                    .split_whitespace()
+                    .skip_while(|w| *w == "$" || *w == "sudo" || w.contains('='));
+                if words.next() == Some("certgate") {
+                    found.push(words.map(str::to_owned).collect());
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Every `certgate …` command in an sh block of the README, docs/ and
+/// deploy/ names subcommands and `--flags` the binary has: each flag is
+/// in the `--help` of the subcommand it is given to.
+#[test]
+fn every_certgate_command_in_the_docs_uses_flags_certgate_knows() {
+    let mut pages = vec![repo().join("README.md")];
+    pages.extend(files_under("docs", &[".md"]));
+    pages.extend(files_under("deploy", &[".md"]));
+    let mut helps: std::collections::BTreeMap<Vec<String>, Option<String>> = Default::default();
+    let mut help_of = |path: &[String]| -> Option<String> {
+        helps
+            .entry(path.to_vec())
+            .or_insert_with(|| {
+                let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+                args.push("--help");
+                let output = certgate(&args);
+                output
+                    .status
+                    .success()
+                    .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+            })
+            .clone()
+    };
+    let mut checked = 0;
+    for page in pages {
+        let markdown = std::fs::read_to_string(&page).unwrap();
+        for words in certgate_command_lines(&markdown) {
+            // The subcommand path: the leading words that name a command
+            // (`certs list`), up to the first flag or argument.
+            let mut path: Vec<String> = Vec::new();
+            for word in words.iter().take_while(|w| !w.starts_with('-')) {
+                let mut longer = path.clone();
+                longer.push(word.clone());
+                if help_of(&longer).is_none() {
+                    break;
+                }
+                path = longer;
+            }
+            assert!(
+                !path.is_empty(),
+                "{}: `certgate {}` names no command certgate has",
+                shown(&page),
+                words.join(" ")
+            );
+            let help = help_of(&path).unwrap();
+            assert!(
+                !help.contains("\nCommands:"),
+                "{}: `certgate {}` stops at `{}`, which needs one of its commands",
+                shown(&page),
+                words.join(" "),
+                path.join(" ")
+            );
+            for flag in words.iter().filter(|w| w.starts_with("--")) {
+                let name = flag.split('=').next().unwrap();
+                assert!(
+                    name == "--help"
+                        || help.contains(&format!("{name} "))
+                        || help.contains(&format!("{name}\n")),
+                    "{}: `certgate {}` gives {name}, which `certgate {} --help` does not list",
+                    shown(&page),
+                    words.join(" "),
+                    path.join(" ")
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} certgate commands found");
+    // The reader itself: continuation lines, pipes, prompts and comments.
+    assert_eq!(
+        certgate_command_lines(
+            "```sh\n$ sudo X=1 certgate certs list \\\n  --json | jq . # --nope\ncurl x | certgate ca verify --fingerprint F\n```\n"
+        ),
+        [
+            vec!["certs", "list", "--json"],
+            vec!["ca", "verify", "--fingerprint", "F"]
+        ]
     );
 }
 

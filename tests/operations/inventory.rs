@@ -251,7 +251,7 @@ async fn accounts_list_and_deactivate() {
             Some(json!({"identifiers": [{"type": "dns", "value": "again.example"}]})),
         )
         .await;
-    assert_eq!(refused.status, 403, "{:?}", refused.json());
+    assert_eq!(refused.status, 401, "{:?}", refused.json());
     assert_eq!(refused.problem_type(), "unauthorized");
     // The other account still orders.
     idle.new_order(&["idle.example"]).await;
@@ -286,4 +286,115 @@ async fn accounts_list_and_deactivate() {
         String::from_utf8_lossy(&unknown.stderr).contains("there is no account"),
         "{unknown:?}"
     );
+}
+
+/// The serial `openssl x509` reads from the PEM file at `path`, lower case.
+fn openssl_pem_serial(path: &std::path::Path) -> String {
+    let output = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-serial", "-in"])
+        .arg(path)
+        .output()
+        .expect("running openssl");
+    assert!(
+        output.status.success(),
+        "openssl cannot read {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .trim_start_matches("serial=")
+        .to_ascii_lowercase()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn certs_export_writes_the_current_certificate_of_each_name_set() {
+    let instance = Instance::start_with_config(Some(TWO_LIFETIMES.into())).await;
+    let client = instance.registered_client("long").await;
+    let first = client.issue(&instance.http01, &["web.example"]).await;
+    let renewed = client.issue(&instance.http01, &["web.example"]).await;
+    let other = client
+        .issue(&instance.http01, &["api.example", "www.api.example"])
+        .await;
+    assert_ne!(leaf_serial(&first), leaf_serial(&renewed));
+
+    let out = tempfile::tempdir().unwrap();
+    let pem_dir = out.path().join("pem");
+    stdout_of(
+        &instance,
+        &["certs", "export", "--dir", pem_dir.to_str().unwrap()],
+    )
+    .await;
+    let mut files: Vec<String> = std::fs::read_dir(&pem_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["api.example.pem", "web.example.pem"]);
+    // The renewal, not the certificate it superseded, with its chain.
+    let web = pem_dir.join("web.example.pem");
+    assert_eq!(openssl_pem_serial(&web), leaf_serial(&renewed));
+    assert_eq!(
+        chain_ders(&std::fs::read_to_string(&web).unwrap()).len(),
+        chain_ders(&renewed).len()
+    );
+    assert_eq!(
+        openssl_pem_serial(&pem_dir.join("api.example.pem")),
+        leaf_serial(&other)
+    );
+
+    let der_dir = out.path().join("der");
+    stdout_of(
+        &instance,
+        &[
+            "certs",
+            "export",
+            "--dir",
+            der_dir.to_str().unwrap(),
+            "--format",
+            "der",
+            "--source",
+            "acme",
+        ],
+    )
+    .await;
+    let der = std::fs::read(der_dir.join("web.example.der")).unwrap();
+    assert_eq!(openssl_der_serial(&der), leaf_serial(&renewed));
+}
+
+/// Waits until `path` holds a certificate with `serial` (as openssl reads it).
+async fn exported(path: &std::path::Path, serial: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if path.exists() && openssl_pem_serial(path) == serial {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} never held {serial}",
+            path.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_serve_time_export_folder_follows_a_renewal() {
+    let folder = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{TWO_LIFETIMES}[inventory]\nsync_interval = \"1s\"\nexport_dir = \"{}\"\n",
+        folder.path().display()
+    );
+    let instance = Instance::start_with_config(Some(config)).await;
+    let client = instance.registered_client("long").await;
+    let first = client.issue(&instance.http01, &["svc.example"]).await;
+    let path = folder.path().join("svc.example.pem");
+    exported(&path, &leaf_serial(&first)).await;
+    let renewed = client.issue(&instance.http01, &["svc.example"]).await;
+    exported(&path, &leaf_serial(&renewed)).await;
+    let leftovers: Vec<_> = std::fs::read_dir(folder.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "no temporary files left: {leftovers:?}");
 }

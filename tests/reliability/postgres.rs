@@ -35,7 +35,7 @@ const ISSUANCES_PER_FLOW: usize = 2;
 /// `certgate migrate` processes started at once on one fresh database.
 const MIGRATORS: usize = 4;
 /// The migrations of migrations/postgres.
-const MIGRATIONS: usize = 9;
+const MIGRATIONS: usize = 10;
 /// `--work-lease` of the takeover test: short, so that it takes seconds.
 const WORK_LEASE: Duration = Duration::from_secs(3);
 

@@ -18,11 +18,19 @@ use certgate_testkit::raw_client::{challenge_of, AccountKey, RawClient};
 const FLOWS: usize = 32;
 const ROUNDS: usize = 3;
 const ROUND_LENGTH: Duration = Duration::from_secs(3);
+/// The storm goes on past its rounds until this many accounts and orders
+/// were answered as created, so that a machine slowed down by other work
+/// still tests something; it fails only if that takes longer than
+/// `STORM_DEADLINE`.
+const ENOUGH_ACCOUNTS: usize = 10;
+const ENOUGH_ORDERS: usize = 10;
+const STORM_DEADLINE: Duration = Duration::from_secs(120);
 /// Client-side timeouts: half are drawn below the first bound, cutting
 /// requests off at any point of their way; half up to the second, so that
-/// flows get far enough to create, validate and finalize.
+/// flows get far enough to create, validate and finalize even on a busy
+/// machine.
 const SHORT_PATIENCE_MS: u64 = 30;
-const LONG_PATIENCE_MS: u64 = 600;
+const LONG_PATIENCE_MS: u64 = 2_000;
 
 /// What the clients were told was created.
 #[derive(Default)]
@@ -140,7 +148,18 @@ async fn clients_that_hang_up_mid_request_lose_nothing_they_were_told_was_stored
     let template = Arc::new(RawClient::new(&directory, &root_pem).await);
 
     let answered = Arc::new(Mutex::new(Answered::default()));
-    for _ in 0..ROUNDS {
+    let storm_began = tokio::time::Instant::now();
+    let enough = |answered: &Mutex<Answered>| {
+        let answered = answered.lock().unwrap();
+        answered.accounts.len() >= ENOUGH_ACCOUNTS && answered.orders.len() >= ENOUGH_ORDERS
+    };
+    let mut round = 0;
+    while round < ROUNDS || !enough(&answered) {
+        assert!(
+            storm_began.elapsed() < STORM_DEADLINE,
+            "after {STORM_DEADLINE:?} of storm, too little was answered: the timeouts cut off everything"
+        );
+        round += 1;
         let until = tokio::time::Instant::now() + ROUND_LENGTH;
         let flows: Vec<_> = (0..FLOWS)
             .map(|_| {
@@ -157,15 +176,6 @@ async fn clients_that_hang_up_mid_request_lose_nothing_they_were_told_was_stored
         }
     }
     let answered = Arc::into_inner(answered).unwrap().into_inner().unwrap();
-    assert!(
-        answered.accounts.len() >= 10,
-        "only {} accounts were answered: the timeouts cut off everything",
-        answered.accounts.len()
-    );
-    assert!(
-        !answered.orders.is_empty(),
-        "no order was answered: the timeouts cut off everything"
-    );
 
     // Everything answered as created exists, as its owner sees it.
     for account in &answered.accounts {
@@ -227,7 +237,7 @@ async fn clients_that_hang_up_mid_request_lose_nothing_they_were_told_was_stored
     }
     assert!(certgate.stop().await.success());
     println!(
-        "storm: {} accounts and {} orders answered as created, all found",
+        "storm: {round} rounds, {} accounts and {} orders answered as created, all found",
         answered.accounts.len(),
         answered.orders.len()
     );

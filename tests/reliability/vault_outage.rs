@@ -139,11 +139,7 @@ impl Lab {
     }
 
     async fn scrape(&self) -> openmetrics::Exposition {
-        let root = std::fs::read(self.instance.root_pem_path()).unwrap();
-        let https = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&root).unwrap())
-            .build()
-            .unwrap();
+        let https = certgate_testkit::raw_client::https_trusting(&self.instance.root_pem_path());
         let text = https
             .get(format!("{}/metrics", self.instance.base_url()))
             .send()

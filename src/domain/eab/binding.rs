@@ -16,7 +16,7 @@ use crate::protocol::problem::{Problem, ProblemType, Subproblem};
 use crate::store::eab::{BoundAccount, EabKeyRecord};
 use crate::store::{Account, NewAccount, Store};
 
-use super::{Keyring, NamesLimit, BINDING_ALGORITHM};
+use super::{HmacKey, Keyring, NamesLimit, BINDING_ALGORITHM};
 
 /// The binding newAccount must verify, if any: `None` when the profile
 /// does not use one (an `off` profile ignores a binding it is sent).
@@ -70,14 +70,22 @@ fn b64(field: &str, text: &str) -> Result<Vec<u8>, Problem> {
 }
 
 /// A binding JWS checked for form, its MAC not yet verified.
-struct Binding {
-    kid: String,
+pub struct Binding {
+    /// The external account key it names.
+    pub kid: String,
     signing_input: Vec<u8>,
     mac: Vec<u8>,
 }
 
+impl Binding {
+    /// Whether its MAC is that of `key`.
+    pub fn is_signed_with(&self, key: &HmacKey) -> bool {
+        key.verify(&self.signing_input, &self.mac)
+    }
+}
+
 /// RFC 8555 §7.3.4: everything about the binding that needs no key.
-fn parse_binding(
+pub fn parse_binding(
     value: &Value,
     new_account_url: &str,
     account_key: &PublicJwk,
@@ -170,7 +178,7 @@ async fn verify_binding(
         .load()
         .and_then(|kek| kek.open(&record))
         .map_err(|e| Problem::internal("reading an external account key", &e))?;
-    if !hmac_key.verify(&binding.signing_input, &binding.mac) {
+    if !binding.is_signed_with(&hmac_key) {
         tracing::info!(kid = %record.kid, "external account binding MAC does not verify");
         return Err(Problem::unauthorized(format!(
             "externalAccountBinding MAC does not verify with the HMAC key of {}",
@@ -236,21 +244,17 @@ pub async fn create_bound_account(
 /// newOrder (a challenge POST, finalize): an account bound with a key the
 /// operator has since revoked can finish nothing it started. Reading its
 /// resources, revoking its certificates and deactivating itself stay open.
-pub async fn check_binding_in_force(store: &Store, account_id: &str) -> Result<(), Problem> {
-    match store.eab_key_of_account(account_id).await? {
-        Some(record) => refuse_revoked(&record),
-        None => Ok(()),
+pub fn check_binding_in_force(account: &Account) -> Result<(), Problem> {
+    match &account.binding {
+        Some(binding) if binding.revoked => Err(revoked(&binding.kid)),
+        _ => Ok(()),
     }
 }
 
-fn refuse_revoked(record: &EabKeyRecord) -> Result<(), Problem> {
-    if record.revoked_at.is_some() {
-        return Err(Problem::unauthorized(format!(
-            "external account key {} that this account was bound with has been revoked",
-            record.kid
-        )));
-    }
-    Ok(())
+fn revoked(kid: &str) -> Problem {
+    Problem::unauthorized(format!(
+        "external account key {kid} that this account was bound with has been revoked"
+    ))
 }
 
 /// newOrder's check of the ordering account's binding (see the module
@@ -258,11 +262,15 @@ fn refuse_revoked(record: &EabKeyRecord) -> Result<(), Problem> {
 /// names limit of the key, with one subproblem per refused identifier.
 pub async fn check_new_order(
     store: &Store,
-    account_id: &str,
+    account: &Account,
     profile: &Profile,
     identifiers: &[OrderedIdentifier],
 ) -> Result<(), Problem> {
-    let record = store.eab_key_of_account(account_id).await?;
+    // The keyring is read only for an account that was bound.
+    let record = match &account.binding {
+        Some(binding) => store.eab_key(&binding.kid).await?,
+        None => None,
+    };
     if profile.eab == EabPolicy::Required
         && record.as_ref().is_none_or(|r| r.profile != profile.name)
     {
@@ -275,7 +283,9 @@ pub async fn check_new_order(
     let Some(record) = record else {
         return Ok(());
     };
-    refuse_revoked(&record)?;
+    if record.revoked_at.is_some() {
+        return Err(revoked(&record.kid));
+    }
     let Some(patterns) = record.names else {
         return Ok(());
     };
@@ -290,7 +300,7 @@ pub async fn check_new_order(
                 id.ordered,
                 limit.patterns().join(", ")
             ),
-            identifier: id.as_ordered(),
+            identifier: id.as_ordered().into(),
         })
         .collect();
     let detail = match subproblems.as_slice() {

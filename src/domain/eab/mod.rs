@@ -84,6 +84,7 @@ use crate::store::{Store, StoreError};
 
 pub use binding::{
     binding_to_verify, check_binding_in_force, check_new_order, create_bound_account,
+    parse_binding, Binding,
 };
 pub use keyring::{HmacKey, Keyring};
 pub use names::NamesLimit;

@@ -90,7 +90,7 @@ impl NamesLimit {
             allow_localhost: false,
             enforce_hostnames: true,
             allow_ip_sans: false,
-            no_store: false,
+            ..RoleRules::default()
         }
     }
 

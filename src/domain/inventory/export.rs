@@ -92,6 +92,7 @@ mod tests {
             revoked_at: None,
             revocation_reason: None,
             created_at: 0,
+            superseded_by: None,
         }
     }
 

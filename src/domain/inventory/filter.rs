@@ -8,7 +8,7 @@ use crate::store::inventory::CertificateFilter;
 #[derive(Debug, thiserror::Error)]
 pub enum FilterError {
     #[error("expiring within: {0}")]
-    ExpiringWithin(#[source] ConfigError),
+    ExpiringWithin(ConfigError),
     /// `expiring_by` only ever matches certificates still in use, so the
     /// combination would always be empty; saying so beats an empty list.
     #[error("a revoked certificate is not counted as expiring: ask for revoked or expiring-within, not both")]
@@ -17,11 +17,12 @@ pub enum FilterError {
 
 /// Certificates of `profile` (any when `None`), still in use and expiring
 /// within `expiring_within` of `now` (a duration such as `30d` or `12h`),
-/// or revoked ones only.
+/// or revoked ones only; superseded ones too when `all`.
 pub fn certificate_filter(
     profile: Option<String>,
     expiring_within: Option<&str>,
     revoked: bool,
+    all: bool,
     now: i64,
 ) -> Result<CertificateFilter, FilterError> {
     if revoked && expiring_within.is_some() {
@@ -36,6 +37,7 @@ pub fn certificate_filter(
         profile: profile.filter(|p| !p.is_empty()),
         expiring_by,
         revoked_only: revoked,
+        include_superseded: all,
         ..CertificateFilter::default()
     })
 }
@@ -46,18 +48,20 @@ mod tests {
 
     #[test]
     fn expiring_within_counts_from_now() {
-        let filter = certificate_filter(Some("lab".into()), Some("30d"), false, 1_000).unwrap();
+        let filter =
+            certificate_filter(Some("lab".into()), Some("30d"), false, false, 1_000).unwrap();
         assert_eq!(filter.expiring_by, Some(1_000 + 30 * 86_400));
         assert_eq!(filter.profile.as_deref(), Some("lab"));
         assert!(!filter.revoked_only);
+        assert!(!filter.include_superseded);
     }
 
     #[test]
     fn nonsense_is_refused_with_what_was_typed() {
-        let error = certificate_filter(None, Some("soon"), false, 0).unwrap_err();
+        let error = certificate_filter(None, Some("soon"), false, false, 0).unwrap_err();
         assert!(error.to_string().contains("\"soon\""), "{error}");
         assert!(matches!(
-            certificate_filter(None, Some("30d"), true, 0),
+            certificate_filter(None, Some("30d"), true, false, 0),
             Err(FilterError::RevokedAndExpiring)
         ));
     }

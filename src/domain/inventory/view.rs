@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::protocol::status::AccountStatus;
 use crate::store::inventory::{normalize_serial, CertificateState};
+use crate::store::vault_certificates::VaultCertificate;
 use crate::store::{Account, Certificate};
 use crate::util::clock::rfc3339;
 
@@ -27,6 +28,21 @@ pub struct CertificateView {
     /// RFC 3339; only for a revoked certificate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<String>,
+    /// `acme` for what certgate issued to an ACME client, `vault` for what
+    /// the inventory sync found at a Vault mount.
+    pub source: &'static str,
+    /// The Vault mount a `vault` certificate was found at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mount: Option<String>,
+    /// The Vault role that signed it, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// The ACME order a `vault` certificate was linked to (its answer from
+    /// Vault had been lost).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order: Option<String>,
+    /// Whether a newer certificate for the same names supersedes it.
+    pub superseded: bool,
 }
 
 impl CertificateView {
@@ -41,6 +57,37 @@ impl CertificateView {
             not_after: rfc3339(certificate.not_after),
             status: CertificateState::of(certificate, now),
             revoked_at: certificate.revoked_at.map(rfc3339),
+            source: "acme",
+            mount: None,
+            role: None,
+            order: None,
+            superseded: certificate.superseded_by.is_some(),
+        }
+    }
+
+    /// A certificate the inventory sync found at Vault, as it stands at `now`.
+    pub fn from_vault(certificate: &VaultCertificate, now: i64) -> Self {
+        let status = if certificate.revoked_at.is_some() {
+            CertificateState::Revoked
+        } else if certificate.not_after <= now {
+            CertificateState::Expired
+        } else {
+            CertificateState::Valid
+        };
+        Self {
+            serial: certificate.serial.clone(),
+            names: certificate.names.clone(),
+            profile: certificate.profile.clone().unwrap_or_default(),
+            account: certificate.account_id.clone().unwrap_or_default(),
+            not_before: rfc3339(certificate.not_before),
+            not_after: rfc3339(certificate.not_after),
+            status,
+            revoked_at: certificate.revoked_at.map(rfc3339),
+            source: "vault",
+            mount: Some(certificate.mount.clone()),
+            role: certificate.role.clone(),
+            order: certificate.order_id.clone(),
+            superseded: certificate.superseded_by.is_some(),
         }
     }
 }

@@ -24,7 +24,10 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
-use super::{IssueError, IssuedCertificate, Issuer, RevocationReason, RevokeRequest, SignRequest};
+use super::{
+    CaDocuments, IssueError, IssuedCertificate, Issuer, RevocationReason, RevokeRequest,
+    SignRequest,
+};
 use crate::util::private_key::PrivateKeyError;
 pub use folder::CaFiles;
 
@@ -153,7 +156,10 @@ impl EmbeddedCa {
     fn generate() -> Result<folder::CaPem, CaError> {
         let now = OffsetDateTime::now_utc();
         let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let root_params = ca_params("certgate root CA", 1, ROOT_LIFETIME, now);
+        // A short random suffix tells this install's root from every other
+        // certgate's in a trust store ("certgate root CA 3f9a1c").
+        let root_name = format!("certgate root CA {:06x}", rand::random::<u32>() >> 8);
+        let root_params = ca_params(&root_name, 1, ROOT_LIFETIME, now);
         let root_cert = root_params.self_signed(&root_key)?;
         let root = RcgenIssuer::new(root_params, &root_key);
         let intermediate_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
@@ -491,6 +497,30 @@ impl Issuer for LocalIssuer {
                 certificate.serial
             )))
         }
+    }
+
+    fn ca_name(&self) -> Option<String> {
+        Some("embedded".to_owned())
+    }
+
+    /// The intermediate and the root, and a CRL built as `/ca/crl.der`
+    /// builds one at `now` (each request gets a fresh one, so it is stale
+    /// only if signing it fails).
+    async fn read_ca(&self, now: i64) -> Result<CaDocuments, String> {
+        let der = |text: &str| {
+            pem::parse(text)
+                .map(|pem| pem.contents().to_vec())
+                .map_err(|e| e.to_string())
+        };
+        let now = OffsetDateTime::from_unix_timestamp(now).map_err(|e| e.to_string())?;
+        Ok(CaDocuments {
+            chain_der: vec![der(&self.ca.intermediate_pem)?, der(&self.ca.root_pem)?],
+            crl_der: Some(self.ca.crl(&[], now).map_err(|e| e.to_string())?),
+        })
+    }
+
+    async fn longest_lifetime(&self, requested: Option<Duration>) -> Option<Duration> {
+        Some(requested.unwrap_or(self.default_lifetime))
     }
 
     fn embedded_ca(&self) -> Option<&EmbeddedCa> {

@@ -62,7 +62,7 @@ async fn filled_source(url: &str) {
             ],
         ),
         (
-            "INSERT INTO certificates VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            "INSERT INTO certificates VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             vec![
                 Value::Text(Some("cert-1".into())),
                 Value::Text(Some("order-z".into())),
@@ -76,6 +76,28 @@ async fn filled_source(url: &str) {
                 Value::Integer(Some(1_800_000_000)),
                 Value::Integer(Some(4)),
                 Value::Integer(Some(0)),
+                Value::Text(None),
+            ],
+        ),
+        (
+            "INSERT INTO vault_certificates VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+                                                     $11, $12, $13, $14, $15)",
+            vec![
+                Value::Text(Some("pki_int".into())),
+                Value::Text(Some("3a0f".into())),
+                Value::Text(None),
+                Value::Text(Some(r#"["b.example"]"#.into())),
+                Value::Text(Some("-----BEGIN CERTIFICATE-----\n…\n".into())),
+                Value::Integer(Some(1)),
+                Value::Integer(Some(2)),
+                Value::Integer(None),
+                Value::Text(Some("ab".into())),
+                Value::Integer(Some(0)),
+                Value::Text(Some("order-a".into())),
+                Value::Text(Some("acct-1".into())),
+                Value::Text(Some("default".into())),
+                Value::Text(Some("3a10".into())),
+                Value::Integer(Some(3)),
             ],
         ),
     ];

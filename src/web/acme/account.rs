@@ -17,6 +17,7 @@ use crate::config::rate_limits::RateLimits;
 use crate::domain::eab::Keyring;
 use crate::domain::profiles::{Profile, Profiles};
 use crate::domain::{accounts, eab};
+use crate::protocol::contacts::check_contacts;
 use crate::protocol::problem::{Problem, ProblemType};
 use crate::protocol::status::AccountStatus;
 use crate::protocol::types::{AccountUpdateRequest, NewAccountRequest, OrderList};
@@ -28,39 +29,8 @@ use crate::web::response::Json;
 use crate::web::urls::Urls;
 use std::sync::Arc;
 
-/// Most contact URLs one account may list.
-const MAX_CONTACTS: usize = 10;
 /// Orders per page of an account's orders list.
 const ORDERS_PAGE: i64 = 100;
-
-/// RFC 8555 §7.3: only `mailto:` contacts, one plain address each.
-fn check_contacts(contacts: &[String]) -> Result<(), Problem> {
-    if contacts.len() > MAX_CONTACTS {
-        return Err(Problem::new(
-            ProblemType::InvalidContact,
-            format!("at most {MAX_CONTACTS} contacts are accepted"),
-        ));
-    }
-    for contact in contacts {
-        let Some(address) = contact.strip_prefix("mailto:") else {
-            return Err(Problem::new(
-                ProblemType::UnsupportedContact,
-                format!("contact {contact:?} is not a mailto: URL"),
-            ));
-        };
-        let plausible = matches!(address.split_once('@'), Some((local, domain))
-            if !local.is_empty() && domain.contains('.') && !domain.contains('@'))
-            && address.len() <= 254
-            && !address.contains(['?', ',', ' ', '<', '>']);
-        if !plausible {
-            return Err(Problem::new(
-                ProblemType::InvalidContact,
-                format!("contact {contact:?} is not a single e-mail address"),
-            ));
-        }
-    }
-    Ok(())
-}
 
 /// The account `id` if `request` is signed by it; anyone else is refused.
 fn own_account<'a>(request: &'a SignedRequest, id: &str) -> Result<&'a Account, Problem> {
@@ -89,10 +59,7 @@ pub async fn new_account(
     let body: NewAccountRequest = request.json()?;
     if let Some(existing) = store.account_by_thumbprint(&key.thumbprint).await? {
         if existing.status != AccountStatus::Valid {
-            return Err(Problem::unauthorized(format!(
-                "account is {}",
-                existing.status
-            )));
+            return Err(Problem::account_not_valid(existing.status));
         }
         let location = request.urls.account(&existing.id);
         return Ok(Json::ok(views::account(&request.urls, &existing))
@@ -114,7 +81,7 @@ pub async fn new_account(
     let buckets = rate_limits.new_account_buckets(client.ip());
     if let Err(refusal) = store.take_tokens(&buckets, clock.now()).await? {
         tracing::info!(bucket = %refusal.bucket.key, retry_after = refusal.retry_after, "new account refused by a rate limit");
-        return Err(refusal.problem());
+        return Err(Problem::from(refusal));
     }
     let new = NewAccount {
         key_thumbprint: key.thumbprint.clone(),
@@ -262,25 +229,4 @@ fn request_profile<'a>(profiles: &'a Profiles, urls: &Urls) -> &'a Profile {
     urls.profile()
         .and_then(|name| profiles.get(name))
         .unwrap_or_else(|| profiles.default_profile())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn contacts_must_be_single_mailto_addresses() {
-        assert!(check_contacts(&["mailto:ops@lab.example".into()]).is_ok());
-        let unsupported = check_contacts(&["tel:+1555".into()]).unwrap_err();
-        assert_eq!(unsupported.kind, ProblemType::UnsupportedContact);
-        for bad in [
-            "mailto:",
-            "mailto:a@b",
-            "mailto:a@b.test?subject=x",
-            "mailto:a@b.test,c@d.test",
-        ] {
-            let p = check_contacts(&[bad.into()]).unwrap_err();
-            assert_eq!(p.kind, ProblemType::InvalidContact, "{bad}");
-        }
-    }
 }

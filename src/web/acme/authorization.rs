@@ -43,7 +43,8 @@ pub async fn authorization(
             )));
         }
         let now = clock.now();
-        if !store.deactivate_authorization(&id, now).await? {
+        let why = Problem::unauthorized("an authorization of this order was deactivated");
+        if !store.deactivate_authorization(&id, &why, now).await? {
             return Err(Problem::malformed(format!(
                 "only pending or valid authorizations can be deactivated; this one is {}",
                 authz.effective_status(now)

@@ -8,7 +8,7 @@ use axum::http::header::LINK;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 
-use super::authorization::owned_authorization;
+use super::owned;
 use super::views;
 use crate::domain::profiles::Profiles;
 use crate::domain::workers::Workers;
@@ -30,11 +30,17 @@ pub async fn challenge(
     Path(id): Path<String>,
     request: SignedRequest,
 ) -> Result<Response, Problem> {
-    let challenge = store
-        .challenge(&id)
+    let authz = store
+        .authorization_of_challenge(&id)
         .await?
         .ok_or_else(|| Problem::not_found("challenge"))?;
-    let authz = owned_authorization(&store, &request, &challenge.authorization_id).await?;
+    let authz = owned(Some(authz), |a| &a.account_id, &request, "authorization")?;
+    let challenge = authz
+        .challenges
+        .iter()
+        .find(|challenge| challenge.id == id)
+        .cloned()
+        .ok_or_else(|| Problem::not_found("challenge"))?;
 
     let challenge = if request.payload.is_empty() {
         challenge
@@ -42,7 +48,7 @@ pub async fn challenge(
         // RFC 8555 §7.5.1: the payload is an empty JSON object; anything else
         // a client sends is ignored rather than refused, as clients differ.
         let _: serde_json::Value = request.json()?;
-        crate::domain::eab::check_binding_in_force(&store, &request.account()?.id).await?;
+        crate::domain::eab::check_binding_in_force(request.account()?)?;
         let lease = workers.leases.fresh();
         if store.start_challenge(&id, clock.now(), &lease).await? {
             let task = workers.spawn_validation(id.clone());

@@ -9,34 +9,15 @@ use axum::extract::{OriginalUri, State};
 use axum::http::header::LOCATION;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::Value;
 
 use super::views;
 use crate::audit::AuditEvent;
 use crate::audit::AuditLog;
-use crate::protocol::jwk::PublicJwk;
-use crate::protocol::jws::{KeyRef, ParsedJws};
+use crate::protocol::key_change::{check_inner, KeyChangeContext};
 use crate::protocol::problem::Problem;
 use crate::store::Store;
 use crate::web::request::SignedRequest;
 use crate::web::response::Json;
-
-/// The payload of the inner JWS.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct KeyChange {
-    account: String,
-    old_key: Value,
-}
-
-/// A problem found in the inner JWS, with its detail saying so.
-fn inner(problem: Problem) -> Problem {
-    Problem {
-        detail: format!("keyChange inner JWS: {}", problem.detail),
-        ..problem
-    }
-}
 
 /// 409 with the account that already holds the new key as `Location`.
 fn key_in_use(location: &str) -> Response {
@@ -65,43 +46,14 @@ pub async fn key_change(
         uri.path_and_query().map_or("/", |p| p.as_str())
     );
 
-    // Same structure, algorithms and key policy as any request; no nonce.
-    let jws = ParsedJws::parse_nested(&request.payload).map_err(inner)?;
-    let KeyRef::Jwk(new_key) = &jws.key else {
-        return Err(inner(Problem::malformed(
-            "the new key must be sent as jwk, not identified by kid",
-        )));
-    };
-    if jws.header.nonce.is_some() {
-        return Err(inner(Problem::malformed("must not carry a nonce")));
-    }
-    jws.verify(new_key).map_err(inner)?;
-    let body: KeyChange = serde_json::from_slice(&jws.payload)
-        .map_err(|e| inner(Problem::malformed(format!("payload: {e}"))))?;
-    if jws.url != outer_url {
-        return Err(inner(Problem::malformed(format!(
-            "url {:?} is not the outer JWS url {outer_url:?}",
-            jws.url
-        ))));
-    }
-    if body.account != account_url {
-        return Err(inner(Problem::malformed(format!(
-            "account {:?} is not the account that signed the request, {account_url:?}",
-            body.account
-        ))));
-    }
-    let old_key = PublicJwk::parse(&body.old_key)
-        .map_err(|e| inner(Problem::malformed(format!("oldKey: {}", e.detail))))?;
-    if old_key.thumbprint != account.key_thumbprint {
-        return Err(inner(Problem::malformed(
-            "oldKey is not the account's current key",
-        )));
-    }
-    if new_key.thumbprint == account.key_thumbprint {
-        return Err(inner(Problem::malformed(
-            "the new key is the account's current key",
-        )));
-    }
+    let new_key = check_inner(
+        &request.payload,
+        &KeyChangeContext {
+            outer_url: &outer_url,
+            account_url: &account_url,
+            current_thumbprint: &account.key_thumbprint,
+        },
+    )?;
 
     let outcome = store
         .update_account_key(

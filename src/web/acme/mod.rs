@@ -23,8 +23,9 @@ use tracing::Instrument;
 
 use super::connections::ConnectionSlot;
 use super::extract::Path;
-use super::request::{RequestChecks, SignedRequest};
-use super::urls::Urls;
+use super::nonce::Nonces;
+use super::request::SignedRequest;
+use super::urls::{UrlSource, Urls};
 use super::AcmeState;
 use crate::domain::profiles::Profiles;
 use crate::protocol::problem::Problem;
@@ -131,15 +132,16 @@ async fn run_to_completion(request: Request, next: Next) -> Response {
 /// out without one, since what its request did is done, and the client's
 /// next newNonce hears of the fault.
 async fn acme_headers(
-    State(checks): State<RequestChecks>,
+    State(url_source): State<UrlSource>,
+    State(nonces): State<Arc<Nonces>>,
     request: Request,
     next: Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let urls = Urls::for_request(&checks.urls, &parts).ok();
+    let urls = Urls::for_request(&url_source, &parts).ok();
     let asks_for_a_nonce = parts.uri.path().ends_with("/new-nonce");
     let mut response = next.run(Request::from_parts(parts, body)).await;
-    match checks.nonces.issue().await {
+    match nonces.issue().await {
         Ok(nonce) => {
             if let Ok(nonce) = HeaderValue::from_str(&nonce) {
                 response.headers_mut().insert(REPLAY_NONCE, nonce);

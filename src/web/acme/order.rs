@@ -24,9 +24,7 @@ pub async fn new_order(
 ) -> Result<Response, Problem> {
     let account = request.account()?;
     let body: NewOrderRequest = request.json()?;
-    let placed = orders
-        .place(&account.id, request.urls.profile(), &body)
-        .await?;
+    let placed = orders.place(account, request.urls.profile(), &body).await?;
     let location = request.urls.order(&placed.order.id);
     let view = views::order(&request.urls, &placed.order, placed.at);
     Ok(Json::created(view, location).into_response())

@@ -13,11 +13,8 @@ use std::collections::BTreeSet;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use serde::Deserialize;
 use x509_parser::extensions::GeneralName;
-use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::prelude::X509Certificate;
 
 use crate::audit::AuditLog;
 use crate::audit::{Actor, AuditEvent};
@@ -26,6 +23,7 @@ use crate::issuer::{IssueError, RevocationReason, RevokeRequest};
 use crate::protocol::csr::ip_from_bytes;
 use crate::protocol::identifier::Identifier;
 use crate::protocol::problem::{Problem, ProblemType};
+use crate::protocol::revoke_request::{certificate_der, parse_certificate, RevokePayload};
 use crate::store::Certificate;
 use crate::store::Store;
 use crate::util::clock::Clock;
@@ -34,15 +32,6 @@ use std::sync::Arc;
 
 /// How long a client is asked to wait when the CA cannot revoke right now.
 const RETRY_AFTER_SECS: u64 = 30;
-
-#[derive(Debug, Deserialize)]
-struct RevokePayload {
-    /// base64url DER of the certificate (the leaf).
-    certificate: String,
-    /// A CRLReason code (RFC 5280 §5.3.1); absent means unspecified.
-    #[serde(default)]
-    reason: Option<i64>,
-}
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -134,16 +123,8 @@ pub async fn revoke_cert(
     request: SignedRequest,
 ) -> Result<Response, Problem> {
     let payload: RevokePayload = request.json()?;
-    let der = URL_SAFE_NO_PAD
-        .decode(payload.certificate.trim_end_matches('='))
-        .map_err(|_| Problem::malformed("certificate is not base64url"))?;
-    let (rest, leaf) = X509Certificate::from_der(&der)
-        .map_err(|e| Problem::malformed(format!("certificate does not parse as X.509: {e}")))?;
-    if !rest.is_empty() {
-        return Err(Problem::malformed(
-            "certificate has trailing bytes after its DER encoding",
-        ));
-    }
+    let der = certificate_der(&payload)?;
+    let leaf = parse_certificate(&der)?;
     let serial = hex(leaf.raw_serial());
     // The serial finds it; the whole certificate must match, so that a
     // certificate of another CA that happens to share the serial is not

@@ -21,6 +21,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::domain::ca_health::{CaHealth, CaReport};
 use crate::domain::profiles::Profiles;
 use crate::metrics::database::{Counts, EXPIRY_HORIZONS, FRESH_FOR};
 use crate::metrics::{Metrics, ProfileLabels};
@@ -57,6 +58,17 @@ struct ExpiringLabels {
     within: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MountLabels {
+    mount: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MountExpiringLabels {
+    mount: String,
+    within: &'static str,
+}
+
 /// What the database and the Vault client say at the time of a scrape.
 struct Snapshot {
     now: i64,
@@ -65,6 +77,8 @@ struct Snapshot {
     profiles: Vec<String>,
     /// The Vault token's remaining life, when there is a token that expires.
     vault_token_ttl: Option<Duration>,
+    /// The last CA health check, once there is one.
+    ca: Option<Arc<CaReport>>,
 }
 
 impl Snapshot {
@@ -81,6 +95,7 @@ impl Snapshot {
                 .await?,
             profiles: state.profiles.iter().map(|p| p.name.clone()).collect(),
             vault_token_ttl,
+            ca: state.ca_health.last(),
         })
     }
 
@@ -147,6 +162,56 @@ impl Snapshot {
             earliest,
         );
 
+        let vault_valid = Family::<MountLabels, Gauge>::default();
+        let vault_expiring = Family::<MountExpiringLabels, Gauge>::default();
+        for stats in &self.counts.vault {
+            let mount = stats.profile.clone();
+            vault_valid
+                .get_or_create(&MountLabels {
+                    mount: mount.clone(),
+                })
+                .set(stats.valid);
+            for (index, (within, _)) in EXPIRY_HORIZONS.iter().enumerate() {
+                vault_expiring
+                    .get_or_create(&MountExpiringLabels {
+                        mount: mount.clone(),
+                        within,
+                    })
+                    .set(stats.expiring[index]);
+            }
+        }
+        registry.register(
+            "vault_certificates_valid",
+            fresh("Certificates the inventory sync found at Vault, neither revoked nor expired nor superseded, by mount"),
+            vault_valid,
+        );
+        registry.register(
+            "vault_certificates_expiring",
+            fresh("Of those, the ones that expire within 30d or 7d, by mount"),
+            vault_expiring,
+        );
+
+        let superseded = Family::<ProfileLabels, Gauge>::default();
+        for profile in self.profiles.iter() {
+            drop(superseded.get_or_create(&ProfileLabels {
+                profile: profile.clone(),
+            }));
+        }
+        for count in &self.counts.superseded {
+            superseded
+                .get_or_create(&ProfileLabels {
+                    profile: count.profile.clone(),
+                })
+                .set(count.count);
+        }
+        registry.register(
+            "certificates_superseded",
+            fresh("Certificates neither revoked nor expired that a newer one for the same names replaced, by profile (vault:<mount> for those found at Vault); not in the other certificate gauges"),
+            superseded,
+        );
+
+        super::ca_metrics::register(&mut registry, self.ca.as_deref(), &self.profiles);
+
         if let Some(ttl) = self.vault_token_ttl {
             let gauge = SecondsGauge::default();
             gauge.set(ttl.as_secs_f64());
@@ -178,6 +243,7 @@ pub struct ScrapeSources {
     vault: Option<Arc<Vault>>,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
+    ca_health: Arc<CaHealth>,
 }
 
 impl FromRef<AcmeState> for ScrapeSources {
@@ -188,6 +254,7 @@ impl FromRef<AcmeState> for ScrapeSources {
             vault: state.vault.clone(),
             metrics: state.metrics.clone(),
             clock: state.clock.clone(),
+            ca_health: state.ca_health.clone(),
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::issuer::local::CRL_PATH;
 use crate::protocol::paths;
 use std::sync::Arc;
 
+pub mod ca_metrics;
 pub mod crl;
 pub mod health;
 pub mod metrics;
@@ -24,7 +25,10 @@ pub async fn root_pem(State(root_pem): State<Arc<str>>) -> impl IntoResponse {
 }
 
 /// A plain-text page saying where the directories are.
-pub async fn index(State(profiles): State<Arc<Profiles>>) -> String {
+pub async fn index(
+    State(profiles): State<Arc<Profiles>>,
+    State(root_pem): State<Arc<str>>,
+) -> String {
     let mut page = format!(
         "certgate {}: an ACME server (RFC 8555)\nACME directory: {} (profile {})\n",
         env!("CARGO_PKG_VERSION"),
@@ -39,6 +43,12 @@ pub async fn index(State(profiles): State<Arc<Profiles>>) -> String {
         ));
     }
     page.push_str("Root of certgate's own TLS and of the embedded CA: /ca/root.pem\n");
+    if let Some(digest) = crate::util::fingerprint::of_first_pem_certificate(root_pem.as_bytes()) {
+        page.push_str(&format!(
+            "Its SHA-256 fingerprint: {} (compare it with `certgate ca fingerprint` on the server; this page alone proves nothing)\n",
+            crate::util::fingerprint::colon_hex(&digest)
+        ));
+    }
     if profiles
         .iter()
         .any(|profile| profile.issuer.embedded_ca().is_some())

@@ -59,10 +59,20 @@ pub fn read_cert(mount: &PkiMount, serial: &str) -> Reply {
         ("ca" | "ca_chain", None) => return Err(VaultError::not_found()),
         _ => {}
     }
+    let serial = normalize_serial(serial);
+    if let (Some(ca), Some(ca_serial)) = (&mount.ca, super::listing::ca_serial(mount)) {
+        if serial == ca_serial {
+            return Ok(ok(json!({
+                "certificate": format!("{}\n", ca.intermediate.pem),
+                "revocation_time": 0,
+                "revocation_time_rfc3339": "",
+                "issuer_id": ca.issuer_id,
+                "ca_chain": Value::Null,
+            })));
+        }
+    }
     let certs = mount.certs.lock().unwrap();
-    let stored = certs
-        .get(&normalize_serial(serial))
-        .ok_or_else(VaultError::not_found)?;
+    let stored = certs.get(&serial).ok_or_else(VaultError::not_found)?;
     Ok(ok(json!({
         "certificate": format!("{}\n", stored.pem),
         "revocation_time": stored.revoked_at.unwrap_or(0),

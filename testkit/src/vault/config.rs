@@ -10,13 +10,16 @@ use super::login::{LoginRule, LoginSpec};
 use super::role::Role;
 
 /// The paths certgate's policy grants on `pki_int`, as `deploy/vault/setup.sh`
-/// writes it: sign (also through an issuer), read roles and the chain, revoke.
-pub const CERTGATE_POLICY: [&str; 5] = [
+/// writes it: sign (also through an issuer), read roles and the chain, revoke,
+/// and list what the mount issued for the inventory.
+pub const CERTGATE_POLICY: [&str; 7] = [
     "pki_int/sign/*",
     "pki_int/issuer/*",
     "pki_int/roles/*",
     "pki_int/cert/*",
     "pki_int/revoke",
+    "pki_int/certs",
+    "pki_int/certs/revoked",
 ];
 
 /// A PKI secrets engine mount.

@@ -56,11 +56,43 @@ impl VaultStandin {
     pub fn approle_config(&self, dir: &Path, secret_id: &str) -> String {
         let secret_id_file = dir.join("secret-id");
         std::fs::write(&secret_id_file, format!("{secret_id}\n")).unwrap();
+        // Private, as an operator keeps it (check-config flags it otherwise).
+        std::fs::set_permissions(
+            &secret_id_file,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
         format!(
             "[vault]\naddress = \"{}\"\n\
              [vault.auth]\nmethod = \"approle\"\nrole_id = \"{ROLE_ID}\"\nsecret_id_file = \"{}\"\n",
             self.addr(),
             secret_id_file.display()
         )
+    }
+
+    /// Signs a new key's CSR for `name` at `pki_int/sign/lab-internal` with
+    /// the root token, as an operator or Vault Agent would, without
+    /// certgate; returns Vault's serial (`aa:bb:…`).
+    pub async fn sign_as_an_operator(&self, name: &str) -> String {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+        let reply: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/v1/pki_int/sign/lab-internal", self.addr()))
+            .header("X-Vault-Token", self.root_token())
+            .json(&serde_json::json!({ "csr": csr }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        reply["data"]["serial_number"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not signed: {reply}"))
+            .to_owned()
     }
 }

@@ -20,6 +20,7 @@ mod fields;
 mod health;
 mod issue;
 mod lab;
+mod listing;
 mod login;
 mod names;
 mod pki;

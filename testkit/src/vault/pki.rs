@@ -7,6 +7,7 @@ use serde_json::json;
 use super::certs;
 use super::envelope::{ok, Reply, VaultError};
 use super::fields::Fields;
+use super::listing;
 use super::sign::{self, SignTarget};
 use super::state::{App, PkiMount};
 
@@ -39,7 +40,12 @@ fn segments(rest: &str) -> Vec<&str> {
 pub fn is_unauthenticated(rest: &str) -> bool {
     matches!(
         segments(rest).as_slice(),
-        ["ca_chain"] | ["ca", "pem"] | ["cert", _] | ["issuer", _, "json"]
+        ["ca_chain"]
+            | ["ca", "pem"]
+            | ["cert", _]
+            | ["issuer", _, "json"]
+            | ["crl"]
+            | ["crl", "pem"]
     )
 }
 
@@ -59,6 +65,11 @@ pub fn dispatch(app: &App, mount: &PkiMount, op: Operation, rest: &str, body: &[
     match segments(rest).as_slice() {
         ["ca_chain"] => expect(Read).and_then(|()| certs::raw_chain(mount)),
         ["ca", "pem"] => expect(Read).and_then(|()| certs::raw_issuer(mount)),
+        ["cert", "crl"] => expect(Read).and_then(|()| listing::wrapped_crl(app, mount)),
+        ["crl"] => expect(Read).and_then(|()| listing::raw_crl(app, mount, false)),
+        ["crl", "pem"] => expect(Read).and_then(|()| listing::raw_crl(app, mount, true)),
+        ["certs"] => expect(List).and_then(|()| listing::list_certs(mount)),
+        ["certs", "revoked"] => expect(List).and_then(|()| listing::list_revoked(mount)),
         ["cert", serial] => expect(Read).and_then(|()| certs::read_cert(mount, serial)),
         ["issuer", reference, "json"] => {
             expect(Read).and_then(|()| certs::issuer_json(mount, reference))

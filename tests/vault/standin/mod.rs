@@ -7,6 +7,7 @@ mod common;
 mod auth;
 mod errors;
 mod faults;
+mod listing;
 mod names;
 mod reads;
 mod revoke;

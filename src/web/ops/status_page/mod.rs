@@ -6,6 +6,8 @@
 //! does, behind its token. Rendered on the server; the page carries no
 //! script, and its Content-Security-Policy would refuse one.
 
+mod ca;
+mod html;
 mod render;
 
 use std::sync::LazyLock;
@@ -28,6 +30,7 @@ use crate::store::inventory::CertificateFilter;
 use crate::web::urls::Urls;
 use crate::web::AcmeState;
 
+use crate::domain::ca_health::CaHealth;
 use crate::domain::profiles::Profiles;
 use crate::domain::readiness::ReadinessProbe;
 use crate::store::Store;
@@ -62,6 +65,7 @@ async fn status(
     State(profiles): State<Arc<Profiles>>,
     State(clock): State<Arc<dyn Clock>>,
     State(readiness): State<Arc<ReadinessProbe>>,
+    State(ca_health): State<Arc<CaHealth>>,
     urls: Urls,
 ) -> Result<Response, Problem> {
     let now = clock.now();
@@ -127,6 +131,7 @@ async fn status(
         profiles: rows,
         certificates,
         limit: CERTIFICATES_SHOWN,
+        ca: ca_health.last(),
     };
     Ok((
         [
@@ -144,8 +149,10 @@ async fn status(
 pub fn routes(table: CertificateTable) -> Router<AcmeState> {
     Router::new().route(
         "/status",
-        get(move |store, profiles, clock, readiness, urls| async move {
-            status(table, store, profiles, clock, readiness, urls).await
-        }),
+        get(
+            move |store, profiles, clock, readiness, ca_health, urls| async move {
+                status(table, store, profiles, clock, readiness, ca_health, urls).await
+            },
+        ),
     )
 }

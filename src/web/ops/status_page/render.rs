@@ -5,9 +5,7 @@
 
 use std::fmt::Write;
 
-use time::format_description::well_known::Rfc3339;
-use time::macros::format_description;
-use time::OffsetDateTime;
+use super::html::{escape, time_element};
 
 use crate::domain::readiness::{CheckSubject, Readiness};
 
@@ -23,7 +21,7 @@ thead th{border-bottom:2px solid #999}\
 .default,.note{color:#666}\
 meter{width:10em}\
 .renewal-due .not-after{color:#9a6700}\
-.overdue .not-after{color:#b42318;font-weight:600}";
+.overdue .not-after,.ca-warning{color:#b42318;font-weight:600}";
 
 pub struct ProfileRow {
     pub name: String,
@@ -53,38 +51,8 @@ pub struct StatusPage {
     pub certificates: Option<Vec<CertificateRow>>,
     /// How many certificates the page lists at most.
     pub limit: i64,
-}
-
-/// Text made safe for HTML content and quoted attribute values.
-pub fn escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            c => escaped.push(c),
-        }
-    }
-    escaped
-}
-
-/// A `<time>` element for unix seconds: RFC 3339 for machines, minutes in
-/// UTC for people.
-fn time_element(unix: i64) -> String {
-    match OffsetDateTime::from_unix_timestamp(unix) {
-        Ok(t) => format!(
-            "<time datetime=\"{}\">{}</time>",
-            t.format(&Rfc3339).unwrap_or_default(),
-            t.format(format_description!(
-                "[year]-[month]-[day] [hour]:[minute] UTC"
-            ))
-            .unwrap_or_default()
-        ),
-        Err(_) => format!("<time>{unix}</time>"),
-    }
+    /// The last CA health check, once there is one.
+    pub ca: Option<std::sync::Arc<crate::domain::ca_health::CaReport>>,
 }
 
 /// "in 3 days", "in 5 hours", "in 12 minutes": coarse enough to read at a
@@ -268,8 +236,10 @@ pub fn page(page: &StatusPage) -> String {
          <h1>certgate status</h1>\n"
     );
     summary(&mut html, page);
+    super::ca::warnings(&mut html, page.ca.as_deref());
     profiles(&mut html, page);
     checks(&mut html, page);
+    super::ca::table(&mut html, page.ca.as_deref());
     certificates(&mut html, page);
     html.push_str("</body>\n</html>\n");
     html
@@ -278,6 +248,7 @@ pub fn page(page: &StatusPage) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ca_health::{CaCertificate, CaReport, CaState, CheckedCa, ShortCa};
     use crate::domain::readiness::Check;
 
     fn certificate(not_before: i64, not_after: i64) -> CertificateRow {
@@ -294,6 +265,10 @@ mod tests {
 
     #[test]
     fn markup_in_configured_text_is_shown_not_run() {
+        let short_ca = CaCertificate {
+            subject: "<b>intermediate".into(),
+            not_after: 10,
+        };
         let page = StatusPage {
             now: 0,
             readiness: std::sync::Arc::new(Readiness {
@@ -312,8 +287,34 @@ mod tests {
             }],
             certificates: Some(Vec::new()),
             limit: 50,
+            ca: Some(std::sync::Arc::new(CaReport {
+                checked_at: 0,
+                cas: vec![CheckedCa {
+                    name: "pki<i>".into(),
+                    state: Ok(CaState {
+                        certificates: vec![short_ca.clone()],
+                        crl_next_update: Some(-1),
+                    }),
+                }],
+                short: vec![ShortCa {
+                    profile: "lab".into(),
+                    ca: "pki<i>".into(),
+                    certificate: short_ca,
+                    lifetime: std::time::Duration::from_secs(86_400),
+                }],
+            })),
         };
         let html = super::page(&page);
+        assert!(!html.contains("<i>"), "{html}");
+        assert!(
+            html.contains("profile lab: CA certificate &quot;&lt;b&gt;intermediate&quot; of pki&lt;i&gt; expires at 1970-01-01T00:00:10Z"),
+            "{html}"
+        );
+        assert!(
+            html.contains("the CRL of pki&lt;i&gt; was due for an update at 1969-12-31T23:59:59Z and is stale"),
+            "{html}"
+        );
+        assert!(html.contains("CRL, next update (stale)"), "{html}");
         assert!(!html.contains("<script"), "{html}");
         assert!(!html.contains("<b>"), "{html}");
         assert!(
