@@ -108,6 +108,11 @@ kill -TERM "$serve_pid"
 wait "$serve_pid"
 echo "quick start: cargo run --release -- serve answered /health with the root it wrote, issued the README's first certificate to lego, and stopped"
 
+# Every fuzz target on its committed corpus, for a bounded time
+# (docs/fuzzing.md): a parser that crashes on a known input, or on one the
+# fuzzer finds within seconds, fails CI here.
+bash scripts/fuzz.sh 20
+
 # Tests that need PostgreSQL note here when none answers (see
 # testkit/src/postgres.rs), and the list is printed at the end.
 export CERTGATE_TESTS_NOT_RUN="$PWD/target/tests-not-run.txt"

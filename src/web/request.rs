@@ -2,6 +2,8 @@
 //! whose `url` is the URL it was sent to (RFC 8555 §6.2–6.5).
 
 use axum::body::Body;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use std::sync::Arc;
 
 use axum::extract::{FromRef, FromRequest, OriginalUri};
@@ -131,6 +133,15 @@ where
             .extensions
             .get::<OriginalUri>()
             .map_or(&parts.uri, |original| &original.0);
+        // The body exactly as it came, for debugging a client and for the
+        // fuzz targets' seed corpus (docs/fuzzing.md). A signed request
+        // holds no secret: keys travel public, an EAB key only as a MAC.
+        tracing::trace!(
+            target: "certgate::wire",
+            path = %uri.path(),
+            body = %URL_SAFE_NO_PAD.encode(&body),
+            "signed request"
+        );
         let jws = ParsedJws::parse(&body)?;
 
         let request_url = format!(

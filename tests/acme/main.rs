@@ -11,6 +11,7 @@ mod dns01;
 mod dns_persist;
 mod eab;
 mod egress;
+mod fuzz_corpus;
 mod http01;
 mod key_change;
 mod keys_and_csrs;
