@@ -6,6 +6,7 @@
 #   scripts/fuzz.sh 600             every target for 600 s
 #   scripts/fuzz.sh 600 jws csr     only those targets
 #   FUZZ_RUNS=10000000 scripts/fuzz.sh 0 jws   10 million executions of jws
+#   FUZZ_JOBS=1 scripts/fuzz.sh     one target at a time (default: one per core)
 #
 # The flags are those `cargo fuzz` passes, without a sanitizer: certgate
 # parses nothing in unsafe code, and a stable toolchain builds them.
@@ -32,11 +33,13 @@ cargo build --locked --release --target "$host" --bins
 echo "fuzz: targets built in $((SECONDS - started)) s"
 
 bin="target/$host/release"
-failed=()
-for target in "${targets[@]}"; do
-  work="target/corpus/$target"
+# Runs one target; its summary line goes to target/<target>.result, and a
+# crash or hang leaves target/<target>.failed.
+run_target() {
+  local target=$1 work="target/corpus/$1"
   mkdir -p "$work" "artifacts/$target"
-  limit=(-max_total_time="$seconds")
+  rm -f "target/$target.failed"
+  local limit=(-max_total_time="$seconds")
   if [ -n "${FUZZ_RUNS:-}" ]; then limit=(-runs="$FUZZ_RUNS"); fi
   # The committed corpus is read, never written: new finds go to $work.
   if "$bin/$target" "$work" "corpus/$target" "${limit[@]}" -timeout=10 -rss_limit_mb=2048 \
@@ -45,8 +48,22 @@ for target in "${targets[@]}"; do
   else
     echo "fuzz: $target FAILED; its log:"
     tail -n 60 "target/$target.log"
-    failed+=("$target")
-  fi
+    touch "target/$target.failed"
+  fi >"target/$target.result"
+}
+
+# One target per core at a time (FUZZ_JOBS to choose): each still gets
+# its whole time on a core of its own.
+lanes=${FUZZ_JOBS:-$(nproc)}
+for target in "${targets[@]}"; do
+  while (($(jobs -rp | wc -l) >= lanes)); do wait -n || true; done
+  run_target "$target" &
+done
+wait
+failed=()
+for target in "${targets[@]}"; do
+  cat "target/$target.result"
+  if [ -e "target/$target.failed" ]; then failed+=("$target"); fi
 done
 echo "fuzz: ${#targets[@]} targets in $((SECONDS - started)) s"
 if ((${#failed[@]})); then
