@@ -39,6 +39,24 @@ pub enum SyncError {
     Store { mount: String, source: StoreError },
 }
 
+impl SyncError {
+    /// Names `mount` on a Vault error met while syncing it.
+    fn vault(mount: &str) -> impl Fn(VaultError) -> Self + Copy + '_ {
+        move |source| SyncError::Vault {
+            mount: mount.to_owned(),
+            source,
+        }
+    }
+
+    /// Names `mount` on a store error met while syncing it.
+    fn store(mount: &str) -> impl Fn(StoreError) -> Self + Copy + '_ {
+        move |source| SyncError::Store {
+            mount: mount.to_owned(),
+            source,
+        }
+    }
+}
+
 /// What one sync of one mount did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncReport {
@@ -216,14 +234,7 @@ impl InventorySync {
     }
 
     async fn sync_mount(&self, mount: &str) -> Result<SyncReport, SyncError> {
-        let vault_error = |source| SyncError::Vault {
-            mount: mount.to_owned(),
-            source,
-        };
-        let store_error = |source| SyncError::Store {
-            mount: mount.to_owned(),
-            source,
-        };
+        let (vault_error, store_error) = (SyncError::vault(mount), SyncError::store(mount));
         let mut report = SyncReport {
             mount: mount.to_owned(),
             ..SyncReport::default()
@@ -296,14 +307,7 @@ impl InventorySync {
     /// Marks what `LIST <mount>/certs/revoked` names and the inventory
     /// holds as valid, at the time Vault says it was revoked.
     async fn mark_revoked(&self, mount: &str) -> Result<u64, SyncError> {
-        let vault_error = |source| SyncError::Vault {
-            mount: mount.to_owned(),
-            source,
-        };
-        let store_error = |source| SyncError::Store {
-            mount: mount.to_owned(),
-            source,
-        };
+        let (vault_error, store_error) = (SyncError::vault(mount), SyncError::store(mount));
         let revoked = self.vault.list_revoked(mount).await.map_err(vault_error)?;
         let unrevoked = self
             .store
