@@ -83,8 +83,15 @@ pub async fn listed_serials(data_dir: &std::path::Path) -> BTreeSet<String> {
 
 /// [`listed_serials`] with more flags (`--database-url …`).
 pub async fn listed_serials_with(data_dir: &std::path::Path, flags: &[&str]) -> BTreeSet<String> {
+    let flags: Vec<&str> = ["--all"].iter().chain(flags).copied().collect();
+    serials(&Value::Array(certs_listed(data_dir, &flags).await))
+}
+
+/// What `certgate certs list --json --data-dir DIR [flags]` prints, read
+/// by the built binary beside (or after) the server.
+pub async fn certs_listed(data_dir: &std::path::Path, flags: &[&str]) -> Vec<Value> {
     let output = crate::process::certgate_command()
-        .args(["certs", "list", "--all", "--json", "--data-dir"])
+        .args(["certs", "list", "--json", "--data-dir"])
         .arg(data_dir)
         .args(flags)
         .output()
@@ -95,5 +102,8 @@ pub async fn listed_serials_with(data_dir: &std::path::Path, flags: &[&str]) -> 
         "certs list: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    serials(&serde_json::from_slice(&output.stdout).expect("certs list --json prints JSON"))
+    match serde_json::from_slice(&output.stdout).expect("certs list --json prints JSON") {
+        Value::Array(certificates) => certificates,
+        other => panic!("certs list --json printed {other}, not an array"),
+    }
 }

@@ -6,28 +6,9 @@ use serde_json::Value;
 
 use certgate_testkit::clients::require_tool;
 use certgate_testkit::dns::DnsStub;
-use certgate_testkit::process::{certgate_command, CertgateProcess, ServeArgs};
+use certgate_testkit::inventory::certs_listed;
+use certgate_testkit::process::{CertgateProcess, ServeArgs};
 use certgate_testkit::real_clients::Lego;
-
-async fn certs_list(data_dir: &std::path::Path, flags: &[&str]) -> Vec<Value> {
-    let output = certgate_command()
-        .args(["certs", "list", "--json", "--data-dir"])
-        .arg(data_dir)
-        .args(flags)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice::<Value>(&output.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
-}
 
 async fn metrics(args: &ServeArgs) -> certgate_testkit::openmetrics::Exposition {
     let client = certgate_testkit::raw_client::https_trusting(&args.root_pem());
@@ -53,10 +34,10 @@ async fn a_certificate_lego_renewed_is_superseded_and_counted_apart() {
     lego.run(&|| certgate.log()).await;
     lego.renew(&|| certgate.log()).await;
 
-    let current = certs_list(data_dir.path(), &[]).await;
+    let current = certs_listed(data_dir.path(), &[]).await;
     assert_eq!(current.len(), 1, "{current:?}");
     assert_eq!(current[0]["superseded"], false);
-    let all = certs_list(data_dir.path(), &["--all"]).await;
+    let all = certs_listed(data_dir.path(), &["--all"]).await;
     assert_eq!(all.len(), 2, "{all:?}");
     let old: Vec<&Value> = all.iter().filter(|c| c["superseded"] == true).collect();
     assert_eq!(old.len(), 1, "{all:?}");

@@ -5,6 +5,7 @@
 //! was lost linked to that order.
 
 use certgate_testkit::instance::Instance;
+use certgate_testkit::inventory::certs_listed;
 use certgate_testkit::vault::{StandinConfig, VaultStandin, SECRET_ID};
 use serde_json::{json, Value};
 
@@ -40,27 +41,6 @@ async fn revoke_at_vault(standin: &VaultStandin, serial: &str) {
         .unwrap()
         .status();
     assert_eq!(status, 200);
-}
-
-/// `certgate certs list --json [flags]` beside the running server.
-async fn certs_list(lab: &Lab, flags: &[&str]) -> Vec<Value> {
-    let output = certgate_testkit::process::certgate_command()
-        .args(["certs", "list", "--json", "--data-dir"])
-        .arg(lab.instance.data_dir.path())
-        .args(flags)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice::<Value>(&output.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
 }
 
 fn plain(serial: &str) -> String {
@@ -101,7 +81,7 @@ async fn certificates_signed_at_vault_are_listed_after_one_sync_and_revocations_
     assert_eq!(order["status"], "valid");
 
     sync(&lab).await;
-    let listed = certs_list(&lab, &[]).await;
+    let listed = certs_listed(lab.instance.data_dir.path(), &[]).await;
     let found = find(&listed, &agent);
     assert_eq!(found.len(), 1, "{listed:?}");
     assert_eq!(found[0]["source"], "vault");
@@ -153,7 +133,7 @@ async fn certificates_signed_at_vault_are_listed_after_one_sync_and_revocations_
     // A revocation at Vault after the first sync is marked by the next.
     revoke_at_vault(&lab.standin, &agent).await;
     sync(&lab).await;
-    let listed = certs_list(&lab, &["--revoked"]).await;
+    let listed = certs_listed(lab.instance.data_dir.path(), &["--revoked"]).await;
     assert_eq!(find(&listed, &agent).len(), 1, "{listed:?}");
     assert_eq!(find(&listed, &agent)[0]["status"], "revoked");
 }
@@ -180,7 +160,7 @@ async fn a_lost_answer_is_linked_to_its_order_by_the_next_sync() {
     let other = lab.standin.sign_as_an_operator("lost.lab.example").await;
 
     sync(&lab).await;
-    let listed = certs_list(&lab, &["--all"]).await;
+    let listed = certs_listed(lab.instance.data_dir.path(), &["--all"]).await;
     let order_id = order_url.rsplit('/').next().unwrap();
     let found = find(&listed, &serial);
     assert_eq!(found.len(), 1, "{listed:?}");
