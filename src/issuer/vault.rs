@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,12 @@ pub struct VaultIssuer {
     vault: Arc<Vault>,
     role: VaultRole,
     rules: RwLock<Option<(RoleRules, Instant)>>,
+    /// One read of the role at a time: a burst of newOrders, and the CA
+    /// health check at start, share it rather than each asking Vault.
+    rules_read: tokio::sync::Mutex<()>,
+    /// Reads of the role finished, so a caller that waited on another's
+    /// read takes its outcome rather than asking Vault again.
+    rules_reads: AtomicU64,
 }
 
 /// The name in Vault's "common name X not allowed by this role" or
@@ -181,6 +188,8 @@ impl VaultIssuer {
             vault,
             role,
             rules: RwLock::new(None),
+            rules_read: tokio::sync::Mutex::new(()),
+            rules_reads: AtomicU64::new(0),
         }
     }
 
@@ -209,18 +218,29 @@ impl VaultIssuer {
 
     /// The role's rules: cached for [`RULES_FRESH_FOR`]; when Vault cannot be
     /// asked, the last rules read are used rather than refusing every order.
+    /// Callers that arrive while the role is being read wait for that read.
     pub async fn rules(&self) -> Result<RoleRules, IssueError> {
+        if let Some(rules) = self.fresh_rules() {
+            return Ok(rules);
+        }
+        let reads_before = self.rules_reads.load(Ordering::Acquire);
+        let _reading = self.rules_read.lock().await;
+        if let Some(rules) = self.fresh_rules() {
+            return Ok(rules);
+        }
         let cached = self.rules.read().expect("rules lock").clone();
-        if let Some((rules, read_at)) = &cached {
-            if read_at.elapsed() < RULES_FRESH_FOR {
+        if let Some((rules, _)) = &cached {
+            // The read this caller waited on failed; its warning is logged.
+            if self.rules_reads.load(Ordering::Acquire) != reads_before {
                 return Ok(rules.clone());
             }
         }
-        match self
+        let read = self
             .vault
             .read_role(&self.role.mount, &self.role.role)
-            .await
-        {
+            .await;
+        self.rules_reads.fetch_add(1, Ordering::AcqRel);
+        match read {
             Ok(rules) => {
                 *self.rules.write().expect("rules lock") = Some((rules.clone(), Instant::now()));
                 Ok(rules)
@@ -232,6 +252,14 @@ impl VaultIssuer {
                 }
                 None => Err(self.role_read_error(e)),
             },
+        }
+    }
+
+    /// The cached rules, if read less than [`RULES_FRESH_FOR`] ago.
+    fn fresh_rules(&self) -> Option<RoleRules> {
+        match &*self.rules.read().expect("rules lock") {
+            Some((rules, read_at)) if read_at.elapsed() < RULES_FRESH_FOR => Some(rules.clone()),
+            _ => None,
         }
     }
 

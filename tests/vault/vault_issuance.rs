@@ -286,6 +286,42 @@ async fn names_a_role_refuses_are_rejected_at_new_order() {
     assert_eq!(role_reads, 8, "each role read once, then cached");
 }
 
+#[tokio::test]
+async fn a_burst_of_new_orders_reads_the_role_once() {
+    const BURST: usize = 16;
+    // With its own ttl the profile needs no role to know its lifetime, so
+    // nothing reads the role before the burst.
+    let lab = Lab::start(
+        StandinConfig::lab(),
+        &vault_profile("lab", "lab-internal", "ttl = \"72h\""),
+    )
+    .await;
+    let client = lab.instance.registered_client("lab").await;
+    // A Vault slow enough that every newOrder of the burst arrives while
+    // the first read of the role is still out.
+    lab.standin.set_delay(std::time::Duration::from_millis(200));
+    let url = format!("{}/acme/lab/new-order", lab.instance.base_url());
+    let orders = (0..BURST).map(|n| {
+        let body =
+            json!({"identifiers": [{"type": "dns", "value": format!("burst-{n}.lab.example")}]});
+        client.post(&url, Some(body))
+    });
+    for reply in futures_util::future::join_all(orders).await {
+        assert_eq!(reply.status, 201, "{:?}", reply.json());
+    }
+    let role_reads: Vec<_> = lab
+        .standin
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("pki_int/roles/"))
+        .collect();
+    assert_eq!(
+        role_reads.len(),
+        1,
+        "{BURST} concurrent newOrders share one read of the role"
+    );
+}
+
 /// Vault sealed while an order is being signed: the order waits in
 /// `processing` (with Retry-After), across a restart if asked, and is
 /// signed exactly once after Vault unseals.
