@@ -438,12 +438,9 @@ impl Config {
             &served_names(external_url.as_deref(), &tls_names),
         )?;
         let inventory = file.inventory.unwrap_or_default().resolve(&profiles)?;
-        let vault = if profiles.iter().any(ProfileSettings::uses_vault)
-            || !inventory.extra_mounts.is_empty()
-        {
-            Some(file.vault.unwrap_or_default().resolve(env)?)
-        } else {
-            None
+        let vault = match vault::what_uses_vault(&profiles, &inventory) {
+            Some(user) => Some(file.vault.unwrap_or_default().resolve(env, &user)?),
+            None => None,
         };
         let admin =
             match (

@@ -66,6 +66,31 @@ fn a_file_with_profiles_and_vault() {
     assert_eq!(config.profiles.len(), 2);
     assert_eq!(config.vault.unwrap().auth.method(), "approle");
 
+    // Vault needed but not located: the error names what needs it.
+    for (file, user) in [
+        (
+            "[profiles.lab]\nissuer = \"vault\"\nmount = \"pki_int\"\nrole = \"lab\"\n",
+            "profile \"lab\" uses Vault",
+        ),
+        (
+            "[inventory]\nvault_mounts = [\"pki_nomad\"]\n",
+            "[inventory] vault_mounts (\"pki_nomad\") uses Vault",
+        ),
+    ] {
+        std::fs::write(&path, file).unwrap();
+        let flags = ServeFlags {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        let error = Config::load_with_env(flags, &|_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(user) && error.contains("[vault] address or VAULT_ADDR"),
+            "{error}"
+        );
+    }
+
     // Only local profiles: no [vault] needed, and none is set up.
     std::fs::write(&path, "[profiles.local]\nissuer = \"local\"\n").unwrap();
     let flags = ServeFlags {

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::inventory::InventorySettings;
+use super::profiles::ProfileSettings;
 use super::{parse_duration, ConfigError};
 use crate::util::secret::{Secret, SecretSource};
 
@@ -205,9 +207,30 @@ impl AuthFile {
     }
 }
 
+/// What needs Vault, if anything: the first vault profile, or else the
+/// first mount `[inventory] vault_mounts` adds. Named in the error when
+/// `[vault]` does not say where Vault is.
+pub(super) fn what_uses_vault(
+    profiles: &[ProfileSettings],
+    inventory: &InventorySettings,
+) -> Option<String> {
+    profiles
+        .iter()
+        .find(|p| p.uses_vault())
+        .map(|p| format!("profile {:?}", p.name))
+        .or_else(|| {
+            inventory
+                .extra_mounts
+                .first()
+                .map(|mount| format!("[inventory] vault_mounts ({mount:?})"))
+        })
+}
+
 impl VaultFile {
     /// Validates the section, with Vault's environment variables over it.
-    pub fn resolve(&self, env: EnvLookup) -> Result<VaultSettings, ConfigError> {
+    /// `used_by` names what needs Vault (a profile, the inventory), for the
+    /// error when the section does not say where Vault is.
+    pub fn resolve(&self, env: EnvLookup, used_by: &str) -> Result<VaultSettings, ConfigError> {
         let addresses: Vec<String> = match (env("VAULT_ADDR"), &self.address) {
             (Some(addr), _) if !addr.is_empty() => vec![addr],
             (_, Some(Addresses::One(addr))) => vec![addr.clone()],
@@ -215,9 +238,9 @@ impl VaultFile {
             _ => Vec::new(),
         };
         if addresses.is_empty() {
-            return Err(ConfigError::Invalid(
-                "a vault profile needs [vault] address or VAULT_ADDR".into(),
-            ));
+            return Err(ConfigError::Invalid(format!(
+                "{used_by} uses Vault: set [vault] address or VAULT_ADDR"
+            )));
         }
         let duration = |value: &Option<String>, default: u64| {
             value
@@ -256,16 +279,18 @@ mod tests {
         None
     }
 
+    const USED_BY: &str = "profile \"lab\"";
+
     #[test]
     fn one_address_or_several() {
         let one = parse("address = \"https://vault.lab:8200\"\n[auth]\ntoken_file = \"/t\"\n");
-        let settings = one.resolve(&no_env).unwrap();
+        let settings = one.resolve(&no_env, USED_BY).unwrap();
         assert_eq!(settings.addresses.len(), 1);
         assert_eq!(settings.timeout, Duration::from_secs(30));
         let many = parse(
             "address = [\"https://v1:8200\", \"https://v2:8200\"]\n[auth]\ntoken_file = \"/t\"\n",
         );
-        assert_eq!(many.resolve(&no_env).unwrap().addresses.len(), 2);
+        assert_eq!(many.resolve(&no_env, USED_BY).unwrap().addresses.len(), 2);
     }
 
     #[test]
@@ -277,7 +302,7 @@ mod tests {
             "VAULT_TOKEN" => Some("hvs.env".to_owned()),
             _ => None,
         };
-        let settings = file.resolve(&env).unwrap();
+        let settings = file.resolve(&env, USED_BY).unwrap();
         assert_eq!(settings.addresses[0].as_str(), "https://env:8200/");
         assert_eq!(settings.namespace.as_deref(), Some("env-ns"));
         assert_eq!(
@@ -302,7 +327,7 @@ mod tests {
             ("[auth]\nmethod = \"ldap\"\n", "ldap"),
         ] {
             let file = parse(&format!("address = \"http://v:8200\"\n{text}"));
-            let err = file.resolve(&no_env).unwrap_err().to_string();
+            let err = file.resolve(&no_env, USED_BY).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");
         }
     }
@@ -313,7 +338,7 @@ mod tests {
             "address = \"http://v:8200\"\n[auth]\nmethod = \"kubernetes\"\nrole = \"certgate\"\n",
         );
         assert_eq!(
-            file.resolve(&no_env).unwrap().auth,
+            file.resolve(&no_env, USED_BY).unwrap().auth,
             VaultAuth::Kubernetes {
                 mount: "kubernetes".into(),
                 role: "certgate".into(),

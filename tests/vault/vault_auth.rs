@@ -136,7 +136,7 @@ fn settings(table: &str, env: &[(&str, &str)]) -> VaultSettings {
             .find(|(key, _)| *key == name)
             .map(|(_, value)| (*value).to_owned())
     };
-    file.resolve(&lookup)
+    file.resolve(&lookup, "a vault profile")
         .unwrap_or_else(|e| panic!("[vault] table {table:?}: {e}"))
 }
 
