@@ -31,7 +31,7 @@ pub struct IssuedCertificate {
     pub not_after: i64,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum IssueError {
     /// The CA refused this request; asking again will not help (→ badCSR).
     #[error("the CA refused the request: {0}")]

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -36,12 +35,11 @@ pub struct VaultIssuer {
     vault: Arc<Vault>,
     role: VaultRole,
     rules: RwLock<Option<(RoleRules, Instant)>>,
-    /// One read of the role at a time: a burst of newOrders, and the CA
-    /// health check at start, share it rather than each asking Vault.
-    rules_read: tokio::sync::Mutex<()>,
-    /// Reads of the role finished, so a caller that waited on another's
-    /// read takes its outcome rather than asking Vault again.
-    rules_reads: AtomicU64,
+    /// Held across each read of the role, with when the last read ended and
+    /// what it gave: callers that arrive during a read (a burst of
+    /// newOrders, the CA check at start) wait for it and take its outcome
+    /// rather than each asking Vault in turn.
+    last_read: tokio::sync::Mutex<Option<(Instant, Result<RoleRules, IssueError>)>>,
 }
 
 /// The name in Vault's "common name X not allowed by this role" or
@@ -188,8 +186,7 @@ impl VaultIssuer {
             vault,
             role,
             rules: RwLock::new(None),
-            rules_read: tokio::sync::Mutex::new(()),
-            rules_reads: AtomicU64::new(0),
+            last_read: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -220,27 +217,22 @@ impl VaultIssuer {
     /// asked, the last rules read are used rather than refusing every order.
     /// Callers that arrive while the role is being read wait for that read.
     pub async fn rules(&self) -> Result<RoleRules, IssueError> {
+        let asked_at = Instant::now();
         if let Some(rules) = self.fresh_rules() {
             return Ok(rules);
         }
-        let reads_before = self.rules_reads.load(Ordering::Acquire);
-        let _reading = self.rules_read.lock().await;
-        if let Some(rules) = self.fresh_rules() {
-            return Ok(rules);
-        }
-        let cached = self.rules.read().expect("rules lock").clone();
-        if let Some((rules, _)) = &cached {
-            // The read this caller waited on failed; its warning is logged.
-            if self.rules_reads.load(Ordering::Acquire) != reads_before {
-                return Ok(rules.clone());
+        let mut last_read = self.last_read.lock().await;
+        if let Some((ended_at, outcome)) = &*last_read {
+            if *ended_at >= asked_at {
+                return outcome.clone();
             }
         }
-        let read = self
+        let cached = self.rules.read().expect("rules lock").clone();
+        let outcome = match self
             .vault
             .read_role(&self.role.mount, &self.role.role)
-            .await;
-        self.rules_reads.fetch_add(1, Ordering::AcqRel);
-        match read {
+            .await
+        {
             Ok(rules) => {
                 *self.rules.write().expect("rules lock") = Some((rules.clone(), Instant::now()));
                 Ok(rules)
@@ -252,7 +244,9 @@ impl VaultIssuer {
                 }
                 None => Err(self.role_read_error(e)),
             },
-        }
+        };
+        *last_read = Some((Instant::now(), outcome.clone()));
+        outcome
     }
 
     /// The cached rules, if read less than [`RULES_FRESH_FOR`] ago.

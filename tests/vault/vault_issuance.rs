@@ -286,9 +286,11 @@ async fn names_a_role_refuses_are_rejected_at_new_order() {
     assert_eq!(role_reads, 8, "each role read once, then cached");
 }
 
-#[tokio::test]
-async fn a_burst_of_new_orders_reads_the_role_once() {
-    const BURST: usize = 16;
+/// Sends 16 concurrent newOrders to a fresh lab whose Vault answers after
+/// 200 ms, so that all arrive while the first read of the role is out;
+/// `prepare` sets up the stand-in's faults first. Returns the newOrders'
+/// statuses and how many times the role was read.
+async fn new_order_burst(prepare: impl FnOnce(&VaultStandin)) -> (Vec<u16>, usize) {
     // With its own ttl the profile needs no role to know its lifetime, so
     // nothing reads the role before the burst.
     let lab = Lab::start(
@@ -297,29 +299,46 @@ async fn a_burst_of_new_orders_reads_the_role_once() {
     )
     .await;
     let client = lab.instance.registered_client("lab").await;
-    // A Vault slow enough that every newOrder of the burst arrives while
-    // the first read of the role is still out.
+    prepare(&lab.standin);
     lab.standin.set_delay(std::time::Duration::from_millis(200));
     let url = format!("{}/acme/lab/new-order", lab.instance.base_url());
-    let orders = (0..BURST).map(|n| {
+    let orders = (0..16).map(|n| {
         let body =
             json!({"identifiers": [{"type": "dns", "value": format!("burst-{n}.lab.example")}]});
         client.post(&url, Some(body))
     });
-    for reply in futures_util::future::join_all(orders).await {
-        assert_eq!(reply.status, 201, "{:?}", reply.json());
-    }
-    let role_reads: Vec<_> = lab
+    let statuses = futures_util::future::join_all(orders)
+        .await
+        .iter()
+        .map(|reply| reply.status)
+        .collect();
+    let role_reads = lab
         .standin
         .requests()
-        .into_iter()
+        .iter()
         .filter(|r| r.path.starts_with("pki_int/roles/"))
-        .collect();
+        .count();
+    (statuses, role_reads)
+}
+
+#[tokio::test]
+async fn a_burst_of_new_orders_reads_the_role_once() {
+    let (statuses, role_reads) = new_order_burst(|_| {}).await;
+    assert!(statuses.iter().all(|&s| s == 201), "{statuses:?}");
     assert_eq!(
-        role_reads.len(),
-        1,
-        "{BURST} concurrent newOrders share one read of the role"
+        role_reads, 1,
+        "concurrent newOrders share one read of the role"
     );
+}
+
+#[tokio::test]
+async fn a_burst_of_new_orders_shares_one_failed_read_of_the_role() {
+    // The role was never read, and Vault fails the first read: the
+    // newOrders waiting on it take its failure rather than each asking
+    // again in turn.
+    let (statuses, role_reads) = new_order_burst(|standin| standin.fail_next(1, 500)).await;
+    assert_eq!(role_reads, 1, "newOrders answered {statuses:?}");
+    assert!(statuses.iter().all(|&s| s == 503), "{statuses:?}");
 }
 
 /// Vault sealed while an order is being signed: the order waits in
