@@ -32,6 +32,13 @@ async fn lock_account(
     Ok(())
 }
 
+/// The authorizations of account `$1` pending and live at `$2`: how many,
+/// and when the first expires. Read by every newOrder, through the partial
+/// index on pending authorizations (migration 0012).
+pub(super) const PENDING_OF_ACCOUNT: &str =
+    "SELECT COUNT(*) AS pending, MIN(expires_at) AS earliest FROM authorizations
+     WHERE account_id = $1 AND status = 'pending' AND expires_at > $2";
+
 /// When `order` would leave its account with more than `limit` pending
 /// authorizations: the seconds until the earliest pending one expires (0
 /// when it has none, the order alone being too large).
@@ -51,14 +58,11 @@ async fn pending_over_cap(
             )
         })
         .count() as i64;
-    let row = sqlx::query(
-        "SELECT COUNT(*) AS pending, MIN(expires_at) AS earliest FROM authorizations
-         WHERE account_id = $1 AND status = 'pending' AND expires_at > $2",
-    )
-    .bind(&order.account_id)
-    .bind(now)
-    .fetch_one(&mut *connection)
-    .await?;
+    let row = sqlx::query(PENDING_OF_ACCOUNT)
+        .bind(&order.account_id)
+        .bind(now)
+        .fetch_one(&mut *connection)
+        .await?;
     let pending: i64 = row.try_get("pending")?;
     if new == 0 || pending + new <= i64::from(limit) {
         return Ok(None);

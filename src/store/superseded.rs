@@ -13,14 +13,16 @@ use super::{Store, StoreResult};
 
 /// Marks, in the transaction that stores certificate `$1`, the certificates
 /// it supersedes: the same account's for the same names issued no later,
-/// and the one its order replaces.
+/// and the one its order replaces. The candidates are found through the
+/// index on names and the keys, never by a scan of every certificate: an
+/// `OR` in the outer `WHERE` made each issuance read the whole table.
 pub(super) const SUPERSEDE_BY_NEW: &str = "UPDATE certificates SET superseded_by = $1
-     WHERE superseded_by IS NULL AND id <> $1 AND (
-        EXISTS (SELECT 1 FROM certificates n
-                WHERE n.id = $1 AND n.account_id = certificates.account_id
-                  AND n.names = certificates.names AND n.not_before >= certificates.not_before)
-        OR id IN (SELECT o.replaces FROM orders o JOIN certificates n ON n.order_id = o.id
-                  WHERE n.id = $1 AND o.replaces IS NOT NULL))";
+     WHERE superseded_by IS NULL AND id <> $1 AND id IN (
+        SELECT c.id FROM certificates n JOIN certificates c ON c.names = n.names
+         WHERE n.id = $1 AND c.account_id = n.account_id AND c.not_before <= n.not_before
+        UNION
+        SELECT o.replaces FROM orders o JOIN certificates n ON n.order_id = o.id
+         WHERE n.id = $1 AND o.replaces IS NOT NULL)";
 
 /// Superseded certificates by profile (`vault:<mount>` for certificates
 /// found at Vault that no order claims), neither revoked nor expired.
@@ -89,5 +91,45 @@ impl Store {
             )
             .map(|(profile, count)| SupersededCount { profile, count })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Row;
+
+    use super::SUPERSEDE_BY_NEW;
+    use crate::store::admission::PENDING_OF_ACCOUNT;
+    use crate::store::testing;
+
+    /// What SQLite plans for `statement`, one line per step.
+    async fn plan(store: &crate::store::Store, statement: &str) -> Vec<String> {
+        sqlx::query(&format!("EXPLAIN QUERY PLAN {statement}"))
+            .fetch_all(&store.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.try_get::<String, _>("detail").unwrap())
+            .collect()
+    }
+
+    /// The statements every issuance runs on tables that grow with each
+    /// one find their rows through an index: a scan would make an
+    /// issuance's cost grow with every certificate ever stored.
+    #[tokio::test]
+    async fn an_issuance_reads_no_growing_table_from_end_to_end() {
+        // Outside `testing::on`, a SQLite file.
+        let (_database, store) = testing::temporary().await;
+        for statement in [SUPERSEDE_BY_NEW, PENDING_OF_ACCOUNT] {
+            let plan = plan(&store, statement).await;
+            assert!(
+                !plan.iter().any(|step| step.starts_with("SCAN ")),
+                "{statement}\n{plan:#?}"
+            );
+            assert!(
+                plan.iter().any(|step| step.starts_with("SEARCH ")),
+                "{plan:#?}"
+            );
+        }
     }
 }
