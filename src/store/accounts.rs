@@ -66,16 +66,17 @@ pub(super) async fn insert_account(
         == 1)
 }
 
-/// The account that holds key `thumbprint`, read on `connection`.
-pub(super) async fn account_with_key(
-    connection: &mut AnyConnection,
+/// The account that holds key `thumbprint`, read through `executor` (the
+/// readers, or a write unit's connection).
+pub(super) async fn account_with_key<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
     thumbprint: &str,
 ) -> StoreResult<Option<Account>> {
     let row = sqlx::query(&format!(
         "SELECT {ACCOUNT_COLUMNS} FROM {ACCOUNTS_AND_BINDINGS} WHERE a.key_thumbprint = $1"
     ))
     .bind(thumbprint)
-    .fetch_optional(&mut *connection)
+    .fetch_optional(executor)
     .await?;
     row.as_ref().map(account_from_row).transpose()
 }
@@ -95,7 +96,7 @@ impl Store {
             let (id, new) = (id.clone(), new.clone());
             Box::pin(async move {
                 let inserted = insert_account(connection, &id, &new, now).await?;
-                let account = account_with_key(connection, &new.key_thumbprint)
+                let account = account_with_key(&mut *connection, &new.key_thumbprint)
                     .await?
                     .ok_or_else(|| StoreError::Corrupt("account vanished after insert".into()))?;
                 Ok((account, inserted))
@@ -115,7 +116,7 @@ impl Store {
     }
 
     pub async fn account_by_thumbprint(&self, thumbprint: &str) -> StoreResult<Option<Account>> {
-        account_with_key(&mut *self.pool.acquire().await?, thumbprint).await
+        account_with_key(&self.pool, thumbprint).await
     }
 
     /// Replaces the contact list of a valid account.
@@ -181,7 +182,7 @@ impl Store {
                     Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                         // SQLite undoes only the failed statement; the
                         // transaction and its write lock are still held.
-                        let holder = account_with_key(connection, &new_thumbprint)
+                        let holder = account_with_key(&mut *connection, &new_thumbprint)
                             .await?
                             .ok_or_else(|| {
                                 StoreError::Corrupt(

@@ -11,8 +11,9 @@ use std::time::Duration;
 use sqlx::any::AnyPoolOptions;
 use sqlx::error::DatabaseError;
 use sqlx::migrate::Migrator;
-use sqlx::{AnyConnection, AnyPool, Connection, Executor};
+use sqlx::{AnyConnection, Connection, Executor};
 
+use super::readers::{Readers, SqliteReaders};
 use super::StoreResult;
 pub use crate::config::database::DatabaseKind as Backend;
 
@@ -169,22 +170,14 @@ impl Backend {
         Ok(connection)
     }
 
-    /// The pool reads go to (and, on PostgreSQL, write units too).
-    pub(super) async fn pool(self, url: &str) -> StoreResult<AnyPool> {
+    /// Where reads go (and, on PostgreSQL, write units too).
+    pub(super) async fn readers(self, url: &str) -> StoreResult<Readers> {
         Ok(match self {
-            Self::Sqlite => {
-                AnyPoolOptions::new()
-                    .max_connections(SQLITE_READ_POOL_SIZE)
-                    .after_connect(|connection, _| {
-                        Box::pin(async move {
-                            connection.execute(SQLITE_READER_SETUP.as_str()).await?;
-                            Ok(())
-                        })
-                    })
-                    .connect(url)
-                    .await?
-            }
-            Self::Postgres => {
+            Self::Sqlite => Readers::Sqlite(
+                SqliteReaders::open(url, SQLITE_READER_SETUP.clone(), SQLITE_READ_POOL_SIZE)
+                    .await?,
+            ),
+            Self::Postgres => Readers::Pool(
                 AnyPoolOptions::new()
                     .max_connections(POSTGRES_POOL_SIZE)
                     .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
@@ -192,8 +185,8 @@ impl Backend {
                     // a connection the server dropped fails its one request
                     // as unavailable and is replaced.
                     .test_before_acquire(false)
-                    .connect_lazy(url)?
-            }
+                    .connect_lazy(url)?,
+            ),
         })
     }
 

@@ -196,7 +196,9 @@ impl Store {
             // The transaction holds the write lock from its start, so what
             // these reads find still holds when the writes below run.
             Box::pin(async move {
-                if let Some(existing) = account_with_key(connection, &new.key_thumbprint).await? {
+                if let Some(existing) =
+                    account_with_key(&mut *connection, &new.key_thumbprint).await?
+                {
                     return Ok(BoundAccount::Existing(existing));
                 }
                 let available: Option<i64> = sqlx::query_scalar(
@@ -219,7 +221,7 @@ impl Store {
                     .bind(&kid)
                     .execute(&mut *connection)
                     .await?;
-                let account = account_with_key(connection, &new.key_thumbprint)
+                let account = account_with_key(&mut *connection, &new.key_thumbprint)
                     .await?
                     .ok_or_else(|| StoreError::Corrupt("account vanished after insert".into()))?;
                 Ok(BoundAccount::Created(account))

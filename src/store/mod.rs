@@ -23,6 +23,7 @@ mod orders;
 #[cfg(test)]
 mod races;
 mod rate_limits;
+mod readers;
 mod retention;
 mod reuse;
 mod signing;
@@ -35,7 +36,8 @@ mod writer;
 
 use std::time::{Duration, Instant};
 
-use sqlx::{AnyPool, Connection};
+use readers::Readers;
+use sqlx::Connection;
 
 pub use backend::{sqlite_file, Backend, WAL_SIZE_LIMIT_BYTES};
 pub use leases::{Lease, LeasedWork};
@@ -113,7 +115,7 @@ type WriteProbe = Option<(Instant, Result<(), String>)>;
 pub struct Store {
     /// Reads (on SQLite, read-only connections: a dropped read cannot leave
     /// anything behind).
-    pool: AnyPool,
+    pool: Readers,
     writer: Writer,
     /// Which database this is, for the few statements whose text differs.
     backend: Backend,
@@ -144,13 +146,13 @@ impl Store {
             Migrations::Apply => backend.migrations().run(&mut connection).await?,
             Migrations::Require => require_migrated(backend, &mut connection).await?,
         }
-        let pool = backend.pool(url).await?;
-        let writer = match backend {
-            Backend::Sqlite => Writer::serial(connection, url),
-            Backend::Postgres => {
+        let pool = backend.readers(url).await?;
+        let writer = match &pool {
+            Readers::Pool(shared) => {
                 let _ = connection.close().await;
-                Writer::concurrent(pool.clone())
+                Writer::concurrent(shared.clone())
             }
+            Readers::Sqlite(_) => Writer::serial(connection, url),
         };
         Ok(Self {
             pool,
