@@ -176,9 +176,9 @@ struct Signing<'a> {
 
 impl Signing<'_> {
     /// Asks the issuer until it gives a final answer and records it: the
-    /// certificate, or the problem the order fails with. Each request is
-    /// marked in the store first, and the gate is held from the mark until
-    /// the answer is stored. While the CA is known to be down the order
+    /// certificate, or the problem the order fails with. Each request to a
+    /// CA elsewhere is marked in the store first, and the gate is held from
+    /// the mark until the answer is stored. While the CA is known to be down the order
     /// waits for it before marking anything, so a stop meanwhile leaves no
     /// open attempt behind.
     async fn issue(&self, order: &Order, request: &SignRequest) {
@@ -195,11 +195,15 @@ impl Signing<'_> {
             let slot = self.issuer.ready_to_sign().await;
             let in_flight = self.gate.enter().await;
             let attempted_at = self.clock.now();
-            let marked = until_ok("marking the signing attempt", || {
-                self.store
-                    .mark_sign_attempt(&order.id, attempted_at, self.lease_owner)
-            })
-            .await;
+            // Only a CA elsewhere can sign without certgate hearing of it;
+            // what the embedded CA signs and certgate does not store exists
+            // nowhere, and the order's compare-and-set stores one answer.
+            let marked = !self.issuer.signs_remotely()
+                || until_ok("marking the signing attempt", || {
+                    self.store
+                        .mark_sign_attempt(&order.id, attempted_at, self.lease_owner)
+                })
+                .await;
             if !marked {
                 tracing::info!("another worker is signing this order, or has claimed it");
                 return;
@@ -213,7 +217,9 @@ impl Signing<'_> {
                     return self.store_certificate(order, request, issued).await;
                 }
                 Err(IssueError::Unavailable(reason)) => {
-                    self.clear_mark(&order.id).await;
+                    if self.issuer.signs_remotely() {
+                        self.clear_mark(&order.id).await;
+                    }
                     drop(in_flight);
                     if self.issuer.is_known_down() {
                         // The issuer logged the outage once; this order
