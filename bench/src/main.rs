@@ -13,6 +13,7 @@ mod process;
 mod run;
 mod seed;
 mod server;
+mod vault;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::load::{self, mib, Report};
 use crate::server::{self, Server};
-use crate::{process, seed, Responders};
+use crate::{process, seed, vault, Responders};
 
 /// Scrapes of `/metrics` timed at rest (after one that warms up).
 const SCRAPES: usize = 20;
@@ -35,6 +35,11 @@ pub struct RunArgs {
     /// Also run the load against Pebble, this binary (Debian: /usr/bin/pebble).
     #[arg(long)]
     pebble: Option<PathBuf>,
+    /// Also run the loads with certgate signing at Vault: the
+    /// Vault-compatible PKI server of certgate's tests, in this process,
+    /// answering at once, so that the server's CPU is certgate's alone.
+    #[arg(long)]
+    vault: bool,
 }
 
 /// `certgate` beside the running `certgate-bench`.
@@ -159,24 +164,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         http01_port: responders.http01.port(),
         resolver: responders.dns.addr(),
     };
-    let server = server::certgate(&binary, &data_dir, &via).await?;
-    let pid = server.pid()?;
-    let (median, max) = time_metrics(&server).await?;
-    println!(
-        "certgate at rest: RSS {:.1} MB; /metrics median {:.2} ms, max {:.2} ms ({SCRAPES} scrapes)",
-        mib(process::rss(pid)?),
-        median.as_secs_f64() * 1000.0,
-        max.as_secs_f64() * 1000.0
-    );
-    print_header();
-    loads("certgate", &server, &responders, &args).await?;
-    println!(
-        "certgate after the loads: RSS {:.1} MB, peak {:.1} MB; log {}",
-        mib(process::rss(pid)?),
-        mib(process::peak_rss(pid)?),
-        server.log.display()
-    );
-    server.stop().await?;
+    let server = server::certgate(&binary, &data_dir, &via, None).await?;
+    measured("certgate", server, &responders, &args).await?;
+
+    if args.vault {
+        let vault = vault::Vault::start(temporary.path()).await?;
+        let data_dir = temporary.path().join("data-vault");
+        let server = server::certgate(&binary, &data_dir, &via, Some(&vault.config)).await?;
+        measured("certgate+vault", server, &responders, &args).await?;
+        println!(
+            "Vault stand-in: {} signings, {} certificates kept",
+            vault.standin.sign_count(),
+            vault.standin.issued_count()
+        );
+    }
 
     if let Some(pebble) = &args.pebble {
         let dir = temporary.path().join("pebble");
@@ -188,6 +189,33 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     keep_note(&args, &data_dir);
     Ok(())
+}
+
+/// Memory and `/metrics` of `server` at rest, then the loads, then its
+/// memory after them; stops it.
+async fn measured(
+    name: &str,
+    server: Server,
+    responders: &Responders,
+    args: &RunArgs,
+) -> anyhow::Result<()> {
+    let pid = server.pid()?;
+    let (median, max) = time_metrics(&server).await?;
+    println!(
+        "{name} at rest: RSS {:.1} MB; /metrics median {:.2} ms, max {:.2} ms ({SCRAPES} scrapes)",
+        mib(process::rss(pid)?),
+        median.as_secs_f64() * 1000.0,
+        max.as_secs_f64() * 1000.0
+    );
+    print_header();
+    loads(name, &server, responders, args).await?;
+    println!(
+        "{name} after the loads: RSS {:.1} MB, peak {:.1} MB; log {}",
+        mib(process::rss(pid)?),
+        mib(process::peak_rss(pid)?),
+        server.log.display()
+    );
+    server.stop().await
 }
 
 fn print_header() {

@@ -128,9 +128,15 @@ async fn read_when_written(path: &Path, child: &mut Child, log: &Path) -> anyhow
 }
 
 /// `certgate serve` on `data_dir` with its defaults, except: rate limits
-/// off (a load test is what they are there to stop) and a connection cap
-/// per address that 256 clients on one machine fit under.
-pub async fn certgate(binary: &Path, data_dir: &Path, via: &Via) -> anyhow::Result<Server> {
+/// off (a load test is what they are there to stop), a connection cap per
+/// address that 256 clients on one machine fit under, and `config` when
+/// given.
+pub async fn certgate(
+    binary: &Path,
+    data_dir: &Path,
+    via: &Via,
+    config: Option<&Path>,
+) -> anyhow::Result<Server> {
     let listen = format!("127.0.0.1:{}", free_port()?);
     let log = data_dir.join("serve.log");
     std::fs::create_dir_all(data_dir)?;
@@ -145,6 +151,11 @@ pub async fn certgate(binary: &Path, data_dir: &Path, via: &Via) -> anyhow::Resu
         .args(["--rate-limit-orders-per-domain", "off"])
         .args(["--rate-limit-new-accounts-per-ip", "off"])
         .args(["--max-connections-per-ip", "1000"])
+        .args(
+            config
+                .iter()
+                .flat_map(|c| [std::ffi::OsStr::new("--config"), c.as_os_str()]),
+        )
         .spawn()
         .map_err(|e| anyhow::anyhow!("starting {}: {e}", binary.display()))?;
     let root_pem = read_when_written(&data_dir.join("ca/root.pem"), &mut child, &log).await?;

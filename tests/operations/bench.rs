@@ -1,7 +1,8 @@
 //! The load client of docs/performance.md still drives certgate: a short
 //! `certgate-bench run` against the built binary issues certificates with
-//! no failure and prints every figure the page quotes. No figure is held to
-//! a value: timings belong to the benchmark, not to the tests.
+//! no failure, with the embedded CA and at a Vault, and prints every figure
+//! the page quotes. No figure is held to a value: timings belong to the
+//! benchmark, not to the tests.
 
 use std::time::Duration;
 
@@ -16,7 +17,16 @@ async fn a_short_bench_run_issues_without_failures_and_prints_its_figures() {
         bench.display()
     );
     let run = tokio::process::Command::new(&bench)
-        .args(["run", "--clients", "2", "--duration", "2s", "--seed", "20"])
+        .args([
+            "run",
+            "--clients",
+            "2",
+            "--duration",
+            "2s",
+            "--seed",
+            "20",
+            "--vault",
+        ])
         .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(Duration::from_secs(120), run)
@@ -30,15 +40,25 @@ async fn a_short_bench_run_issues_without_failures_and_prints_its_figures() {
     for figure in ["seeded 20 certificates", "RSS", "/metrics median", "peak"] {
         assert!(stdout.contains(figure), "no {figure:?} in:\n{stdout}");
     }
-    // | certgate | 2 | rate | p50 / p90 / p99 | CPU | peak RSS | failures |
-    let row = stdout
+    for server in ["certgate", "certgate+vault"] {
+        // | server | 2 | rate | p50 / p90 / p99 | CPU | peak RSS | failures |
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("| {server} | 2 |")))
+            .unwrap_or_else(|| panic!("no row of {server} for 2 clients:\n{stdout}"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let rate: f64 = cells[3].parse().unwrap_or_else(|_| panic!("{row}"));
+        assert!(rate > 0.0, "nothing issued: {row}");
+        let cpu: f64 = cells[5].parse().unwrap_or_else(|_| panic!("{row}"));
+        assert!(cpu > 0.0, "no server CPU measured: {row}");
+        assert_eq!(cells[7], "0", "failures: {row}");
+    }
+    // The Vault row's certificates were signed at the stand-in.
+    let signed: usize = stdout
         .lines()
-        .find(|l| l.starts_with("| certgate | 2 |"))
-        .unwrap_or_else(|| panic!("no row for 2 clients:\n{stdout}"));
-    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-    let rate: f64 = cells[3].parse().unwrap_or_else(|_| panic!("{row}"));
-    assert!(rate > 0.0, "nothing issued: {row}");
-    let cpu: f64 = cells[5].parse().unwrap_or_else(|_| panic!("{row}"));
-    assert!(cpu > 0.0, "no server CPU measured: {row}");
-    assert_eq!(cells[7], "0", "failures: {row}");
+        .find_map(|l| l.strip_prefix("Vault stand-in: "))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of Vault signings in:\n{stdout}"));
+    assert!(signed > 0, "{stdout}");
 }
