@@ -124,6 +124,19 @@ struct ReadConnection {
     _permit: OwnedSemaphorePermit,
 }
 
+impl ReadConnection {
+    /// Passes `result` on, first giving the connection up if the error says
+    /// it cannot serve another read (its thread is gone, or its file
+    /// failed): the next read opens a new one, as a fault heals on the
+    /// writer.
+    fn checked<T>(&mut self, result: sqlx::Result<T>) -> sqlx::Result<T> {
+        if let Err(sqlx::Error::WorkerCrashed | sqlx::Error::Io(_)) = &result {
+            self.connection = None;
+        }
+        result
+    }
+}
+
 impl std::ops::Deref for ReadConnection {
     type Target = AnyConnection;
     fn deref(&self) -> &AnyConnection {
@@ -166,10 +179,16 @@ impl<'p> Executor<'p> for &'_ Readers {
                 let gathered = async move {
                     match readers.acquire().await {
                         Ok(mut connection) => {
-                            (&mut *connection)
-                                .fetch_many(query)
-                                .collect::<Vec<_>>()
-                                .await
+                            let mut gathered = Vec::new();
+                            let mut rows = (&mut *connection).fetch_many(query);
+                            while let Some(row) = rows.next().await {
+                                gathered.push(row);
+                            }
+                            drop(rows);
+                            if let Some(last) = gathered.pop() {
+                                gathered.push(connection.checked(last));
+                            }
+                            gathered
                         }
                         Err(error) => vec![Err(error)],
                     }
@@ -189,7 +208,8 @@ impl<'p> Executor<'p> for &'_ Readers {
                 let readers = readers.clone();
                 Box::pin(async move {
                     let mut connection = readers.acquire().await?;
-                    (&mut *connection).fetch_optional(query).await
+                    let result = (&mut *connection).fetch_optional(query).await;
+                    connection.checked(result)
                 })
             }
         }
@@ -206,7 +226,8 @@ impl<'p> Executor<'p> for &'_ Readers {
                 let readers = readers.clone();
                 Box::pin(async move {
                     let mut connection = readers.acquire().await?;
-                    (&mut *connection).prepare_with(sql, parameters).await
+                    let result = (&mut *connection).prepare_with(sql, parameters).await;
+                    connection.checked(result)
                 })
             }
         }
@@ -219,9 +240,52 @@ impl<'p> Executor<'p> for &'_ Readers {
                 let readers = readers.clone();
                 Box::pin(async move {
                     let mut connection = readers.acquire().await?;
-                    (&mut *connection).describe(sql).await
+                    let result = (&mut *connection).describe(sql).await;
+                    connection.checked(result)
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A read whose caller gave up while SQLite was still at it leaves the
+    /// connection fit for the next read, which gets its own answer, and
+    /// the connection stays read-only.
+    #[tokio::test]
+    async fn a_read_given_up_part_way_leaves_its_connection_fit_for_the_next() {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
+        // One connection, so the second read runs on the first one's.
+        let readers = Readers::Sqlite(
+            SqliteReaders::open(&url, "PRAGMA query_only = ON".into(), 1)
+                .await
+                .unwrap(),
+        );
+        let long = sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000000)
+             SELECT COUNT(*) FROM n",
+        )
+        .fetch_one(&readers);
+        let given_up = tokio::time::timeout(Duration::from_millis(50), long).await;
+        assert!(given_up.is_err(), "the long read was still running");
+
+        let (answer,): (i64,) = sqlx::query_as("SELECT 41 + 1")
+            .fetch_one(&readers)
+            .await
+            .unwrap();
+        assert_eq!(answer, 42);
+        let rows: Vec<(i64,)> = sqlx::query_as("SELECT 1 UNION ALL SELECT 2")
+            .fetch_all(&readers)
+            .await
+            .unwrap();
+        assert_eq!(rows, [(1,), (2,)]);
+        let write = sqlx::query("CREATE TABLE t (x)").execute(&readers).await;
+        assert!(write.is_err(), "{write:?}");
+        readers.close().await;
     }
 }
