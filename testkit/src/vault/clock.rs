@@ -5,15 +5,32 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 use time::OffsetDateTime;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Clock {
-    /// Seconds added to the real time.
+    /// Seconds added to the real time (or to the frozen one).
     offset: AtomicI64,
+    /// When set, the time the clock stands at, moved only by `advance`.
+    frozen_at: Option<OffsetDateTime>,
 }
 
 impl Clock {
+    /// The real time, or (`frozen`) the real time of now held still, so
+    /// that a test comparing token TTLs to the second is not moved by a
+    /// second ticking between two of its requests.
+    pub fn new(frozen: bool) -> Self {
+        Self {
+            offset: AtomicI64::new(0),
+            frozen_at: frozen.then(|| {
+                OffsetDateTime::now_utc()
+                    .replace_nanosecond(0)
+                    .expect("0 ns is valid")
+            }),
+        }
+    }
+
     pub fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc() + time::Duration::seconds(self.offset.load(Ordering::SeqCst))
+        self.frozen_at.unwrap_or_else(OffsetDateTime::now_utc)
+            + time::Duration::seconds(self.offset.load(Ordering::SeqCst))
     }
 
     pub fn unix(&self) -> i64 {

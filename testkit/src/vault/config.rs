@@ -76,6 +76,8 @@ pub struct StandinConfig {
     pub tokens: Vec<(String, Grant)>,
     pub policies: HashMap<String, Vec<String>>,
     pub logins: Vec<LoginSpec>,
+    /// Time stands still but for `advance_clock` (see [`StandinConfig::frozen_clock`]).
+    pub frozen_clock: bool,
 }
 
 impl Default for StandinConfig {
@@ -98,7 +100,17 @@ impl StandinConfig {
             tokens: Vec::new(),
             policies: HashMap::new(),
             logins: Vec::new(),
+            frozen_clock: false,
         }
+    }
+
+    /// Time stands still from the start but for
+    /// [`VaultStandin::advance_clock`](super::VaultStandin::advance_clock):
+    /// for tests of the stand-in that compare TTLs to the second. certgate's
+    /// own tests keep the real clock, as certgate's renewals run on it.
+    pub fn frozen_clock(mut self) -> Self {
+        self.frozen_clock = true;
+        self
     }
 
     pub fn listen(mut self, addr: SocketAddr) -> Self {

@@ -48,7 +48,7 @@ pub struct App {
 
 impl App {
     pub fn new(config: &StandinConfig) -> Self {
-        let clock = Clock::default();
+        let clock = Clock::new(config.frozen_clock);
         let root = Ca::root(clock.now());
         let mounts = config
             .mounts

@@ -32,6 +32,9 @@ fn sub_role(name: &str) -> Role {
         .key_type("any")
 }
 
+/// The stand-in these tests talk to: a role per name-rule case, and a
+/// clock that moves only when a test moves it, as the tests compare TTLs
+/// to the second.
 pub fn lab_config() -> StandinConfig {
     let pki_int = Mount::new("pki_int")
         .issuer_name("lab-int")
@@ -86,6 +89,7 @@ pub fn lab_config() -> StandinConfig {
                 .use_csr_common_name(false),
         );
     StandinConfig::new()
+        .frozen_clock()
         .mount(pki_int)
         .mount(
             Mount::new("pki_short")
