@@ -173,7 +173,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         let server = server::certgate(&binary, &data_dir, &via, Some(&vault.config)).await?;
         measured("certgate+vault", server, &responders, &args).await?;
         println!(
-            "Vault stand-in: {} signings, {} certificates kept",
+            "Vault stand-in: {} sign requests, {} signed",
             vault.standin.sign_count(),
             vault.standin.issued_count()
         );

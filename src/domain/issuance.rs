@@ -178,9 +178,9 @@ impl Signing<'_> {
     /// Asks the issuer until it gives a final answer and records it: the
     /// certificate, or the problem the order fails with. Each request to a
     /// CA elsewhere is marked in the store first, and the gate is held from
-    /// the mark until the answer is stored. While the CA is known to be down the order
-    /// waits for it before marking anything, so a stop meanwhile leaves no
-    /// open attempt behind.
+    /// the mark until the answer is stored. While the CA is known to be
+    /// down the order waits for it before marking anything, so a stop
+    /// meanwhile leaves no open attempt behind.
     async fn issue(&self, order: &Order, request: &SignRequest) {
         if let Some(attempted_at) = order.sign_attempted_at {
             if self.issuer.signs_remotely() {

@@ -125,15 +125,13 @@ struct ReadConnection {
 }
 
 impl ReadConnection {
-    /// Passes `result` on, first giving the connection up if the error says
-    /// it cannot serve another read (its thread is gone, or its file
-    /// failed): the next read opens a new one, as a fault heals on the
-    /// writer.
-    fn checked<T>(&mut self, result: sqlx::Result<T>) -> sqlx::Result<T> {
-        if let Err(sqlx::Error::WorkerCrashed | sqlx::Error::Io(_)) = &result {
+    /// Gives the connection up if `result` says it cannot serve another
+    /// read (its thread is gone, or its file failed): the next read opens a
+    /// new one, as a fault heals on the writer.
+    fn check<T>(&mut self, result: &sqlx::Result<T>) {
+        if let Err(sqlx::Error::WorkerCrashed | sqlx::Error::Io(_)) = result {
             self.connection = None;
         }
-        result
     }
 }
 
@@ -185,8 +183,9 @@ impl<'p> Executor<'p> for &'_ Readers {
                                 gathered.push(row);
                             }
                             drop(rows);
-                            if let Some(last) = gathered.pop() {
-                                gathered.push(connection.checked(last));
+                            // A read stops at its first error.
+                            if let Some(last) = gathered.last() {
+                                connection.check(last);
                             }
                             gathered
                         }
@@ -209,7 +208,8 @@ impl<'p> Executor<'p> for &'_ Readers {
                 Box::pin(async move {
                     let mut connection = readers.acquire().await?;
                     let result = (&mut *connection).fetch_optional(query).await;
-                    connection.checked(result)
+                    connection.check(&result);
+                    result
                 })
             }
         }
@@ -227,7 +227,8 @@ impl<'p> Executor<'p> for &'_ Readers {
                 Box::pin(async move {
                     let mut connection = readers.acquire().await?;
                     let result = (&mut *connection).prepare_with(sql, parameters).await;
-                    connection.checked(result)
+                    connection.check(&result);
+                    result
                 })
             }
         }
@@ -241,7 +242,8 @@ impl<'p> Executor<'p> for &'_ Readers {
                 Box::pin(async move {
                     let mut connection = readers.acquire().await?;
                     let result = (&mut *connection).describe(sql).await;
-                    connection.checked(result)
+                    connection.check(&result);
+                    result
                 })
             }
         }

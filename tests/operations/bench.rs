@@ -57,7 +57,8 @@ async fn a_short_bench_run_issues_without_failures_and_prints_its_figures() {
     let signed: usize = stdout
         .lines()
         .find_map(|l| l.strip_prefix("Vault stand-in: "))
-        .and_then(|rest| rest.split(' ').next())
+        .and_then(|rest| rest.strip_suffix(" signed"))
+        .and_then(|rest| rest.rsplit(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no count of Vault signings in:\n{stdout}"));
     assert!(signed > 0, "{stdout}");
